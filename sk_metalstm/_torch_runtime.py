@@ -1,0 +1,62 @@
+"""Per-call torch settings: seeding, thread count and device.
+
+Estimators enter ``torch_runtime`` around fit/predict so that ``random_state``
+and ``num_threads`` apply to that call only; global torch state is restored on
+exit and nothing is changed on import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+__all__ = ["torch_runtime", "resolve_device", "seed_from"]
+
+
+def seed_from(random_state: int | np.random.RandomState | None) -> int:
+    """Draw a torch seed from a scikit-learn style ``random_state``."""
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def resolve_device(device: str | torch.device) -> str:
+    """Turn ``"auto"`` into ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch sees no CUDA device; "
+            "use device='cpu' or device='auto'."
+        )
+    return str(device)
+
+
+@contextlib.contextmanager
+def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
+    """Run a block with a private RNG stream and a given intra-op thread count.
+
+    Parameters
+    ----------
+    seed : int or None
+        Seed for torch's RNGs inside the block; ``None`` leaves them as they are.
+        The caller's RNG state is restored afterwards either way.
+    num_threads : int or None
+        Intra-op threads inside the block; ``None`` keeps torch's setting. Small
+        LSTMs gain nothing from threads, and on a busy machine torch's default
+        (one thread per core) can be many times slower than one thread.
+    """
+    previous_threads = torch.get_num_threads()
+    devices = list(range(torch.cuda.device_count())) if seed is not None else []
+    with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        try:
+            yield
+        finally:
+            if num_threads is not None:
+                torch.set_num_threads(previous_threads)
