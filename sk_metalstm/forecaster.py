@@ -1,0 +1,534 @@
+"""MetaLSTMForecaster: sktime orchestration of pretrain (meta-train), fit (adapt), predict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+
+from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
+from sk_metalstm.meta import META_LEARNERS, MetaLearner, make_meta_learner
+from sk_metalstm.meta.state import MetaState
+from sk_metalstm.meta.training import meta_train
+from sk_metalstm.networks import functional_forward
+from sk_metalstm.windowing import (
+    TRANSFORMS,
+    TaskLayout,
+    from_increments,
+    resolve_transform,
+    support_for_adaptation,
+    to_increments,
+)
+
+__all__ = ["MetaLSTMForecaster"]
+
+_SINGLE = "__single_series__"
+
+
+def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
+    """Split a series or a (hierarchical) panel into one ``pd.Series`` per instance."""
+    if isinstance(y, pd.Series):
+        return {_SINGLE: y}
+    column = y.columns[0]
+    levels = list(range(y.index.nlevels - 1))
+    return {
+        key: group.droplevel(levels)[column]
+        for key, group in y.groupby(level=levels, sort=False)
+    }
+
+
+class MetaLSTMForecaster(BaseForecaster):
+    """Meta-learned LSTM forecaster: meta-train across series, adapt to each one.
+
+    The method has three steps, mapped onto sktime's API:
+
+    1. ``pretrain(y_panel)`` trains a pooled base LSTM on tasks cut from every
+       series of the panel (a task is a support set of windows and a later
+       query set from one series and time block);
+    2. then trains a meta-learner over the same tasks: starting from the pooled
+       weights, it learns an initialisation and an update rule such that a few
+       updates on a task's support set make the network good on its query set;
+    3. ``fit(y)`` adapts the base weights to ``y`` with the meta-learner (on its
+       ``support_size`` most recent windows), ``predict(fh)`` forecasts with the
+       adapted network, and ``update(y_new)`` adapts again on the new data,
+       without re-running meta-training.
+
+    Without a prior ``pretrain``, ``fit`` meta-trains on tasks cut from ``y``
+    itself (all its instances when ``y`` is a panel).
+
+    Each series is transformed to increments so that prices, rates and exchange
+    rates are comparable (``transform``), and each task is scaled with statistics
+    of its support set only. Forecasts are mapped back exactly to the user's
+    scale. Forecasts are direct multi-step: one network output per step up to
+    ``horizon``.
+
+    Parameters
+    ----------
+    window_length : int, default=20
+        Number of past increments the network reads.
+    horizon : int, default=1
+        Largest forecast step; ``predict`` raises for ``fh`` beyond it.
+    hidden_size : int, default=32
+        LSTM hidden units.
+    num_layers : int, default=1
+        Stacked LSTM layers.
+    meta_learner : {"metasgd", "lstm", "maml", "reptile", "finetune", "none"}, \
+default="metasgd"
+        How the base weights are adapted. ``"lstm"``: a learned coordinate-wise
+        LSTM update rule (Ravi & Larochelle 2017, extended); ``"metasgd"``:
+        learned initialisation and per-weight step sizes; ``"maml"``: learned
+        initialisation, SGD steps; ``"reptile"``: Reptile; ``"finetune"``: plain
+        SGD from the pooled weights (not meta-trained); ``"none"``: the pooled
+        LSTM, no adaptation. The default is the one that measured best on the
+        few-shot benchmark (``benchmarks/few_shot.py``; see the docs).
+    inner_steps : int, default=5
+        Update-rule applications per adaptation, during meta-training and
+        (unless ``adapt_steps`` says otherwise) at fit/update time. Learned
+        initialisations help only at the step count they were trained for.
+    inner_lr : float, default=0.1
+        Inner step size: fixed for ``"maml"``, ``"reptile"`` and ``"finetune"``,
+        the starting value of the learned step sizes of ``"metasgd"`` and
+        ``"lstm"``.
+    first_order : bool, default=True
+        Ignore second derivatives in the meta-gradient (about 10x cheaper on CPU).
+    support_size : int, default=32
+        Windows in a task's support set, and the number of recent windows used
+        to adapt at fit/update time (fewer if the series is shorter).
+    query_size : int, default=8
+        Windows in a task's query set.
+    task_stride : int or None, default=None
+        Step between consecutive tasks of a series; ``None`` uses ``query_size``.
+    tasks_per_batch : int, default=32
+        Tasks per meta-training batch (batched with ``torch.func.vmap``).
+    max_epochs : int, default=20
+        Meta-training epochs (step 2).
+    base_max_epochs : int, default=20
+        Pooled base-network epochs (step 1).
+    lr : float or None, default=None
+        Outer learning rate (Adam) for steps 1 and 2; ``None`` gives 1e-3, and
+        0.5 (plain SGD) for Reptile's interpolation step.
+    gradient_clip : float or None, default=1.0
+        Max norm of meta-gradients (and pooled gradients); ``None`` disables it.
+    validation_fraction : float, default=0.0
+        Fraction of each series' latest tasks held out for a meta-validation
+        loss (``valid_loss``, for early stopping callbacks). Never shuffled.
+    callbacks : list or None, default=None
+        skorch callbacks for meta-training (step 2), e.g. ``EarlyStopping``,
+        ``Checkpoint``, LR schedulers.
+    adapt_steps : int or None, default=None
+        Update-rule applications at fit/update time; ``None`` uses the count the
+        meta-learner was trained with. Lets a pretrained learner be tuned.
+    transform : {"auto", "log_return", "difference", "none"}, default="auto"
+        How each series becomes increments. ``"auto"``: log-returns when all
+        values are positive (prices, FX), differences otherwise (rates).
+    pretrained : MetaState or None, default=None
+        A meta-trained state (``pretrained_state_`` of a pretrained forecaster).
+        ``fit`` then skips meta-training. Because it is a parameter, it survives
+        ``set_params`` and ``clone``: meta-train once, then tune or backtest
+        adaptation settings (``adapt_steps``, ``support_size``) with
+        ``ForecastingGridSearchCV`` or ``evaluate``.
+    random_state : int, RandomState or None, default=None
+        Seeds meta-training; fixed values give repeatable results on CPU.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where meta-training and adaptation run. Fitted state is kept on CPU.
+    num_threads : int or None, default=1
+        torch intra-op threads while this forecaster computes (restored after).
+        Small LSTMs gain nothing from more; on a busy 2-core machine torch's
+        default was 10-17x slower. ``None`` keeps torch's setting.
+    verbose : int, default=0
+        ``>0`` prints skorch's epoch table and progress bar.
+
+    Attributes
+    ----------
+    pretrained_state_ : MetaState
+        The meta-trained learner and its settings (pass to ``pretrained=``).
+    adapted_params_ : dict
+        Adapted network weights per series (key ``None`` for a single series).
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_airline
+    >>> from sk_metalstm import MetaLSTMForecaster
+    >>> y = load_airline()
+    >>> forecaster = MetaLSTMForecaster(
+    ...     window_length=12, horizon=3, hidden_size=8, support_size=16,
+    ...     query_size=4, max_epochs=2, base_max_epochs=2, random_state=0,
+    ... )
+    >>> forecaster.fit(y)
+    MetaLSTMForecaster(...)
+    >>> forecaster.predict(fh=[1, 2, 3]).shape
+    (3,)
+    """
+
+    _tags = {
+        "authors": ["sk_metalstm developers"],
+        "maintainers": ["sk_metalstm developers"],
+        "python_dependencies": ["torch", "skorch"],
+        "object_type": "forecaster",
+        "scitype:y": "univariate",
+        "y_inner_mtype": ["pd.Series", "pd-multiindex", "pd_multiindex_hier"],
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "capability:exogenous": False,
+        "capability:insample": False,
+        "capability:pred_int": False,
+        "capability:missing_values": False,
+        "capability:update": True,
+        "capability:pretrain": True,
+        "requires-fh-in-fit": False,
+        "fit_is_empty": False,
+    }
+
+    def __init__(
+        self,
+        window_length: int = 20,
+        horizon: int = 1,
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        meta_learner: str = "metasgd",
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        first_order: bool = True,
+        support_size: int = 32,
+        query_size: int = 8,
+        task_stride: int | None = None,
+        tasks_per_batch: int = 32,
+        max_epochs: int = 20,
+        base_max_epochs: int = 20,
+        lr: float | None = None,
+        gradient_clip: float | None = 1.0,
+        validation_fraction: float = 0.0,
+        callbacks: Sequence[Any] | None = None,
+        adapt_steps: int | None = None,
+        transform: str = "auto",
+        pretrained: MetaState | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        num_threads: int | None = 1,
+        verbose: int = 0,
+    ) -> None:
+        self.window_length = window_length
+        self.horizon = horizon
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.meta_learner = meta_learner
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.first_order = first_order
+        self.support_size = support_size
+        self.query_size = query_size
+        self.task_stride = task_stride
+        self.tasks_per_batch = tasks_per_batch
+        self.max_epochs = max_epochs
+        self.base_max_epochs = base_max_epochs
+        self.lr = lr
+        self.gradient_clip = gradient_clip
+        self.validation_fraction = validation_fraction
+        self.callbacks = callbacks
+        self.adapt_steps = adapt_steps
+        self.transform = transform
+        self.pretrained = pretrained
+        self.random_state = random_state
+        self.device = device
+        self.num_threads = num_threads
+        self.verbose = verbose
+        super().__init__()
+        # We keep the history we need ourselves (the tails of each series).
+        self.set_config(remember_data=False)
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        positive = {
+            "window_length": self.window_length,
+            "horizon": self.horizon,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "support_size": self.support_size,
+            "query_size": self.query_size,
+            "tasks_per_batch": self.tasks_per_batch,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("inner_steps", "max_epochs", "base_max_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        if self.adapt_steps is not None and (
+            not isinstance(self.adapt_steps, (int, np.integer)) or self.adapt_steps < 0
+        ):
+            raise ValueError(f"adapt_steps must be None or >= 0, got {self.adapt_steps!r}.")
+        if self.meta_learner not in META_LEARNERS:
+            raise ValueError(
+                f"Unknown meta_learner {self.meta_learner!r}; "
+                f"choose one of {sorted(META_LEARNERS)}."
+            )
+        if self.transform not in TRANSFORMS:
+            raise ValueError(
+                f"Unknown transform {self.transform!r}; choose one of {TRANSFORMS}."
+            )
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}."
+            )
+        if self.pretrained is not None:
+            if not isinstance(self.pretrained, MetaState):
+                raise TypeError(
+                    "pretrained must be a MetaState (a pretrained forecaster's "
+                    f"pretrained_state_), got {type(self.pretrained).__name__}."
+                )
+            mismatches = self.pretrained.mismatches(self.get_params(deep=False))
+            if mismatches:
+                detail = ", ".join(f"{k}={v[0]!r} (state has {v[1]!r})" for k, v in mismatches.items())
+                raise ValueError(
+                    f"pretrained state does not match this forecaster: {detail}. "
+                    "Use MetaLSTMForecaster.from_pretrained(state, ...) to copy them."
+                )
+        resolve_device(self.device)
+
+    def _layout(self, support_size: int | None = None) -> TaskLayout:
+        return TaskLayout(
+            window_length=self.window_length,
+            horizon=self.horizon,
+            support_size=support_size or self.support_size,
+            query_size=self.query_size,
+            centre=self.transform == "none",
+        )
+
+    @property
+    def _min_length(self) -> int:
+        # One complete window of increments, plus the level the first one needs.
+        return self.window_length + self.horizon + (self.transform != "none")
+
+    def _split_series(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
+        """One ``pd.Series`` per instance, each validated."""
+        pieces = _instances(y)
+        for key, series in pieces.items():
+            self._check_series(series, "" if key == _SINGLE else f" (instance {key!r})")
+        return pieces
+
+    def _check_series(self, series: pd.Series, where: str) -> None:
+        values = series.to_numpy(dtype=np.float64)
+        if len(values) < self._min_length:
+            raise ValueError(
+                f"Series{where} has {len(values)} points; MetaLSTMForecaster needs at "
+                f"least window_length + horizon{' + 1' if self.transform != 'none' else ''}"
+                f" = {self._min_length}."
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"Series{where} contains NaN or infinite values.")
+        if not series.index.is_unique:
+            raise ValueError(f"Series{where} has a duplicated time index.")
+        if not series.index.is_monotonic_increasing:
+            raise ValueError(f"Series{where} has an unsorted time index; sort it first.")
+        if np.ptp(values) == 0:
+            raise ValueError(
+                f"Series{where} is constant; there is nothing to forecast beyond its value."
+            )
+
+    def _increments(self, values: np.ndarray) -> tuple[np.ndarray, str]:
+        kind = resolve_transform(values, self.transform)
+        return to_increments(values, kind), kind
+
+    # ---------------------------------------------------------- meta-training
+    def _meta_train(self, pieces: dict[Any, pd.Series], warm_start: MetaState | None) -> MetaState:
+        increments = [self._increments(s.to_numpy(dtype=np.float64))[0] for s in pieces.values()]
+        config = self.get_params(deep=False)
+        for key in ("pretrained", "callbacks"):
+            config.pop(key)
+        with torch_runtime(seed_from(self.random_state), self.num_threads):
+            return meta_train(
+                increments,
+                layout=self._layout(),
+                config=config,
+                callbacks=self.callbacks,
+                device=resolve_device(self.device),
+                warm_start=warm_start,
+            )
+
+    def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+        """Steps 1 and 2 on every series of the panel ``y``."""
+        self._check_params()
+        pieces = self._split_series(y)
+        self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
+        return self
+
+    def _pretrain_update(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+        """Continue meta-training (step 2) on more series."""
+        pieces = self._split_series(y)
+        self.pretrained_state_ = self._meta_train(pieces, warm_start=self.pretrained_state_)
+        return self
+
+    @classmethod
+    def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
+        """A new forecaster that adapts with ``state``, with its architecture settings.
+
+        Parameters
+        ----------
+        state : MetaState
+            ``pretrained_state_`` of a pretrained (or fitted) forecaster.
+        **params
+            Further parameters, e.g. ``adapt_steps`` or ``support_size``.
+        """
+        settings = {k: v for k, v in state.config.items() if k in cls().get_params()}
+        return cls(**{**settings, **params, "pretrained": state})
+
+    # ------------------------------------------------------------ adaptation
+    def _fit(self, y: pd.Series | pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+        """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
+        self._check_params()
+        pieces = self._split_series(y)
+        ends = {series.index[-1] for series in pieces.values()}
+        if len(ends) > 1:
+            raise ValueError(
+                "All series of a panel must end at the same time point to share a "
+                f"forecasting horizon; found {len(ends)} different end points."
+            )
+        if self.pretrained is not None:
+            self.pretrained_state_ = self.pretrained
+        elif not hasattr(self, "pretrained_state_"):
+            self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
+        self._is_panel = not isinstance(y, pd.Series)
+        self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
+        self._tails = {k: self._tail(s) for k, s in pieces.items()}
+        self._adapt(list(self._tails))
+        return self
+
+    def _tail(self, series: pd.Series) -> pd.Series:
+        # What adaptation and prediction ever read: support windows + one level.
+        keep = self.support_size + self.window_length + self.horizon
+        return series.iloc[-keep:].astype(np.float64).copy()
+
+    def _adapt(self, keys: list[Any]) -> None:
+        """Adapt the learned initialisation to each series in ``keys``."""
+        learner: MetaLearner = self.pretrained_state_.learner
+        steps = self.adapt_steps
+        if steps is None:
+            steps = self.pretrained_state_.config["inner_steps"]
+        layout = self._layout()
+        device = resolve_device(self.device)
+        prepared, kinds = {}, {}
+        for key in keys:
+            tail = self._tails[key].to_numpy(dtype=np.float64)
+            z, kinds[key] = self._increments(tail)
+            prepared[key] = support_for_adaptation(z, layout)
+        if not hasattr(self, "adapted_params_"):
+            self.adapted_params_, self._scales = {}, {}
+        self._kinds = {**getattr(self, "_kinds", {}), **kinds}
+        # Series with equally many support windows are adapted in one vmap call.
+        groups: dict[int, list[Any]] = {}
+        for key, task in prepared.items():
+            groups.setdefault(len(task["support_x"]), []).append(key)
+        learner.to(device).eval()
+        with torch_runtime(None, self.num_threads):
+            for group in groups.values():
+                sx = torch.stack([torch.from_numpy(prepared[k]["support_x"]) for k in group])
+                sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
+                params = learner.adapt_batch(sx[..., None].to(device), sy.to(device), steps)
+                for i, key in enumerate(group):
+                    self.adapted_params_[self._public_key(key)] = {
+                        n: p[i].detach().cpu() for n, p in params.items()
+                    }
+                    self._scales[key] = (float(prepared[key]["loc"]), float(prepared[key]["scale"]))
+        learner.cpu()
+
+    @staticmethod
+    def _public_key(key: Any) -> Any:
+        return None if key == _SINGLE else key
+
+    # -------------------------------------------------------------- predict
+    def _forecast_levels(self, key: Any) -> np.ndarray:
+        """Levels for steps 1..horizon after the end of series ``key``."""
+        tail = self._tails[key].to_numpy(dtype=np.float64)
+        z = to_increments(tail, self._kinds[key])
+        loc, scale = self._scales[key]
+        window = torch.as_tensor((z[-self.window_length :] - loc) / scale, dtype=torch.float32)
+        params = self.adapted_params_[self._public_key(key)]
+        with torch.no_grad(), torch_runtime(None, self.num_threads):
+            out = functional_forward(params, window[None, :, None])[0].numpy()
+        increments = out.astype(np.float64) * scale + loc
+        if self._kinds[key] == "none":
+            return increments
+        return from_increments(tail[-1], increments, self._kinds[key])
+
+    def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
+        """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
+        steps = fh.to_relative(self.cutoff).to_numpy()
+        if np.any(steps < 1):
+            raise ValueError(
+                "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
+                f"the cutoff, got relative steps {steps.tolist()}."
+            )
+        if np.any(steps > self.horizon):
+            raise ValueError(
+                f"fh reaches {int(steps.max())} steps ahead, beyond horizon={self.horizon}. "
+                f"Set horizon >= {int(steps.max())} and refit."
+            )
+        index = fh.to_absolute_index(self.cutoff)
+        forecasts = {key: self._forecast_levels(key)[steps - 1] for key in self._tails}
+        if not self._is_panel:
+            return pd.Series(forecasts[_SINGLE], index=index, name=self._y_name)
+        names, columns = self._panel_names
+        frames = []
+        for key, values in forecasts.items():
+            key = key if isinstance(key, tuple) else (key,)
+            multi = pd.MultiIndex.from_tuples([(*key, t) for t in index], names=names)
+            frames.append(pd.DataFrame({columns[0]: values}, index=multi))
+        return pd.concat(frames)
+
+    @property
+    def _y_name(self) -> Any:
+        return self._y_metadata.get("name") if hasattr(self, "_y_metadata") else None
+
+    # --------------------------------------------------------------- update
+    def _update(
+        self, y: pd.Series | pd.DataFrame, X: Any = None, update_params: bool = True
+    ) -> MetaLSTMForecaster:
+        """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
+        pieces = self._split_series_update(y)
+        for key, series in pieces.items():
+            if key not in self._tails:
+                raise ValueError(f"update got an instance {key!r} that fit did not see.")
+            combined = pd.concat([self._tails[key], series.astype(np.float64)])
+            combined = combined[~combined.index.duplicated(keep="last")].sort_index()
+            self._tails[key] = self._tail(combined)
+        if update_params:
+            self._adapt(list(pieces))
+        return self
+
+    def _split_series_update(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
+        pieces = _instances(y)
+        for key, series in pieces.items():
+            values = series.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"update data for {key!r} contains NaN or infinite values.")
+            if self._kinds.get(key) == "log_return" and np.any(values <= 0):
+                raise ValueError(
+                    f"update data for {key!r} has non-positive values, but the series "
+                    "was fitted with log-returns; refit with transform='difference'."
+                )
+        return pieces
+
+    # ------------------------------------------------------------ test params
+    @classmethod
+    def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
+        """Tiny configurations for sktime's estimator checks."""
+        tiny = {
+            "window_length": 3,
+            "horizon": 5,
+            "hidden_size": 4,
+            "support_size": 4,
+            "query_size": 2,
+            "tasks_per_batch": 8,
+            "max_epochs": 1,
+            "base_max_epochs": 1,
+            "inner_steps": 1,
+            "random_state": 0,
+        }
+        return [
+            {**tiny, "meta_learner": "metasgd"},
+            {**tiny, "meta_learner": "lstm", "transform": "difference"},
+        ]

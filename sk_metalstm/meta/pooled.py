@@ -1,0 +1,76 @@
+"""No meta-learned adaptation: the pooled network, and plain fine-tuning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.networks import functional_forward
+
+__all__ = ["PooledLearner", "FineTuneLearner"]
+
+
+def _predict_windows(params: Params, windows: Tensor) -> Tensor:
+    # (tasks, n, L, F) -> (tasks, n, h) with one shared set of weights.
+    flat = functional_forward(params, windows.flatten(0, 1))
+    return flat.unflatten(0, windows.shape[:2])
+
+
+class PooledLearner(MetaLearner):
+    """``meta_learner="none"``: one network for every series (step 1 of the method).
+
+    Trained on the support and query windows of every task alike, so it is the
+    ordinary pooled ("global") LSTM; it does not adapt.
+    """
+
+    def adapt(
+        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
+    ) -> Params:
+        """Return ``theta0`` unchanged."""
+        return self.initial_params()
+
+    def forward(
+        self,
+        support_x: Tensor,
+        support_y: Tensor,
+        query_x: Tensor,
+        query_y: Tensor | None = None,
+    ) -> Tensor:
+        """Predict query windows with the shared weights."""
+        params = self.initial_params()
+        if self.training:
+            # Pooled training fits every window of the task, not only the query.
+            support_loss = torch.mean((_predict_windows(params, support_x) - support_y) ** 2)
+            self._support_term = (support_loss, support_y.shape[1], query_x.shape[1])
+        return _predict_windows(params, query_x)
+
+    def outer_loss(self, query_loss: Tensor) -> Tensor:
+        """Mean of support and query losses, weighted by their window counts."""
+        term = self.__dict__.pop("_support_term", None)
+        if term is None:
+            return query_loss
+        support_loss, n_support, n_query = term
+        return (n_support * support_loss + n_query * query_loss) / (n_support + n_query)
+
+
+class FineTuneLearner(MetaLearner):
+    """``meta_learner="finetune"``: plain SGD from the pooled weights.
+
+    The baseline every meta-learner must beat: ``inner_steps`` gradient steps of
+    size ``inner_lr`` on the support set; nothing is meta-trained.
+    """
+
+    trainable = False
+
+    def __init__(self, *args: Any, inner_lr: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inner_lr = inner_lr
+
+    def update(
+        self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
+    ) -> tuple[Params, Any]:
+        """Gradient step with a fixed learning rate."""
+        return {n: p - self.inner_lr * grads[n] for n, p in params.items()}, state

@@ -1,0 +1,66 @@
+"""Reptile (Nichol et al. 2018): move the initial weights toward adapted ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sk_metalstm.meta.base import MetaLearner, Params
+
+__all__ = ["ReptileLearner"]
+
+
+class ReptileLearner(MetaLearner):
+    """``meta_learner="reptile"``: SGD inner loop; outer step toward its result.
+
+    During meta-training each task is adapted on all its windows (support and
+    query), and the meta-gradient is ``theta0 - theta_k`` averaged over tasks;
+    with plain SGD of step ``epsilon`` as the outer optimizer this is Reptile's
+    ``theta0 += epsilon * (theta_k - theta0)``. Evaluation and deployment adapt
+    on the support set only, as every other learner does.
+    """
+
+    #: Reptile's outer update is an interpolation: plain SGD, not Adam, which
+    #: rescales it per weight (and diverged in our runs).
+    outer_optimizer = torch.optim.SGD
+    default_outer_lr = 0.5
+
+    def __init__(self, *args: Any, inner_lr: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inner_lr = inner_lr
+
+    def update(
+        self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
+    ) -> tuple[Params, Any]:
+        """Gradient step with the fixed inner learning rate."""
+        return {n: p - self.inner_lr * grads[n] for n, p in params.items()}, state
+
+    def forward(
+        self,
+        support_x: Tensor,
+        support_y: Tensor,
+        query_x: Tensor,
+        query_y: Tensor | None = None,
+    ) -> Tensor:
+        """Adapt (on all task windows when training) and predict the query set."""
+        if not self.training or query_y is None:
+            return super().forward(support_x, support_y, query_x)
+        adapted = self.adapt_batch(
+            torch.cat([support_x, query_x], dim=1), torch.cat([support_y, query_y], dim=1)
+        )
+        adapted = {n: p.detach() for n, p in adapted.items()}
+        theta0 = self.initial_params()
+        n_tasks = support_x.shape[0]
+        self._surrogate = sum(
+            0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0
+        ) / n_tasks
+        return self.predict_batch(adapted, query_x)
+
+    def outer_loss(self, query_loss: Tensor) -> Tensor:
+        """Report the query loss; take the gradient of Reptile's surrogate."""
+        surrogate = self.__dict__.pop("_surrogate", None)
+        if surrogate is None:
+            return query_loss
+        return query_loss.detach() + surrogate - surrogate.detach()

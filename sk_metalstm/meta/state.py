@@ -1,0 +1,40 @@
+"""A meta-trained learner with the settings it was trained under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sk_metalstm.meta.base import MetaLearner
+
+__all__ = ["MetaState", "ARCHITECTURE_KEYS"]
+
+#: Settings a learner cannot be used without: they fix its network and tasks.
+ARCHITECTURE_KEYS = ("window_length", "horizon", "hidden_size", "num_layers", "meta_learner")
+
+
+@dataclass
+class MetaState:
+    """What ``pretrain`` produces and ``MetaLSTMForecaster(pretrained=...)`` takes.
+
+    Attributes
+    ----------
+    learner : MetaLearner
+        Learned initial weights and update rule (a picklable ``nn.Module``).
+    config : dict
+        The forecaster parameters it was meta-trained with.
+    history : list
+        skorch training histories: step 1 (pooled) and step 2 (meta).
+    """
+
+    learner: MetaLearner
+    config: dict[str, Any]
+    history: list[Any] = field(default_factory=list)
+
+    def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Architecture settings in ``params`` that differ from this state's."""
+        return {
+            k: (params[k], self.config[k])
+            for k in ARCHITECTURE_KEYS
+            if k in params and params[k] != self.config[k]
+        }

@@ -1,0 +1,81 @@
+"""A torch ``Dataset`` of tasks, cut lazily from a panel of increment series.
+
+Only the series and an index of (series, start) pairs are held in memory; each
+task's windows are cut and scaled when a batch asks for it, so a panel of
+thousands of long series costs its own size, not that of every window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sk_metalstm.windowing import TaskLayout, cut_task, task_starts
+
+__all__ = ["TaskDataset"]
+
+
+class TaskDataset(Dataset):
+    """Tasks over many series; item ``k`` is ``(X, y)`` as skorch expects.
+
+    Parameters
+    ----------
+    series : sequence of 1-D arrays
+        Increments of each series (see ``sk_metalstm.windowing``).
+    layout : TaskLayout
+        Window, horizon, support and query sizes.
+    stride : int
+        Distance between the first windows of consecutive tasks of a series.
+
+    Notes
+    -----
+    ``X`` is a dict with ``support_x`` (S, L, 1), ``support_y`` (S, h),
+    ``query_x`` (Q, L, 1) and ``query_y``; ``y`` is ``query_y`` (Q, h).
+    """
+
+    def __init__(self, series: Sequence[np.ndarray], layout: TaskLayout, stride: int) -> None:
+        self.series = [np.asarray(z, dtype=np.float64) for z in series]
+        self.layout = layout
+        index = [
+            np.column_stack([np.full(len(s), i), s])
+            for i, z in enumerate(self.series)
+            if len(s := task_starts(len(z), layout, stride))
+        ]
+        self.index = np.concatenate(index) if index else np.empty((0, 2), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        series_id, start = self.index[k]
+        task = cut_task(self.series[series_id], int(start), self.layout)
+        X = {
+            "support_x": torch.from_numpy(task["support_x"][..., None]),
+            "support_y": torch.from_numpy(task["support_y"]),
+            "query_x": torch.from_numpy(task["query_x"][..., None]),
+            "query_y": torch.from_numpy(task["query_y"]),
+        }
+        return X, X["query_y"]
+
+    def split_by_time(self, valid_fraction: float) -> tuple[TaskDataset, TaskDataset]:
+        """Hold out the latest tasks of every series (never a shuffled split)."""
+        train, valid = self._empty_like(), self._empty_like()
+        train_rows, valid_rows = [], []
+        for i in np.unique(self.index[:, 0]):
+            rows = self.index[self.index[:, 0] == i]
+            n_valid = int(round(valid_fraction * len(rows)))
+            cut = len(rows) - n_valid
+            train_rows.append(rows[:cut])
+            valid_rows.append(rows[cut:])
+        train.index = np.concatenate(train_rows)
+        valid.index = np.concatenate(valid_rows)
+        return train, valid
+
+    def _empty_like(self) -> TaskDataset:
+        clone = TaskDataset.__new__(TaskDataset)
+        clone.series, clone.layout = self.series, self.layout
+        clone.index = np.empty((0, 2), dtype=np.int64)
+        return clone

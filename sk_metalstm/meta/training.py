@@ -1,0 +1,160 @@
+"""Steps 1 and 2 of the method: pooled base training, then meta-training.
+
+Both run through skorch (``MetaNet``), so users get its history, callbacks,
+progress bar and device handling for free.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from skorch.callbacks import GradientNormClipping, ProgressBar
+from skorch.helper import predefined_split
+
+from sk_metalstm.meta import make_meta_learner
+from sk_metalstm.meta.base import MetaLearner
+from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
+from sk_metalstm.meta.net import MetaNet
+from sk_metalstm.meta.pooled import PooledLearner
+from sk_metalstm.meta.state import MetaState
+from sk_metalstm.meta.tasks import TaskDataset
+from sk_metalstm.networks import LSTMNetwork
+from sk_metalstm.windowing import TaskLayout
+
+__all__ = ["meta_train", "build_meta_net"]
+
+_DEFAULT_LR = 1e-3
+
+
+def build_meta_net(
+    learner: MetaLearner,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    lr: float | None,
+    gradient_clip: float | None,
+    valid: TaskDataset | None,
+    callbacks: Sequence[Any] | None,
+    device: str,
+    verbose: int,
+) -> MetaNet:
+    """A ``MetaNet`` that trains ``learner`` with the package's defaults."""
+    optimizer = getattr(learner, "outer_optimizer", torch.optim.Adam)
+    if lr is None:
+        lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
+    own: list[Any] = [("stop_on_nonfinite", StopOnNonFiniteLoss())]
+    if gradient_clip is not None:
+        own.append(("gradient_clip", GradientNormClipping(gradient_clip)))
+    if verbose:
+        own.append(("progress_bar", ProgressBar()))
+    return MetaNet(
+        learner,
+        criterion=torch.nn.MSELoss,
+        optimizer=optimizer,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        # Validation tasks are the latest of each series, never a random draw.
+        train_split=predefined_split(valid) if valid is not None and len(valid) else None,
+        iterator_train__shuffle=True,
+        callbacks=own + copy.deepcopy(list(callbacks or [])),
+        device=device,
+        verbose=verbose,
+    )
+
+
+def meta_train(
+    series: Sequence[np.ndarray],
+    *,
+    layout: TaskLayout,
+    config: dict[str, Any],
+    callbacks: Sequence[Any] | None,
+    device: str,
+    warm_start: MetaState | None = None,
+) -> MetaState:
+    """Train the pooled base network, then the meta-learner, on tasks from ``series``.
+
+    Parameters
+    ----------
+    series : sequence of 1-D arrays
+        Increments of every training series.
+    layout : TaskLayout
+        Task sizes.
+    config : dict
+        Forecaster parameters (``hidden_size``, ``meta_learner``, ...), stored
+        in the returned state.
+    callbacks : sequence or None
+        User skorch callbacks for the meta-training phase (copied, not mutated).
+    device : str
+        torch device for training; the returned learner lives on CPU.
+    warm_start : MetaState or None
+        Continue from this state (``pretrain`` called again) instead of
+        starting over.
+
+    Raises
+    ------
+    ValueError
+        If no series is long enough for a single task.
+    """
+    stride = config["task_stride"] or layout.query_size
+    tasks = TaskDataset(series, layout, stride)
+    if len(tasks) == 0:
+        longest = max((len(z) for z in series), default=0)
+        raise ValueError(
+            f"No series is long enough to cut one meta-training task: a task spans "
+            f"{layout.span} increments (support_size + query_size + window_length + "
+            f"2 * horizon - 2), i.e. {layout.span + 1} points, but the longest series "
+            f"has {longest + 1}. Use a longer series, pretrain on a panel, or lower "
+            "support_size / query_size / window_length."
+        )
+    train, valid = tasks, None
+    if config["validation_fraction"] > 0:
+        train, valid = tasks.split_by_time(config["validation_fraction"])
+
+    def fit(learner: MetaLearner, epochs: int, user_callbacks: Any) -> MetaLearner:
+        net = build_meta_net(
+            learner,
+            max_epochs=epochs,
+            batch_size=config["tasks_per_batch"],
+            lr=config["lr"],
+            gradient_clip=config["gradient_clip"],
+            valid=valid,
+            callbacks=user_callbacks,
+            device=device,
+            verbose=config["verbose"],
+        )
+        net.fit(train, None)
+        histories.append(net.history)
+        return net.module_.cpu()
+
+    histories: list[Any] = list(warm_start.history) if warm_start is not None else []
+    name = config["meta_learner"]
+    if warm_start is not None:
+        learner = copy.deepcopy(warm_start.learner)
+    else:
+        network = LSTMNetwork(1, config["hidden_size"], config["num_layers"], layout.horizon)
+        learner = PooledLearner(network)
+        if config["base_max_epochs"] > 0:
+            learner = fit(learner, config["base_max_epochs"], None)
+        if name != "none":
+            network.load_state_dict(
+                {n: p.detach() for n, p in learner.initial_params().items()}
+            )
+            learner = make_meta_learner(
+                name,
+                network,
+                inner_steps=config["inner_steps"],
+                first_order=config["first_order"],
+                inner_lr=config["inner_lr"],
+            )
+    if learner.trainable and config["max_epochs"] > 0:
+        epochs = config["base_max_epochs"] if name == "none" else config["max_epochs"]
+        if warm_start is not None or name != "none":
+            learner = fit(learner, epochs, callbacks)
+    learner.eval()
+    return MetaState(learner=learner, config=dict(config), history=histories)
+

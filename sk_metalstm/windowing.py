@@ -1,0 +1,203 @@
+"""Series -> increments -> windows -> tasks, with per-task scaling (numpy only).
+
+Vocabulary
+----------
+increments
+    The series on a comparable scale: log-returns for positive prices,
+    first differences for rates, or the raw levels. ``from_increments`` maps
+    forecasts back exactly.
+window ``i``
+    Inputs ``z[i : i + L]`` and targets ``z[i + L : i + L + h]`` for window length
+    ``L`` and horizon ``h`` (direct multi-step).
+task
+    One (series, time block): ``S`` consecutive *support* windows, then ``Q``
+    *query* windows whose targets all lie strictly after every support target.
+    The first query window is exactly the one a forecaster sees at predict time
+    after adapting on the ``S`` most recent complete windows, so meta-training
+    and deployment match.
+scale
+    Each task is scaled by the root-mean-square of its support values only (no
+    look-ahead). Increments are not centred: a drift estimated from a short
+    support set is mostly noise. Raw levels are centred and scaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "TRANSFORMS",
+    "TaskLayout",
+    "resolve_transform",
+    "to_increments",
+    "from_increments",
+    "sliding_windows",
+    "task_starts",
+    "cut_task",
+    "support_for_adaptation",
+]
+
+TRANSFORMS = ("auto", "log_return", "difference", "none")
+_MIN_SCALE = 1e-12
+
+
+def resolve_transform(values: np.ndarray, transform: str) -> str:
+    """Pick the concrete transform for one series.
+
+    ``"auto"`` gives log-returns when every value is positive (prices, FX rates)
+    and differences otherwise (interest rates can be zero or negative).
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"Unknown transform {transform!r}; choose one of {TRANSFORMS}.")
+    if transform == "auto":
+        return "log_return" if np.all(values > 0) else "difference"
+    if transform == "log_return" and not np.all(values > 0):
+        raise ValueError(
+            "transform='log_return' needs strictly positive values, but the series "
+            f"has a minimum of {np.min(values)!r}; use transform='difference' or 'auto'."
+        )
+    return transform
+
+
+def to_increments(values: np.ndarray, kind: str) -> np.ndarray:
+    """Transform levels to increments (length ``n - 1``, or ``n`` for ``"none"``)."""
+    values = np.asarray(values, dtype=np.float64)
+    if kind == "log_return":
+        return np.diff(np.log(values))
+    if kind == "difference":
+        return np.diff(values)
+    if kind == "none":
+        return values.copy()
+    raise ValueError(f"Unknown transform {kind!r}.")
+
+
+def from_increments(last_level: float, increments: np.ndarray, kind: str) -> np.ndarray:
+    """Map forecast increments for steps 1..h back to levels.
+
+    The exact inverse of ``to_increments``: feeding the true increments after
+    ``last_level`` reproduces the true levels.
+    """
+    increments = np.asarray(increments, dtype=np.float64)
+    if kind == "log_return":
+        return last_level * np.exp(np.cumsum(increments))
+    if kind == "difference":
+        return last_level + np.cumsum(increments)
+    if kind == "none":
+        return increments.copy()
+    raise ValueError(f"Unknown transform {kind!r}.")
+
+
+def sliding_windows(
+    z: np.ndarray, window_length: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """All complete windows of ``z``: inputs (n, L) and targets (n, h), oldest first."""
+    n_windows = len(z) - window_length - horizon + 1
+    if n_windows < 1:
+        return np.empty((0, window_length)), np.empty((0, horizon))
+    frames = np.lib.stride_tricks.sliding_window_view(z, window_length + horizon)
+    frames = frames[:n_windows]
+    return frames[:, :window_length].copy(), frames[:, window_length:].copy()
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """Sizes that define a task.
+
+    Parameters
+    ----------
+    window_length, horizon, support_size, query_size : int
+        ``L``, ``h``, ``S`` and ``Q`` in the module docstring.
+    centre : bool
+        Centre values by the support mean (used for raw levels only).
+    """
+
+    window_length: int
+    horizon: int
+    support_size: int
+    query_size: int
+    centre: bool = False
+
+    @property
+    def query_offset(self) -> int:
+        """Windows between the first support window and the first query window."""
+        return self.support_size + self.horizon - 1
+
+    @property
+    def span(self) -> int:
+        """Number of increments one task covers."""
+        n_windows = self.query_offset + self.query_size
+        return n_windows + self.window_length + self.horizon - 1
+
+
+def task_starts(n_increments: int, layout: TaskLayout, stride: int) -> np.ndarray:
+    """First-window positions of every task that fits in a series."""
+    last = n_increments - layout.span
+    if last < 0:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(0, last + 1, max(1, stride), dtype=np.int64)
+
+
+def _scale_stats(values: np.ndarray, centre: bool) -> tuple[float, float]:
+    loc = float(values.mean()) if centre else 0.0
+    scale = float(np.sqrt(np.mean((values - loc) ** 2)))
+    return loc, max(scale, _MIN_SCALE)
+
+
+def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndarray]:
+    """Cut one scaled task from increments ``z`` starting at window ``start``.
+
+    Returns
+    -------
+    dict
+        ``support_x`` (S, L), ``support_y`` (S, h), ``query_x`` (Q, L),
+        ``query_y`` (Q, h), all float32 and scaled with support statistics only,
+        plus ``loc`` and ``scale``.
+    """
+    L, h = layout.window_length, layout.horizon
+    block = z[start : start + layout.span]
+    x, y = sliding_windows(block, L, h)
+    support_end = layout.support_size - 1 + L + h  # values the support set sees
+    loc, scale = _scale_stats(block[:support_end], layout.centre)
+    q0 = layout.query_offset
+    return {
+        "support_x": ((x[: layout.support_size] - loc) / scale).astype(np.float32),
+        "support_y": ((y[: layout.support_size] - loc) / scale).astype(np.float32),
+        "query_x": ((x[q0 : q0 + layout.query_size] - loc) / scale).astype(np.float32),
+        "query_y": ((y[q0 : q0 + layout.query_size] - loc) / scale).astype(np.float32),
+        "loc": np.float32(loc),
+        "scale": np.float32(scale),
+    }
+
+
+def support_for_adaptation(
+    z: np.ndarray, layout: TaskLayout
+) -> dict[str, np.ndarray]:
+    """Support set (the most recent complete windows) and the next query input.
+
+    Used at fit/update time: up to ``S`` windows whose targets are all observed,
+    and the window of the last ``L`` increments whose forecast is wanted.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` holds fewer than ``L + h`` increments (no complete window).
+    """
+    L, h = layout.window_length, layout.horizon
+    x, y = sliding_windows(z, L, h)
+    if len(x) == 0:
+        raise ValueError(
+            f"Need at least window_length + horizon = {L + h} increments to adapt, "
+            f"got {len(z)}."
+        )
+    x, y = x[-layout.support_size :], y[-layout.support_size :]
+    support_values = z[len(z) - len(x) - L - h + 1 :]
+    loc, scale = _scale_stats(support_values, layout.centre)
+    return {
+        "support_x": ((x - loc) / scale).astype(np.float32),
+        "support_y": ((y - loc) / scale).astype(np.float32),
+        "query_x": ((z[-L:][None, :] - loc) / scale).astype(np.float32),
+        "loc": np.float32(loc),
+        "scale": np.float32(scale),
+    }
