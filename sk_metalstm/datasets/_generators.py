@@ -1,0 +1,403 @@
+"""Synthetic financial panels with known data-generating parameters.
+
+The generators are pure numpy/pandas and deterministic given ``random_state``.
+They return sktime ``pd-multiindex`` panels (or a ``pd.Series``) on a
+business-day index, and optionally the true parameters so that oracle forecasts
+can be computed in tests and teaching material.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._utils import wide_to_panel
+
+__all__ = [
+    "make_ar_returns_panel",
+    "make_garch_returns",
+    "make_regime_switching_panel",
+]
+
+_INITIAL_PRICE = 100.0
+
+SeriesOrPanel = pd.Series | pd.DataFrame
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _check_range(
+    value: Sequence[float], name: str, low: float, high: float, open_low: bool
+) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}.") from exc
+    below = a <= low if open_low else a < low
+    if a > b or below or b >= high:
+        bracket = "(" if open_low else "["
+        raise ValueError(
+            f"{name} must satisfy low <= high within {bracket}{low}, {high}), "
+            f"got {value!r}."
+        )
+    return a, b
+
+
+def _time_index(n_timepoints: int, start: str | pd.Timestamp | None) -> pd.Index:
+    """Business-day index from ``start``, or a RangeIndex when start is None."""
+    if start is None:
+        return pd.RangeIndex(n_timepoints, name="time")
+    return pd.date_range(start, periods=n_timepoints, freq="B", name="time")
+
+
+def _instance_names(n_series: int) -> pd.Index:
+    # Zero padding keeps lexicographic and numeric order identical.
+    width = len(str(n_series - 1))
+    return pd.Index([f"series_{i:0{width}d}" for i in range(n_series)])
+
+
+def _prices(log_returns: np.ndarray) -> np.ndarray:
+    """Map log-returns (time x series) to prices 100 * exp(cumsum)."""
+    return _INITIAL_PRICE * np.exp(np.cumsum(log_returns, axis=0))
+
+
+def make_ar_returns_panel(
+    n_series: int = 20,
+    n_timepoints: int = 500,
+    phi_range: tuple[float, float] = (-0.6, 0.6),
+    sigma_range: tuple[float, float] = (0.005, 0.03),
+    random_state: int | np.random.Generator | None = None,
+    return_params: bool = False,
+    start: str | pd.Timestamp | None = "2000-01-03",
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Make a price panel whose log-returns are AR(1) with per-series parameters.
+
+    Series ``i`` has log-returns ``r_t = phi_i * r_{t-1} + sigma_i * e_t`` with
+    ``e_t`` i.i.d. standard normal, ``phi_i`` uniform on ``phi_range`` and
+    ``sigma_i`` log-uniform on ``sigma_range``. The first return is drawn from
+    the stationary distribution ``N(0, sigma_i**2 / (1 - phi_i**2))`` and prices
+    are ``100 * exp(cumsum(r))``.
+
+    This is the panel where meta-learning matters: a short window cannot pin
+    ``phi_i`` down, a long history (or many related series) can. With
+    ``return_params=True`` the optimal one-step forecast of the next log-return
+    is ``phi_i * r_T`` (oracle).
+
+    Parameters
+    ----------
+    n_series : int, default=20
+        Number of series (instances), >= 1.
+    n_timepoints : int, default=500
+        Number of prices per series, >= 2.
+    phi_range : tuple of float, default=(-0.6, 0.6)
+        Range of AR(1) coefficients, within (-1, 1) for stationarity.
+    sigma_range : tuple of float, default=(0.005, 0.03)
+        Range of innovation standard deviations of the daily log-returns, > 0.
+    random_state : int, numpy Generator or None, default=None
+        Seed or generator; a fixed int gives identical output on every call.
+    return_params : bool, default=False
+        Also return the true parameters.
+    start : str, Timestamp or None, default="2000-01-03"
+        First date of a business-day (``freq="B"``) index; None gives an
+        integer ``RangeIndex``.
+
+    Returns
+    -------
+    prices : pd.DataFrame
+        sktime ``pd-multiindex`` panel indexed by ``("series", "time")`` with
+        one column ``"price"``; instances ``series_0 ...``.
+    params : pd.DataFrame
+        Only if ``return_params``: indexed by series, columns ``"phi"`` and
+        ``"sigma"``.
+
+    Examples
+    --------
+    >>> from sk_metalstm.datasets import make_ar_returns_panel
+    >>> y, params = make_ar_returns_panel(3, 250, random_state=0, return_params=True)
+    >>> y.shape, list(params.columns)
+    ((750, 1), ['phi', 'sigma'])
+    """
+    n_series = _check_int(n_series, "n_series", 1)
+    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
+    phi_lo, phi_hi = _check_range(phi_range, "phi_range", -1.0, 1.0, open_low=True)
+    sig_lo, sig_hi = _check_range(sigma_range, "sigma_range", 0.0, np.inf, True)
+    rng = np.random.default_rng(random_state)
+
+    phi = rng.uniform(phi_lo, phi_hi, size=n_series)
+    # Log-uniform: volatilities span orders of magnitude more naturally.
+    sigma = np.exp(rng.uniform(np.log(sig_lo), np.log(sig_hi), size=n_series))
+    eps = rng.standard_normal((n_timepoints, n_series))
+
+    r = np.empty((n_timepoints, n_series))
+    r[0] = sigma / np.sqrt(1.0 - phi**2) * eps[0]
+    for t in range(1, n_timepoints):
+        r[t] = phi * r[t - 1] + sigma * eps[t]
+
+    names = _instance_names(n_series)
+    wide = pd.DataFrame(_prices(r), index=_time_index(n_timepoints, start))
+    wide.columns = names
+    panel = wide_to_panel(wide, "series", "price")
+    if not return_params:
+        return panel
+    params = pd.DataFrame({"phi": phi, "sigma": sigma}, index=names.rename("series"))
+    return panel, params
+
+
+def _default_regime_params(n_regimes: int) -> tuple[np.ndarray, np.ndarray]:
+    # Calm regimes trend (positive phi, low vol); turbulent ones mean-revert
+    # (negative phi, high vol), a stylised fact of equity returns.
+    phis = np.linspace(0.4, -0.4, n_regimes) if n_regimes > 1 else np.array([0.0])
+    sigmas = np.geomspace(0.007, 0.03, n_regimes)
+    return phis, sigmas
+
+
+def _stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    vals, vecs = np.linalg.eig(transition.T)
+    v = np.real(vecs[:, np.argmin(np.abs(vals - 1.0))])
+    return v / v.sum()
+
+
+def make_regime_switching_panel(
+    n_series: int = 10,
+    n_timepoints: int = 500,
+    n_regimes: int = 2,
+    phis: Sequence[float] | None = None,
+    sigmas: Sequence[float] | None = None,
+    transition_matrix: np.ndarray | None = None,
+    persistence: float = 0.98,
+    common_regimes: bool = False,
+    random_state: int | np.random.Generator | None = None,
+    return_params: bool = False,
+    start: str | pd.Timestamp | None = "2000-01-03",
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Make a price panel whose AR(1) log-returns switch regimes (Markov chain).
+
+    A hidden regime ``s_t`` follows a Markov chain with the given transition
+    matrix, started from its stationary distribution. Log-returns follow
+    ``r_t = phis[s_t] * r_{t-1} + sigmas[s_t] * e_t`` with ``e_t`` i.i.d.
+    standard normal, and prices are ``100 * exp(cumsum(r))``.
+
+    Parameters
+    ----------
+    n_series : int, default=10
+        Number of series, >= 1.
+    n_timepoints : int, default=500
+        Number of prices per series, >= 2.
+    n_regimes : int, default=2
+        Number of regimes, >= 1.
+    phis : sequence of float or None, default=None
+        AR(1) coefficient per regime, each in (-1, 1). None spreads them
+        evenly from 0.4 (first, calm regime) to -0.4 (last, turbulent regime).
+    sigmas : sequence of float or None, default=None
+        Innovation standard deviation per regime, > 0. None spaces them
+        geometrically from 0.007 to 0.03.
+    transition_matrix : array of shape (n_regimes, n_regimes) or None
+        Row-stochastic matrix, ``[i, j]`` = P(next regime j | regime i). None
+        stays with probability ``persistence`` and moves to each other regime
+        with equal probability.
+    persistence : float, default=0.98
+        Probability of staying in a regime when ``transition_matrix`` is None;
+        0.98 gives regimes lasting 50 business days on average.
+    common_regimes : bool, default=False
+        If True all series share one regime path (a market-wide state);
+        otherwise each series has its own chain.
+    random_state : int, numpy Generator or None, default=None
+        Seed or generator; a fixed int gives identical output on every call.
+    return_params : bool, default=False
+        Also return the true per-timepoint parameters.
+    start : str, Timestamp or None, default="2000-01-03"
+        First date of a business-day (``freq="B"``) index; None gives an
+        integer ``RangeIndex``.
+
+    Returns
+    -------
+    prices : pd.DataFrame
+        sktime ``pd-multiindex`` panel indexed by ``("series", "time")`` with
+        one column ``"price"``.
+    params : pd.DataFrame
+        Only if ``return_params``: same index as ``prices``, columns
+        ``"regime"`` (int), ``"phi"`` and ``"sigma"`` in force at each time.
+
+    Examples
+    --------
+    >>> from sk_metalstm.datasets import make_regime_switching_panel
+    >>> y, params = make_regime_switching_panel(
+    ...     n_series=2, n_timepoints=300, random_state=1, return_params=True
+    ... )
+    >>> sorted(params["regime"].unique().tolist())
+    [0, 1]
+    """
+    n_series = _check_int(n_series, "n_series", 1)
+    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
+    n_regimes = _check_int(n_regimes, "n_regimes", 1)
+    default_phis, default_sigmas = _default_regime_params(n_regimes)
+    phis_arr = default_phis if phis is None else np.asarray(phis, dtype=float)
+    sigmas_arr = default_sigmas if sigmas is None else np.asarray(sigmas, dtype=float)
+    if phis_arr.shape != (n_regimes,) or np.any(np.abs(phis_arr) >= 1):
+        raise ValueError(f"phis must hold {n_regimes} values in (-1, 1), got {phis!r}.")
+    if sigmas_arr.shape != (n_regimes,) or np.any(sigmas_arr <= 0):
+        raise ValueError(
+            f"sigmas must hold {n_regimes} positive values, got {sigmas!r}."
+        )
+    if transition_matrix is None:
+        if not 0.0 <= persistence <= 1.0:
+            raise ValueError(f"persistence must be in [0, 1], got {persistence!r}.")
+        if n_regimes == 1:
+            trans = np.ones((1, 1))
+        else:
+            off = (1.0 - persistence) / (n_regimes - 1)
+            trans = np.full((n_regimes, n_regimes), off)
+            np.fill_diagonal(trans, persistence)
+    else:
+        trans = np.asarray(transition_matrix, dtype=float)
+        if (
+            trans.shape != (n_regimes, n_regimes)
+            or np.any(trans < 0)
+            or not np.allclose(trans.sum(axis=1), 1.0)
+        ):
+            raise ValueError(
+                f"transition_matrix must be a ({n_regimes}, {n_regimes}) "
+                "non-negative matrix whose rows sum to 1."
+            )
+    rng = np.random.default_rng(random_state)
+
+    n_chains = 1 if common_regimes else n_series
+    stationary = _stationary_distribution(trans)
+    cum = np.cumsum(trans, axis=1)
+    regimes = np.empty((n_timepoints, n_chains), dtype=np.int64)
+    regimes[0] = rng.choice(n_regimes, size=n_chains, p=stationary)
+    u = rng.random((n_timepoints, n_chains))
+    for t in range(1, n_timepoints):
+        # Inverse-CDF draw of the next state for all chains at once.
+        nxt = (u[t][:, None] > cum[regimes[t - 1]]).sum(axis=1)
+        regimes[t] = np.minimum(nxt, n_regimes - 1)
+    if common_regimes:
+        regimes = np.repeat(regimes, n_series, axis=1)
+
+    phi_t, sigma_t = phis_arr[regimes], sigmas_arr[regimes]
+    eps = rng.standard_normal((n_timepoints, n_series))
+    r = np.empty((n_timepoints, n_series))
+    r[0] = sigma_t[0] / np.sqrt(1.0 - phi_t[0] ** 2) * eps[0]
+    for t in range(1, n_timepoints):
+        r[t] = phi_t[t] * r[t - 1] + sigma_t[t] * eps[t]
+
+    index = _time_index(n_timepoints, start)
+    names = _instance_names(n_series)
+
+    def _panel(values: np.ndarray, column: str) -> pd.DataFrame:
+        wide = pd.DataFrame(values, index=index)
+        wide.columns = names
+        return wide_to_panel(wide, "series", column)
+
+    prices = _panel(_prices(r), "price")
+    if not return_params:
+        return prices
+    params = pd.DataFrame(
+        {
+            "regime": regimes.ravel(order="F"),
+            "phi": phi_t.ravel(order="F"),
+            "sigma": sigma_t.ravel(order="F"),
+        },
+        index=prices.index,
+    )
+    return prices, params
+
+
+def make_garch_returns(
+    n_timepoints: int = 1000,
+    n_series: int | None = None,
+    omega: float = 2e-6,
+    alpha: float = 0.08,
+    beta: float = 0.9,
+    mu: float = 0.0,
+    random_state: int | np.random.Generator | None = None,
+    return_volatility: bool = False,
+    start: str | pd.Timestamp | None = "2000-01-03",
+) -> SeriesOrPanel | tuple[SeriesOrPanel, SeriesOrPanel]:
+    """Make GARCH(1, 1) log-returns with normal innovations.
+
+    ``r_t = mu + sqrt(h_t) * e_t`` with ``h_t = omega + alpha * (r_{t-1} -
+    mu)**2 + beta * h_{t-1}``, started at the unconditional variance
+    ``omega / (1 - alpha - beta)``. The defaults give about 1 % daily volatility
+    with the persistent volatility clustering of equity returns.
+
+    Parameters
+    ----------
+    n_timepoints : int, default=1000
+        Number of returns per series, >= 2.
+    n_series : int or None, default=None
+        None returns a single ``pd.Series``; an int returns a panel of that
+        many independent series.
+    omega : float, default=2e-6
+        Constant of the variance equation, > 0.
+    alpha : float, default=0.08
+        Reaction to the last squared shock, >= 0.
+    beta : float, default=0.9
+        Persistence of the variance, >= 0; ``alpha + beta`` must be < 1.
+    mu : float, default=0.0
+        Mean daily log-return.
+    random_state : int, numpy Generator or None, default=None
+        Seed or generator; a fixed int gives identical output on every call.
+    return_volatility : bool, default=False
+        Also return the true conditional standard deviation ``sqrt(h_t)``.
+    start : str, Timestamp or None, default="2000-01-03"
+        First date of a business-day (``freq="B"``) index; None gives an
+        integer ``RangeIndex``.
+
+    Returns
+    -------
+    returns : pd.Series or pd.DataFrame
+        Series named ``"return"``, or a ``pd-multiindex`` panel indexed by
+        ``("series", "time")`` with one column ``"return"``.
+    volatility : pd.Series or pd.DataFrame
+        Only if ``return_volatility``: same shape, named ``"volatility"``.
+
+    Examples
+    --------
+    >>> from sk_metalstm.datasets import make_garch_returns
+    >>> r = make_garch_returns(500, random_state=0)
+    >>> r.index.freqstr, len(r)
+    ('B', 500)
+    """
+    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
+    single = n_series is None
+    n = 1 if single else _check_int(n_series, "n_series", 1)
+    if omega <= 0 or alpha < 0 or beta < 0 or alpha + beta >= 1:
+        raise ValueError(
+            "Need omega > 0, alpha >= 0, beta >= 0 and alpha + beta < 1 for a "
+            f"stationary GARCH(1, 1), got omega={omega}, alpha={alpha}, "
+            f"beta={beta}."
+        )
+    rng = np.random.default_rng(random_state)
+    eps = rng.standard_normal((n_timepoints, n))
+    h = np.empty((n_timepoints, n))
+    shocks = np.empty((n_timepoints, n))
+    h[0] = omega / (1.0 - alpha - beta)
+    shocks[0] = np.sqrt(h[0]) * eps[0]
+    for t in range(1, n_timepoints):
+        h[t] = omega + alpha * shocks[t - 1] ** 2 + beta * h[t - 1]
+        shocks[t] = np.sqrt(h[t]) * eps[t]
+    returns, vol = mu + shocks, np.sqrt(h)
+
+    index = _time_index(n_timepoints, start)
+    if single:
+        out = pd.Series(returns[:, 0], index=index, name="return")
+        vol_out = pd.Series(vol[:, 0], index=index, name="volatility")
+    else:
+        names = _instance_names(n)
+        out = wide_to_panel(
+            pd.DataFrame(returns, index=index, columns=names), "series", "return"
+        )
+        vol_out = wide_to_panel(
+            pd.DataFrame(vol, index=index, columns=names), "series", "volatility"
+        )
+    return (out, vol_out) if return_volatility else out
