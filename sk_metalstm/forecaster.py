@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sktime.datatypes import get_cutoff
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
@@ -30,15 +31,23 @@ _SINGLE = "__single_series__"
 
 
 def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
-    """Split a series or a (hierarchical) panel into one ``pd.Series`` per instance."""
+    """Split a series or a (hierarchical) panel into one ``pd.Series`` per instance.
+
+    A panel with several columns (accepted by ``pretrain``) gives one series per
+    (instance, column).
+    """
     if isinstance(y, pd.Series):
         return {_SINGLE: y}
-    column = y.columns[0]
+    if not isinstance(y.index, pd.MultiIndex):
+        return {_SINGLE: y.iloc[:, 0]}
     levels = list(range(y.index.nlevels - 1))
-    return {
-        key: group.droplevel(levels)[column]
-        for key, group in y.groupby(level=levels, sort=False)
-    }
+    pieces = {}
+    for key, group in y.groupby(level=levels, sort=False):
+        group = group.droplevel(levels)
+        for column in y.columns:
+            name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
+            pieces[name] = group[column]
+    return pieces
 
 
 class MetaLSTMForecaster(BaseForecaster):
@@ -70,8 +79,10 @@ class MetaLSTMForecaster(BaseForecaster):
     ----------
     window_length : int, default=20
         Number of past increments the network reads.
-    horizon : int, default=1
-        Largest forecast step; ``predict`` raises for ``fh`` beyond it.
+    horizon : int or None, default=None
+        Largest forecast step (one network output per step). ``None`` takes the
+        largest step of the ``fh`` passed to ``pretrain``/``fit`` (1 without one).
+        ``predict`` raises for ``fh`` beyond it.
     hidden_size : int, default=32
         LSTM hidden units.
     num_layers : int, default=1
@@ -178,14 +189,19 @@ default="metasgd"
         "capability:missing_values": False,
         "capability:update": True,
         "capability:pretrain": True,
+        "capability:random_state": True,
         "requires-fh-in-fit": False,
         "fit_is_empty": False,
     }
 
+    # The forecaster keeps the history it needs itself (the tail of each series),
+    # so sktime need not store every observation (its default changes in 1.3).
+    _config = {"remember_data": False}
+
     def __init__(
         self,
         window_length: int = 20,
-        horizon: int = 1,
+        horizon: int | None = None,
         hidden_size: int = 32,
         num_layers: int = 1,
         meta_learner: str = "metasgd",
@@ -236,14 +252,15 @@ default="metasgd"
         self.num_threads = num_threads
         self.verbose = verbose
         super().__init__()
-        # We keep the history we need ourselves (the tails of each series).
-        self.set_config(remember_data=False)
+        # sktime creates these only when remember_data is on at construction;
+        # a user may switch it on later with set_config.
+        self._y = None
+        self._X = None
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
         positive = {
             "window_length": self.window_length,
-            "horizon": self.horizon,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
             "support_size": self.support_size,
@@ -257,6 +274,10 @@ default="metasgd"
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        if self.horizon is not None and (
+            not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1
+        ):
+            raise ValueError(f"horizon must be None or a positive integer, got {self.horizon!r}.")
         if self.adapt_steps is not None and (
             not isinstance(self.adapt_steps, (int, np.integer)) or self.adapt_steps < 0
         ):
@@ -289,11 +310,24 @@ default="metasgd"
                 )
         resolve_device(self.device)
 
-    def _layout(self, support_size: int | None = None) -> TaskLayout:
+    def _resolve_horizon(self, fh: ForecastingHorizon | None, cutoff: Any = None) -> None:
+        """Fix the horizon: a pretrained state's, the parameter, or ``fh``'s reach."""
+        state = getattr(self, "pretrained_state_", None) or self.pretrained
+        if state is not None:
+            self._horizon = state.config["horizon"]
+        elif self.horizon is not None:
+            self._horizon = self.horizon
+        elif fh is not None and (fh.is_relative or cutoff is not None):
+            steps = fh.to_relative(cutoff) if cutoff is not None else fh
+            self._horizon = max(1, int(np.max(steps.to_numpy())))
+        else:
+            self._horizon = 1
+
+    def _layout(self) -> TaskLayout:
         return TaskLayout(
             window_length=self.window_length,
-            horizon=self.horizon,
-            support_size=support_size or self.support_size,
+            horizon=self._horizon,
+            support_size=self.support_size,
             query_size=self.query_size,
             centre=self.transform == "none",
         )
@@ -301,7 +335,7 @@ default="metasgd"
     @property
     def _min_length(self) -> int:
         # One complete window of increments, plus the level the first one needs.
-        return self.window_length + self.horizon + (self.transform != "none")
+        return self.window_length + self._horizon + (self.transform != "none")
 
     def _split_series(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
         """One ``pd.Series`` per instance, each validated."""
@@ -339,6 +373,7 @@ default="metasgd"
         config = self.get_params(deep=False)
         for key in ("pretrained", "callbacks"):
             config.pop(key)
+        config["horizon"] = self._horizon
         with torch_runtime(seed_from(self.random_state), self.num_threads):
             return meta_train(
                 increments,
@@ -352,6 +387,7 @@ default="metasgd"
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Steps 1 and 2 on every series of the panel ``y``."""
         self._check_params()
+        self._resolve_horizon(fh)
         pieces = self._split_series(y)
         self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
         return self
@@ -380,18 +416,14 @@ default="metasgd"
     def _fit(self, y: pd.Series | pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         self._check_params()
+        self._resolve_horizon(fh, self.cutoff)
         pieces = self._split_series(y)
-        ends = {series.index[-1] for series in pieces.values()}
-        if len(ends) > 1:
-            raise ValueError(
-                "All series of a panel must end at the same time point to share a "
-                f"forecasting horizon; found {len(ends)} different end points."
-            )
         if self.pretrained is not None:
             self.pretrained_state_ = self.pretrained
         elif not hasattr(self, "pretrained_state_"):
             self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
         self._is_panel = not isinstance(y, pd.Series)
+        self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
         self._tails = {k: self._tail(s) for k, s in pieces.items()}
         self._adapt(list(self._tails))
@@ -399,7 +431,7 @@ default="metasgd"
 
     def _tail(self, series: pd.Series) -> pd.Series:
         # What adaptation and prediction ever read: support windows + one level.
-        keep = self.support_size + self.window_length + self.horizon
+        keep = self.support_size + self.window_length + self._horizon
         return series.iloc[-keep:].astype(np.float64).copy()
 
     def _adapt(self, keys: list[Any]) -> None:
@@ -456,32 +488,35 @@ default="metasgd"
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
-        steps = fh.to_relative(self.cutoff).to_numpy()
-        if np.any(steps < 1):
-            raise ValueError(
-                "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
-                f"the cutoff, got relative steps {steps.tolist()}."
-            )
-        if np.any(steps > self.horizon):
-            raise ValueError(
-                f"fh reaches {int(steps.max())} steps ahead, beyond horizon={self.horizon}. "
-                f"Set horizon >= {int(steps.max())} and refit."
-            )
-        index = fh.to_absolute_index(self.cutoff)
-        forecasts = {key: self._forecast_levels(key)[steps - 1] for key in self._tails}
         if not self._is_panel:
-            return pd.Series(forecasts[_SINGLE], index=index, name=self._y_name)
+            steps, index = self._steps(fh, self.cutoff)
+            values = self._forecast_levels(_SINGLE)[steps - 1]
+            return pd.Series(values, index=index, name=self._y_name)
         names, columns = self._panel_names
         frames = []
-        for key, values in forecasts.items():
+        for key, tail in self._tails.items():
+            # A relative fh counts from each series' own last point.
+            steps, index = self._steps(fh, get_cutoff(tail, return_index=True))
+            values = self._forecast_levels(key)[steps - 1]
             key = key if isinstance(key, tuple) else (key,)
             multi = pd.MultiIndex.from_tuples([(*key, t) for t in index], names=names)
             frames.append(pd.DataFrame({columns[0]: values}, index=multi))
         return pd.concat(frames)
 
-    @property
-    def _y_name(self) -> Any:
-        return self._y_metadata.get("name") if hasattr(self, "_y_metadata") else None
+    def _steps(self, fh: ForecastingHorizon, cutoff: pd.Index) -> tuple[np.ndarray, pd.Index]:
+        """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
+        steps = fh.to_relative(cutoff).to_numpy()
+        if np.any(steps < 1):
+            raise ValueError(
+                "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
+                f"the cutoff, got relative steps {steps.tolist()}."
+            )
+        if np.any(steps > self._horizon):
+            raise ValueError(
+                f"fh reaches {int(steps.max())} steps ahead, beyond horizon={self._horizon}. "
+                f"Set horizon >= {int(steps.max())} (or pass that fh to fit) and refit."
+            )
+        return steps, fh.to_absolute_index(cutoff)
 
     # --------------------------------------------------------------- update
     def _update(
@@ -516,12 +551,12 @@ default="metasgd"
     @classmethod
     def get_test_params(cls, parameter_set: str = "default") -> list[dict[str, Any]]:
         """Tiny configurations for sktime's estimator checks."""
+        # Small enough for sktime's 10-point test panels with fh up to 3 steps.
         tiny = {
-            "window_length": 3,
-            "horizon": 5,
+            "window_length": 2,
             "hidden_size": 4,
-            "support_size": 4,
-            "query_size": 2,
+            "support_size": 2,
+            "query_size": 1,
             "tasks_per_batch": 8,
             "max_epochs": 1,
             "base_max_epochs": 1,

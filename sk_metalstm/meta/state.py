@@ -36,5 +36,5 @@ class MetaState:
         return {
             k: (params[k], self.config[k])
             for k in ARCHITECTURE_KEYS
-            if k in params and params[k] != self.config[k]
+            if params.get(k) is not None and params[k] != self.config[k]
         }
