@@ -1,3 +1,7 @@
 """sk_metalstm: meta-learned LSTM forecasting for scikit-learn and sktime."""
 
+from sk_metalstm.regressor import LSTMBaseRegressor
+
 __version__ = "0.1.0"
+
+__all__ = ["LSTMBaseRegressor"]

@@ -1,0 +1,453 @@
+"""scikit-learn regressor around ``LSTMNetwork``, trained through skorch.
+
+``LSTMBaseRegressor`` is a plain ``BaseEstimator``: ``__init__`` stores the
+hyperparameters and ``fit`` builds a fresh skorch ``NeuralNetRegressor`` from
+them. Subclassing ``NeuralNetRegressor`` directly would break ``clone``,
+``get_params`` and most of scikit-learn's estimator checks, because skorch nets
+keep their own parameter routing (``module__*``, ``optimizer__*``) and accept
+input shapes and dtypes scikit-learn does not expect.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetRegressor
+from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+
+from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
+from sk_metalstm._validation import check_ndim
+from sk_metalstm.networks import LSTMNetwork
+
+__all__ = ["LSTMBaseRegressor"]
+
+_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+_LAG_ORDERS = ("oldest_first", "newest_first")
+_X_LAYOUT = (
+    "Expected (n_samples, sequence_length) for univariate sequences or "
+    "(n_samples, sequence_length, n_features)."
+)
+
+
+class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
+    """LSTM regressor on fixed-length sequences, with a scikit-learn API.
+
+    Each row of ``X`` is one input sequence; the network (``LSTMNetwork``) reads
+    it step by step and maps its last hidden state to the target(s). Training
+    uses skorch (mini-batch gradient descent on the mean squared error) and can
+    be extended with skorch callbacks (early stopping, LR schedules,
+    checkpoints).
+
+    **Time order.** The columns of ``X`` (axis 1) are time steps. With
+    ``lag_order="oldest_first"`` (default) column 0 is the oldest value and the
+    last column the newest; this is what sktime's ``make_reduction`` (both
+    ``"recursive"`` and ``"direct"`` strategies) passes. sktime's
+    ``RecursiveReductionForecaster`` passes lags newest first: use
+    ``lag_order="newest_first"`` there, and the columns are reversed before they
+    reach the LSTM, which always sees the oldest step first.
+
+    Parameters
+    ----------
+    hidden_size : int, default=32
+        Hidden units per LSTM layer.
+    num_layers : int, default=1
+        Number of stacked LSTM layers.
+    dropout : float, default=0.0
+        Dropout in [0, 1) between stacked layers and before the linear head
+        (training only).
+    max_epochs : int, default=50
+        Number of passes over the training data (fewer if an early-stopping
+        callback stops training).
+    lr : float, default=1e-3
+        Learning rate of the optimizer.
+    batch_size : int, default=64
+        Mini-batch size for training and prediction.
+    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+        Optimizer.
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+    gradient_clip : float or None, default=None
+        If set, gradients are rescaled so their global L2 norm is at most this
+        value (skorch's ``GradientNormClipping``); helps with exploding
+        gradients on long sequences.
+    shuffle : bool, default=True
+        Shuffle the training samples between epochs. Each sample is a whole
+        window, so shuffling windows does not leak future values into the past;
+        the validation split (below) is never shuffled.
+    validation_fraction : float, default=0.0
+        If > 0, the **last** ``validation_fraction`` of the samples (in the
+        order given, i.e. time order for windowed series) is held out and its
+        loss recorded as ``valid_loss`` in ``history_`` every epoch; needed by
+        callbacks that monitor ``valid_loss`` such as ``EarlyStopping``. The
+        model is then trained on the earlier samples only.
+    lag_order : {"oldest_first", "newest_first"}, default="oldest_first"
+        Time order of the columns of ``X``, see "Time order" above.
+    callbacks : list or None, default=None
+        skorch callbacks, as instances or ``(name, callback)`` tuples. They are
+        deep-copied at each ``fit``, so the objects passed here are never
+        modified and the estimator can be refitted or cloned safely.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout and shuffling. Training runs on a
+        private torch RNG stream, so the global torch RNG state is left
+        unchanged. With an int, repeated fits on CPU give identical models.
+    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+        Torch device; ``"auto"`` picks CUDA when available.
+    num_threads : int or None, default=1
+        Intra-op torch threads during ``fit`` and ``predict`` (restored
+        afterwards). Small LSTMs gain nothing from more threads, and torch's
+        default of one thread per core made a tiny LSTM train 10-17x slower on
+        a 2-core machine while another process was busy. ``None`` keeps torch's
+        setting.
+    verbose : int, default=0
+        ``0`` prints nothing; ``> 0`` shows skorch's progress bar and its
+        per-epoch table of losses.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNetRegressor
+        The fitted skorch net (its ``module_`` is the ``LSTMNetwork``).
+    n_features_in_ : int
+        ``X.shape[1]`` seen during ``fit``, i.e. the sequence length
+        (scikit-learn's convention for the second axis).
+    feature_names_in_ : ndarray of str
+        Column names of ``X``, only set when ``X`` was a DataFrame with string
+        column names.
+    sequence_length_ : int
+        Number of time steps per sequence.
+    n_sequence_features_ : int
+        Features per time step (1 for 2-D ``X``).
+    n_outputs_ : int
+        Number of targets.
+    history_ : skorch.History
+        Per-epoch training record (``train_loss``, ``valid_loss``, ``dur``...),
+        a view of ``net_.history``.
+
+    See Also
+    --------
+    sk_metalstm.networks.LSTMNetwork : The underlying torch module.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_metalstm import LSTMBaseRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> series = np.sin(np.arange(300) / 5) + 0.05 * rng.standard_normal(300)
+    >>> X = np.lib.stride_tricks.sliding_window_view(series[:-1], 10)
+    >>> y = series[10:]
+    >>> reg = LSTMBaseRegressor(hidden_size=8, max_epochs=20, lr=1e-2,
+    ...                         random_state=0)
+    >>> reg.fit(X[:200], y[:200])
+    LSTMBaseRegressor(hidden_size=8, lr=0.01, max_epochs=20, random_state=0)
+    >>> reg.predict(X[200:]).shape
+    (90,)
+    >>> reg.score(X[200:], y[200:]) > 0.5
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        max_epochs: int = 50,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        weight_decay: float = 0.0,
+        gradient_clip: float | None = None,
+        shuffle: bool = True,
+        validation_fraction: float = 0.0,
+        lag_order: Literal["oldest_first", "newest_first"] = "oldest_first",
+        callbacks: list[Any] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        num_threads: int | None = 1,
+        verbose: int = 0,
+    ) -> None:
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.gradient_clip = gradient_clip
+        self.shuffle = shuffle
+        self.validation_fraction = validation_fraction
+        self.lag_order = lag_order
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.device = device
+        self.num_threads = num_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ API
+
+    def fit(self, X: Any, y: Any) -> LSTMBaseRegressor:
+        """Train a new network on ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, sequence_length) or \
+(n_samples, sequence_length, n_features)
+            Input sequences (numpy array, DataFrame or nested lists). 2-D input
+            is read as univariate sequences. Columns are time steps, ordered as
+            set by ``lag_order``.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; 2-D for several outputs (e.g. direct multi-step forecasts).
+
+        Returns
+        -------
+        self : LSTMBaseRegressor
+            The fitted estimator.
+        """
+        self._check_params()
+        _precheck_ndim(X)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=True,
+            allow_nd=True,
+            dtype=(np.float64, np.float32),
+            multi_output=True,
+            y_numeric=True,
+        )
+        check_ndim(X, (2, 3), "X", _X_LAYOUT)
+        X3 = self._to_sequences(X)
+        # skorch would broadcast a 1-D target against the (n, 1) output in the
+        # MSE loss and silently train on the wrong objective.
+        y2 = np.array(y, dtype=np.float32).reshape(len(y), -1)
+
+        self.sequence_length_ = X3.shape[1]
+        self.n_sequence_features_ = X3.shape[2]
+        self.n_outputs_ = y2.shape[1]
+        self._y_was_1d = y.ndim == 1
+
+        X_train, y_train, train_split = self._time_ordered_split(X3, y2)
+        self.net_ = NeuralNetRegressor(
+            module=LSTMNetwork,
+            module__input_size=self.n_sequence_features_,
+            module__hidden_size=int(self.hidden_size),
+            module__num_layers=int(self.num_layers),
+            module__output_size=self.n_outputs_,
+            module__dropout=float(self.dropout),
+            criterion=torch.nn.MSELoss,
+            optimizer=self._optimizer_class(),
+            optimizer__weight_decay=float(self.weight_decay),
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train__shuffle=bool(self.shuffle),
+            train_split=train_split,
+            callbacks=self._build_callbacks(),
+            device=resolve_device(self.device),
+            verbose=int(self.verbose),
+        )
+        # Always draw an explicit seed (from numpy's global RNG when
+        # random_state is None, as scikit-learn does) so that fitting never
+        # consumes or reseeds torch's global RNG.
+        with torch_runtime(seed_from(self.random_state), self.num_threads):
+            self.net_.fit(X_train, y_train)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict targets for the sequences in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, sequence_length) or \
+(n_samples, sequence_length, n_features)
+            Input sequences laid out as in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            float64 predictions; 1-D if ``y`` was 1-D in ``fit``.
+        """
+        check_is_fitted(self, "net_")
+        _precheck_ndim(X)
+        X = validate_data(
+            self, X, reset=False, allow_nd=True, dtype=(np.float64, np.float32)
+        )
+        check_ndim(X, (2, 3), "X", _X_LAYOUT)
+        X3 = self._to_sequences(X)
+        if X3.shape[2] != self.n_sequence_features_:
+            raise ValueError(
+                f"X has {X3.shape[2]} feature(s) per time step, but "
+                f"{type(self).__name__} was fitted with "
+                f"{self.n_sequence_features_}."
+            )
+        # Prediction uses no randomness, but every DataLoader iteration draws a
+        # base seed from torch's RNG: a private stream keeps the caller's intact.
+        with torch_runtime(0, self.num_threads):
+            y_pred = self.net_.predict(X3).astype(np.float64)
+        return y_pred.ravel() if self._y_was_1d else y_pred
+
+    @property
+    def history_(self) -> Any:
+        """Per-epoch training history of the fitted skorch net."""
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    # ------------------------------------------------------------- helpers
+
+    def _check_params(self) -> None:
+        """Raise ``ValueError`` for hyperparameters outside their domain."""
+        _check_int("hidden_size", self.hidden_size, minimum=1)
+        _check_int("num_layers", self.num_layers, minimum=1)
+        _check_int("max_epochs", self.max_epochs, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("verbose", self.verbose, minimum=0)
+        if self.num_threads is not None:
+            _check_int("num_threads", self.num_threads, minimum=1)
+        _check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _check_real(
+            "validation_fraction",
+            self.validation_fraction,
+            low=0.0,
+            high=1.0,
+            high_open=True,
+        )
+        _check_real("lr", self.lr, low=0.0, low_open=True)
+        _check_real("weight_decay", self.weight_decay, low=0.0)
+        if self.gradient_clip is not None:
+            _check_real("gradient_clip", self.gradient_clip, low=0.0, low_open=True)
+        if self.lag_order not in _LAG_ORDERS:
+            raise ValueError(
+                f"lag_order must be one of {_LAG_ORDERS}; got {self.lag_order!r}."
+            )
+        if not isinstance(self.shuffle, bool | np.bool_):
+            raise ValueError(f"shuffle must be a bool; got {self.shuffle!r}.")
+        self._optimizer_class()
+        if self.callbacks is not None and not isinstance(self.callbacks, list | tuple):
+            raise ValueError(
+                "callbacks must be None or a list of skorch callbacks or "
+                f"(name, callback) tuples; got {type(self.callbacks).__name__}."
+            )
+        device = str(self.device)
+        if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(
+                f"device must be 'cpu', 'cuda', 'auto' or a torch device string; "
+                f"got {self.device!r}."
+            )
+
+    def _optimizer_class(self) -> type[torch.optim.Optimizer]:
+        if isinstance(self.optimizer, type) and issubclass(
+            self.optimizer, torch.optim.Optimizer
+        ):
+            return self.optimizer
+        if isinstance(self.optimizer, str) and self.optimizer.lower() in _OPTIMIZERS:
+            return _OPTIMIZERS[self.optimizer.lower()]
+        raise ValueError(
+            f"optimizer must be one of {sorted(_OPTIMIZERS)} or a torch.optim."
+            f"Optimizer subclass; got {self.optimizer!r}."
+        )
+
+    def _to_sequences(self, X: np.ndarray) -> np.ndarray:
+        """Return a new float32 (n, time, features) array, oldest step first."""
+        X3 = X[:, :, np.newaxis] if X.ndim == 2 else X
+        if self.lag_order == "newest_first":
+            X3 = X3[:, ::-1, :]
+        # np.array copies: the caller's array is never modified or aliased, and
+        # read-only inputs (e.g. memmaps) become writable for torch.
+        return np.array(X3, dtype=np.float32, order="C")
+
+    def _time_ordered_split(
+        self, X3: np.ndarray, y2: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Hold out the last samples for validation (never shuffled)."""
+        if self.validation_fraction == 0:
+            return X3, y2, None
+        n_samples = len(X3)
+        n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        n_train = n_samples - n_valid
+        if n_train < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no "
+                f"training samples out of {n_samples}."
+            )
+        valid = Dataset(X3[n_train:], y2[n_train:])
+        return X3[:n_train], y2[:n_train], predefined_split(valid)
+
+    def _build_callbacks(self) -> list[Any]:
+        # Deep copies: skorch initialises callbacks in place (e.g. the patience
+        # counter of EarlyStopping), which must not leak into the user's
+        # objects or from one fit into the next.
+        callbacks = copy.deepcopy(list(self.callbacks or []))
+        if self.gradient_clip is not None:
+            callbacks.append(
+                (
+                    "gradient_clip",
+                    GradientNormClipping(gradient_clip_value=self.gradient_clip),
+                )
+            )
+        if self.verbose > 0 and not any(
+            isinstance(_callback_of(cb), ProgressBar) or _callback_of(cb) is ProgressBar
+            for cb in callbacks
+        ):
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+
+def _callback_of(entry: Any) -> Callback | type | Any:
+    """The callback of a skorch ``callbacks`` entry (instance or tuple)."""
+    return entry[1] if isinstance(entry, tuple) else entry
+
+
+def _precheck_ndim(X: Any) -> None:
+    """Reject arrays with more than 3 dimensions before any state is set."""
+    ndim = getattr(X, "ndim", None)
+    if isinstance(ndim, int) and ndim > 3:
+        check_ndim(X, (2, 3), "X", _X_LAYOUT)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool | np.bool_)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def _check_real(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    ok = ok and np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        interval = f"{lo}{'-inf' if low is None else low}, "
+        interval += f"{'inf' if high is None else high}{hi}"
+        raise ValueError(f"{name} must be a number in {interval}; got {value!r}.")

@@ -1,0 +1,596 @@
+"""Behavioural tests for ``LSTMBaseRegressor`` (scikit-learn API checks live in
+``test_regressor_sklearn_checks.py``)."""
+
+from __future__ import annotations
+
+import doctest
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.exceptions import DeviceWarning
+
+import sk_metalstm.regressor as regressor_module
+from sk_metalstm import LSTMBaseRegressor
+from sk_metalstm._validation import (
+    as_float_array,
+    check_finite,
+    check_ndim,
+    check_not_empty,
+    check_numeric,
+)
+
+# Small and fast; lr=1e-2 so a few epochs are enough to learn something.
+FAST = dict(hidden_size=8, max_epochs=5, lr=1e-2, batch_size=32, random_state=0)
+
+
+def ar2_series(n: int, seed: int = 0, phi: tuple[float, float] = (0.5, -0.6)):
+    """AR(2) with oscillating dynamics: the last value is a poor forecast."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(n + 100)
+    y = np.zeros(n + 100)
+    for t in range(2, n + 100):
+        y[t] = phi[0] * y[t - 1] + phi[1] * y[t - 2] + noise[t]
+    return y[100:]  # drop burn-in
+
+
+def windows(series: np.ndarray, window: int):
+    """Lag matrix (oldest value first) and next-step target."""
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], window).copy()
+    return X, series[window:].copy()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return windows(ar2_series(160, seed=1), 6)
+
+
+def capture_network_input(reg: LSTMBaseRegressor, X) -> torch.Tensor:
+    """The tensor that reaches ``LSTMNetwork.forward`` when predicting ``X``."""
+    captured = []
+    handle = reg.net_.module_.register_forward_pre_hook(
+        lambda module, args: captured.append(args[0].detach().clone())
+    )
+    try:
+        reg.predict(X)
+    finally:
+        handle.remove()
+    return torch.cat(captured)
+
+
+# ----------------------------------------------------------------- shapes
+
+
+def test_shapes_and_fitted_attributes(data):
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST).fit(X, y)
+    assert reg.predict(X).shape == (len(X),)
+    assert reg.predict(X).dtype == np.float64
+    assert reg.n_features_in_ == reg.sequence_length_ == X.shape[1]
+    assert reg.n_sequence_features_ == 1
+    assert reg.n_outputs_ == 1
+    assert len(reg.history_) == FAST["max_epochs"]
+    assert isinstance(reg.net_.module_, regressor_module.LSTMNetwork)
+
+
+def test_multi_output_and_column_y(data):
+    X, y = data
+    Y = np.column_stack([y, 2 * y, -y])
+    reg = LSTMBaseRegressor(**FAST).fit(X, Y)
+    assert reg.n_outputs_ == 3
+    assert reg.predict(X).shape == (len(X), 3)
+    # A (n, 1) target keeps its 2-D shape in predictions, as in scikit-learn.
+    assert LSTMBaseRegressor(**FAST).fit(X, y[:, None]).predict(X).shape == (
+        len(X),
+        1,
+    )
+
+
+def test_1d_target_trains_same_objective_as_column_target(data):
+    # skorch alone would broadcast a 1-D y against the (n, 1) output and train
+    # on the mean over all (i, j) pairs; the reshape must make both identical.
+    X, y = data
+    pred_1d = LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    pred_2d = LSTMBaseRegressor(**FAST).fit(X, y[:, None]).predict(X)
+    np.testing.assert_array_equal(pred_1d, pred_2d.ravel())
+    assert np.std(pred_1d) > 0.1 * np.std(y)  # not collapsed to the mean
+
+
+def test_3d_input_with_several_features(data):
+    X, y = data
+    X3 = np.stack([X, X**2], axis=-1)  # (n, 6, 2)
+    reg = LSTMBaseRegressor(**FAST).fit(X3, y)
+    assert reg.n_features_in_ == reg.sequence_length_ == 6
+    assert reg.n_sequence_features_ == 2
+    assert reg.predict(X3).shape == (len(X),)
+    seen = capture_network_input(reg, X3)
+    np.testing.assert_allclose(seen.numpy(), X3.astype(np.float32))
+
+
+def test_pandas_input_matches_numpy(data):
+    X, y = data
+    X_df = pd.DataFrame(X, columns=[f"lag_{i}" for i in range(X.shape[1])])
+    y_s = pd.Series(y, name="target")
+    reg_pd = LSTMBaseRegressor(**FAST).fit(X_df, y_s)
+    reg_np = LSTMBaseRegressor(**FAST).fit(X, y)
+    np.testing.assert_array_equal(reg_pd.predict(X_df), reg_np.predict(X))
+    assert list(reg_pd.feature_names_in_) == list(X_df.columns)
+
+
+def test_float64_and_float32_inputs_are_not_modified(data):
+    X, y = data
+    for dtype in (np.float64, np.float32):
+        Xd, yd = X.astype(dtype), y.astype(dtype)
+        X_copy, y_copy = Xd.copy(), yd.copy()
+        reg = LSTMBaseRegressor(**FAST, lag_order="newest_first").fit(Xd, yd)
+        reg.predict(Xd)
+        np.testing.assert_array_equal(Xd, X_copy)
+        np.testing.assert_array_equal(yd, y_copy)
+        assert Xd.dtype == dtype and yd.dtype == dtype
+
+
+# -------------------------------------------------------------- lag order
+
+
+def test_network_always_sees_oldest_step_first(data):
+    X, y = data
+    oldest = LSTMBaseRegressor(**FAST, lag_order="oldest_first").fit(X, y)
+    reversed_X = X[:, ::-1].copy()
+    newest = LSTMBaseRegressor(**FAST, lag_order="newest_first").fit(reversed_X, y)
+
+    np.testing.assert_array_equal(
+        capture_network_input(oldest, X)[..., 0].numpy(), X.astype(np.float32)
+    )
+    np.testing.assert_array_equal(
+        capture_network_input(newest, reversed_X)[..., 0].numpy(),
+        X.astype(np.float32),
+    )
+    # Same training tensors and seed, so the same model.
+    np.testing.assert_array_equal(oldest.predict(X), newest.predict(reversed_X))
+
+
+class _RecordingRegressor(RegressorMixin, BaseEstimator):
+    """Predicts zero and keeps the X it was fitted on (for the sktime test)."""
+
+    def fit(self, X, y):
+        self.X_ = np.asarray(X, dtype=float).copy()
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+def test_sktime_lag_column_order_empirically():
+    # The series is its own time index, so each lag's value says how old it is.
+    from sktime.forecasting.compose import RecursiveReductionForecaster, make_reduction
+
+    y = pd.Series(np.arange(30.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for strategy in ("recursive", "direct"):
+            forecaster = make_reduction(
+                _RecordingRegressor(), window_length=4, strategy=strategy
+            )
+            forecaster.fit(y, fh=[1])
+            X = (
+                forecaster.estimators_[0].X_
+                if strategy == "direct"
+                else (forecaster.estimator_.X_)
+            )
+            assert np.all(np.diff(X, axis=1) > 0), f"{strategy}: not oldest first"
+
+        forecaster = RecursiveReductionForecaster(
+            _RecordingRegressor(), window_length=4
+        ).fit(y, fh=[1])
+        X = forecaster.estimator_.X_
+        complete = X[np.all(X > 0, axis=1)]  # skip rows padded at the start
+        assert len(complete) > 10
+        assert np.all(np.diff(complete, axis=1) < 0), "not newest first"
+
+
+def test_recursive_reduction_forecaster_with_newest_first():
+    from sktime.forecasting.compose import RecursiveReductionForecaster
+
+    y = pd.Series(ar2_series(120, seed=3))
+    reg = LSTMBaseRegressor(**FAST, lag_order="newest_first")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forecaster = RecursiveReductionForecaster(reg, window_length=5).fit(y, fh=[1])
+        fitted = forecaster.estimator_
+        captured = []
+        handle = fitted.net_.module_.register_forward_pre_hook(
+            lambda module, args: captured.append(args[0].detach().clone())
+        )
+        forecaster.predict()
+        handle.remove()
+    # The LSTM's last time step must be the newest observation.
+    np.testing.assert_allclose(captured[0][0, :, 0].numpy(), y.iloc[-5:], rtol=1e-6)
+
+
+# ------------------------------------------------------- reproducibility
+
+
+def test_random_state_repeatable_and_seed_dependent(data):
+    X, y = data
+    first = LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    second = LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    other = LSTMBaseRegressor(**{**FAST, "random_state": 1}).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, other)
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_fit_leaves_global_torch_state_alone(data, random_state):
+    X, y = data
+    threads = torch.get_num_threads()
+    rng_state = torch.random.get_rng_state()
+    reg = LSTMBaseRegressor(**{**FAST, "random_state": random_state}).fit(X, y)
+    reg.predict(X)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert torch.get_num_threads() == threads
+
+
+class _ThreadRecorder(Callback):
+    def initialize(self):
+        self.threads_ = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.threads_.append(torch.get_num_threads())
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_num_threads_applies_during_fit_only(data, num_threads):
+    X, y = data
+    before = torch.get_num_threads()
+    reg = LSTMBaseRegressor(
+        **FAST, num_threads=num_threads, callbacks=[("threads", _ThreadRecorder())]
+    ).fit(X, y)
+    recorded = dict(reg.net_.callbacks_)["threads"].threads_
+    assert recorded == [num_threads] * FAST["max_epochs"]
+    assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- verbose
+
+
+def test_verbose_prints_progress_and_quiet_by_default(data, capsys):
+    X, y = data
+    LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+    reg = LSTMBaseRegressor(**FAST, verbose=1).fit(X, y)
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out  # skorch's epoch table
+    assert any(isinstance(cb, ProgressBar) for _, cb in reg.net_.callbacks_)
+
+
+# ------------------------------------------------------------ bad inputs
+
+
+def _bad_inputs(X, y):
+    X_nan = X.copy()
+    X_nan[3, 2] = np.nan
+    X_inf = X.copy()
+    X_inf[0, 0] = np.inf
+    y_nan = y.copy()
+    y_nan[5] = np.nan
+    return [
+        ("nan_X", X_nan, y, "NaN"),
+        ("inf_X", X_inf, y, "infinity|inf"),
+        ("nan_y", X, y_nan, "NaN"),
+        ("1d_X", X[:, 0], y, "Expected 2D array, got 1D array"),
+        ("4d_X", X[:, :, None, None], y, r"must be 2-D or 3-D; got a 4-D"),
+        ("empty_X", X[:0], y[:0], "0 sample"),
+        ("no_steps", X[:, :0], y, "0 feature"),
+        ("strings_X", X.astype(str).astype(object) + "x", y, "could not convert"),
+        ("mismatched", X, y[:-1], "inconsistent numbers of samples"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_bad_input_raises_clear_error_and_leaves_arrays(data, case):
+    X, y = data
+    name, X_bad, y_bad, match = _bad_inputs(X, y)[case]
+    X_copy, y_copy = X_bad.copy(), y_bad.copy()
+    with pytest.raises(ValueError, match=match):
+        LSTMBaseRegressor(**FAST).fit(X_bad, y_bad)
+    np.testing.assert_array_equal(X_bad, X_copy)
+    np.testing.assert_array_equal(y_bad, y_copy)
+
+
+def test_predict_rejects_inputs_unlike_fit(data):
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="feature"):
+        reg.predict(X[:, 1:])  # shorter sequences
+    with pytest.raises(
+        ValueError, match=r"2 feature\(s\) per time step.*fitted with 1"
+    ):
+        reg.predict(np.stack([X, X], axis=-1))
+    with pytest.raises(ValueError, match="NaN"):
+        reg.predict(np.full_like(X, np.nan))
+    with pytest.raises(ValueError, match="4-D"):
+        reg.predict(X[:, :, None, None])
+
+    reg3 = LSTMBaseRegressor(**FAST).fit(np.stack([X, X], axis=-1), y)
+    with pytest.raises(
+        ValueError, match=r"1 feature\(s\) per time step.*fitted with 2"
+    ):
+        reg3.predict(X)
+
+
+def test_predict_before_fit_raises_not_fitted(data):
+    X, _ = data
+    reg = LSTMBaseRegressor()
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    with pytest.raises(NotFittedError):
+        reg.history_  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"lag_order": "sideways"}, "lag_order must be one of"),
+        ({"hidden_size": -1}, "hidden_size must be an integer >= 1"),
+        ({"hidden_size": 2.5}, "hidden_size must be an integer"),
+        ({"num_layers": 0}, "num_layers must be an integer >= 1"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0.0, 1.0\)"),
+        ({"dropout": -0.1}, "dropout must be a number"),
+        ({"lr": 0}, "lr must be a number in"),
+        ({"max_epochs": 0}, "max_epochs must be an integer >= 1"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be a number"),
+        ({"weight_decay": -1.0}, "weight_decay must be a number"),
+        ({"gradient_clip": 0.0}, "gradient_clip must be a number"),
+        ({"optimizer": "lbfgs2"}, "optimizer must be one of"),
+        ({"num_threads": 0}, "num_threads must be an integer >= 1"),
+        ({"verbose": -1}, "verbose must be an integer >= 0"),
+        ({"callbacks": "early_stopping"}, "callbacks must be None or a list"),
+        ({"device": "tpu"}, "device must be"),
+        ({"shuffle": "yes"}, "shuffle must be a bool"),
+    ],
+)
+def test_invalid_parameters_raise_at_fit(data, params, match):
+    X, y = data
+    reg = LSTMBaseRegressor().set_params(**params)  # init/set_params never raise
+    with pytest.raises(ValueError, match=match):
+        reg.fit(X, y)
+    assert not hasattr(reg, "net_")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_gpu_raises(data):
+    X, y = data
+    with pytest.raises(ValueError, match="no CUDA device"):
+        LSTMBaseRegressor(**FAST, device="cuda").fit(X, y)
+    reg = LSTMBaseRegressor(**FAST, device="auto").fit(X, y)
+    assert reg.net_.device == "cpu"
+
+
+# ---------------------------------------------------------------- learning
+
+
+def test_learns_ar2_dynamics_better_than_last_value():
+    X, y = windows(ar2_series(800, seed=0), 6)
+    X_train, y_train, X_test, y_test = X[:600], y[:600], X[600:], y[600:]
+    reg = LSTMBaseRegressor(
+        hidden_size=8, max_epochs=20, lr=1e-2, batch_size=32, random_state=0
+    ).fit(X_train, y_train)
+    mse = np.mean((reg.predict(X_test) - y_test) ** 2)
+    naive = np.mean((X_test[:, -1] - y_test) ** 2)
+    # The AR(2) oracle reaches ~0.50 here; last-value is far off the optimum.
+    assert mse < 0.7 * naive, (mse, naive)
+
+
+# ----------------------------------------------------- skorch integration
+
+
+def test_time_ordered_validation_split_and_early_stopping(data):
+    X, y = data
+    n_valid = int(np.ceil(0.25 * len(X)))
+
+    class BatchRecorder(Callback):
+        def initialize(self):
+            self.valid_ = []
+            return self
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if not training:
+                self.valid_.append(batch[0].numpy().copy())
+
+    early = EarlyStopping(monitor="valid_loss", patience=2)
+    recorder = BatchRecorder()
+    early_state = dict(vars(early))
+    reg = LSTMBaseRegressor(
+        **{**FAST, "max_epochs": 500, "lr": 0.05},
+        validation_fraction=0.25,
+        callbacks=[("early", early), recorder],
+    ).fit(X, y)
+    assert len(reg.history_) < 500  # stopped early on valid_loss
+    assert all("valid_loss" in row for row in reg.history_)
+    # The fitted copy saw the last quarter, in order, every epoch; the user's
+    # callback objects were not touched (skorch works on deep copies).
+    seen = dict(reg.net_.callbacks_)["BatchRecorder"].valid_
+    first_epoch = np.concatenate(seen[: len(seen) // len(reg.history_)])
+    np.testing.assert_array_equal(first_epoch[..., 0], X[-n_valid:].astype(np.float32))
+    assert not hasattr(recorder, "valid_")
+    assert vars(early) == early_state
+    assert dict(reg.net_.callbacks_)["early"].misses_ > 0  # the copy was used
+    # Refitting and cloning still work with the same callback objects.
+    clone(reg).fit(X, y)
+
+
+def test_lr_scheduler_gradient_clip_and_optimizer_options(data):
+    X, y = data
+    reg = LSTMBaseRegressor(
+        **FAST,
+        optimizer="sgd",
+        weight_decay=1e-3,
+        gradient_clip=0.5,
+        callbacks=[LRScheduler(policy="StepLR", step_size=1, gamma=0.5)],
+    ).fit(X, y)
+    assert isinstance(reg.net_.optimizer_, torch.optim.SGD)
+    group = reg.net_.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 1e-3
+    assert group["lr"] == pytest.approx(1e-2 * 0.5 ** FAST["max_epochs"])
+    names = [name for name, _ in reg.net_.callbacks_]
+    assert "gradient_clip" in names
+
+
+# ---------------------------------------------------- scikit-learn tools
+
+
+def test_pipeline_with_standard_scaler(data):
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), LSTMBaseRegressor(**FAST)).fit(X, y)
+    assert pipe.predict(X).shape == y.shape
+    assert np.isfinite(pipe.score(X, y))
+
+
+def test_cross_val_score_with_time_series_split(data):
+    X, y = data
+    scores = cross_val_score(
+        LSTMBaseRegressor(**FAST),
+        X,
+        y,
+        cv=TimeSeriesSplit(n_splits=3),
+        scoring="neg_mean_squared_error",
+    )
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+
+
+def test_grid_search_over_hidden_size_and_lr(data):
+    X, y = data
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LSTMBaseRegressor(**FAST)),
+        {
+            "lstmbaseregressor__hidden_size": [4, 8],
+            "lstmbaseregressor__lr": [1e-3, 1e-2],
+        },
+        cv=TimeSeriesSplit(n_splits=2),
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    best = search.best_estimator_[-1]
+    assert best.hidden_size == search.best_params_["lstmbaseregressor__hidden_size"]
+    assert best.net_.module_.lstm.hidden_size == best.hidden_size
+
+
+def test_clone_gives_unfitted_copy_with_same_params(data):
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST, callbacks=[EarlyStopping(monitor="train_loss")])
+    reg.fit(X, y)
+    copy = clone(reg)
+    assert not hasattr(copy, "net_")
+    assert copy.get_params()["hidden_size"] == reg.hidden_size
+    assert copy.callbacks[0] is not reg.callbacks[0]
+    np.testing.assert_array_equal(copy.fit(X, y).predict(X), reg.predict(X))
+
+
+def test_pickle_round_trip_gives_identical_predictions(data):
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST, validation_fraction=0.2).fit(X, y)
+    restored = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(restored.predict(X), reg.predict(X))
+    assert len(restored.history_) == len(reg.history_)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_unpickling_a_cuda_net_on_cpu_falls_back_to_cpu(data):
+    # A net trained on a GPU stores device="cuda"; skorch maps its tensors to
+    # the CPU when unpickled where no GPU exists. The tensors here are already
+    # on the CPU, so this covers the device bookkeeping, not the copy itself.
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST).fit(X, y)
+    expected = reg.predict(X)
+    reg.net_.device = "cuda"
+    reg.device = "cuda"
+    with pytest.warns(DeviceWarning):
+        restored = pickle.loads(pickle.dumps(reg))
+    assert str(restored.net_.device) == "cpu"
+    np.testing.assert_array_equal(restored.predict(X), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_then_predict_on_cpu_after_pickle(data, monkeypatch):
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST, device="cuda").fit(X, y)
+    assert next(reg.net_.module_.parameters()).is_cuda
+    gpu_pred = reg.predict(X)
+    payload = pickle.dumps(reg)
+    # Unpickle as a CPU-only machine would: skorch maps the tensors to the CPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(DeviceWarning):
+        restored = pickle.loads(payload)
+    monkeypatch.undo()
+    assert str(restored.net_.device) == "cpu"
+    assert not any(p.is_cuda for p in restored.net_.module_.parameters())
+    np.testing.assert_allclose(restored.predict(X), gpu_pred, rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------------ sktime
+
+
+def test_make_reduction_in_sktime_backtest():
+    from sktime.forecasting.compose import make_reduction
+    from sktime.forecasting.model_evaluation import evaluate
+    from sktime.split import ExpandingWindowSplitter
+
+    y = pd.Series(ar2_series(150, seed=2))
+    cv = ExpandingWindowSplitter(initial_window=100, step_length=20, fh=[1, 2, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sktime's own deprecation notices
+        forecaster = make_reduction(
+            LSTMBaseRegressor(**FAST), window_length=6, strategy="recursive"
+        )
+        results = evaluate(forecaster, cv, y, error_score="raise")
+    assert len(results) == 3
+    assert np.all(np.isfinite(results.iloc[:, 0]))
+
+
+# ------------------------------------------------------------------- docs
+
+
+def test_class_docstring_example_runs():
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = finder.find(LSTMBaseRegressor, "LSTMBaseRegressor", globs={"np": np})
+    assert tests and tests[0].examples
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
+
+
+# ------------------------------------------------------------- validation
+
+
+def test_validation_helpers_name_the_problem():
+    with pytest.raises(ValueError, match="must be 2-D or 3-D; got a 1-D"):
+        check_ndim(np.zeros(3), (2, 3), "X")
+    check_ndim(np.zeros((2, 3)), (2, 3), "X")
+    with pytest.raises(ValueError, match="Z must hold numbers; got dtype <U1"):
+        check_numeric(np.array(["a"]), "Z")
+    with pytest.raises(ValueError, match="complex"):
+        check_numeric(np.array([1j]))
+    check_numeric(np.array([1, 2], dtype=object))
+    with pytest.raises(ValueError, match=r"y is empty \(shape \(0,\)\)"):
+        check_not_empty(np.array([]), "y")
+    with pytest.raises(ValueError, match="2 NaN value.*1 infinite"):
+        check_finite(np.array([np.nan, np.nan, np.inf]))
+    original = np.array([[1, 2], [3, 4]])
+    out = as_float_array(original, allowed_ndim=(2,))
+    assert out.dtype == np.float64 and not np.shares_memory(out, original)
+    with pytest.raises(ValueError, match="NaN"):
+        as_float_array([[1.0, np.nan]])
