@@ -7,7 +7,7 @@ from typing import Any
 
 from skorch.callbacks import Callback
 
-__all__ = ["StopOnNonFiniteLoss", "TrainingDiverged"]
+__all__ = ["KeepBestWeights", "StopOnNonFiniteLoss", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -30,3 +30,42 @@ class StopOnNonFiniteLoss(Callback):
                 "Lower lr or inner_lr, reduce inner_steps, or check the data for "
                 "extreme values (the last finite weights are kept in the history)."
             )
+
+
+class KeepBestWeights(Callback):
+    """Keep the module weights of the best epoch; restore them when training ends.
+
+    Training also ends this way on Ctrl-C (skorch stops the loop on
+    ``KeyboardInterrupt`` and still calls ``on_train_end``), so an interrupted
+    meta-training run keeps its best state so far.
+
+    Parameters
+    ----------
+    monitor : str
+        History key to minimise; falls back to ``"train_loss"`` for epochs
+        without a validation loss.
+    """
+
+    def __init__(self, monitor: str = "valid_loss") -> None:
+        self.monitor = monitor
+
+    def initialize(self) -> KeepBestWeights:
+        """Forget any previous run."""
+        self.best_score_ = math.inf
+        self.best_state_: dict[str, Any] | None = None
+        return self
+
+    def on_epoch_end(self, net: Any, **kw: Any) -> None:
+        """Snapshot the weights when the monitored loss improves."""
+        epoch = net.history[-1]
+        score = epoch.get(self.monitor, epoch.get("train_loss", math.inf))
+        if math.isfinite(score) and score < self.best_score_:
+            self.best_score_ = score
+            self.best_state_ = {
+                k: v.detach().clone() for k, v in net.module_.state_dict().items()
+            }
+
+    def on_train_end(self, net: Any, **kw: Any) -> None:
+        """Put the best weights back."""
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)

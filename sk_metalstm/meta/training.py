@@ -17,7 +17,7 @@ from skorch.helper import predefined_split
 
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
-from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
+from sk_metalstm.meta.callbacks import KeepBestWeights, StopOnNonFiniteLoss
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import PooledLearner
 from sk_metalstm.meta.state import MetaState
@@ -46,7 +46,10 @@ def build_meta_net(
     optimizer = getattr(learner, "outer_optimizer", torch.optim.Adam)
     if lr is None:
         lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
-    own: list[Any] = [("stop_on_nonfinite", StopOnNonFiniteLoss())]
+    own: list[Any] = [
+        ("stop_on_nonfinite", StopOnNonFiniteLoss()),
+        ("keep_best", KeepBestWeights()),
+    ]
     if gradient_clip is not None:
         own.append(("gradient_clip", GradientNormClipping(gradient_clip)))
     if verbose:
