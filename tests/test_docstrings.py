@@ -1,0 +1,27 @@
+"""Every ``Examples`` section in the package's docstrings runs and gives its output."""
+
+import doctest
+import importlib
+import pkgutil
+import warnings
+
+import pytest
+
+import sk_metalstm
+
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(sk_metalstm.__path__, prefix="sk_metalstm.")
+    if not m.name.split(".")[-1].startswith("_")
+)
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        result = doctest.testmod(
+            module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+        )
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {module_name}"
