@@ -114,8 +114,9 @@ def run_seed(seed: int, cfg: dict[str, Any], methods: list[str]) -> dict[str, An
     actual = returns[:, history - 1 : history - 1 + n_eval]
     phi_true = params["phi"].to_numpy()[cfg["n_train"] :]
 
+    last_returns = returns[:, history - 2 : history - 2 + n_eval]
     scores: dict[str, np.ndarray] = {
-        "oracle": relative_mae(phi_true[:, None] * returns[:, history - 2 : history - 2 + n_eval], actual),
+        "oracle": relative_mae(phi_true[:, None] * last_returns, actual),
         "ar1": relative_mae(rolling_ar1(returns, history, n_eval), actual),
     }
     seconds: dict[str, float] = {}
