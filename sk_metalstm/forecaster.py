@@ -44,6 +44,8 @@ def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
     pieces = {}
     for key, group in y.groupby(level=levels, sort=False):
         group = group.droplevel(levels)
+        if isinstance(key, tuple) and len(key) == 1:
+            key = key[0]  # pandas gives 1-tuples; key instances by their name
         for column in y.columns:
             name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
             pieces[name] = group[column]
@@ -394,6 +396,10 @@ default="metasgd"
 
     def _pretrain_update(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Continue meta-training (step 2) on more series."""
+        # A clone of a pretrained forecaster carries pretrained_state_ but not
+        # the private horizon, so resolve it again (from the state).
+        self._check_params()
+        self._resolve_horizon(fh)
         pieces = self._split_series(y)
         self.pretrained_state_ = self._meta_train(pieces, warm_start=self.pretrained_state_)
         return self

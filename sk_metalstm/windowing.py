@@ -56,7 +56,7 @@ def resolve_transform(values: np.ndarray, transform: str) -> str:
     if transform == "log_return" and not np.all(values > 0):
         raise ValueError(
             "transform='log_return' needs strictly positive values, but the series "
-            f"has a minimum of {np.min(values)!r}; use transform='difference' or 'auto'."
+            f"has a minimum of {float(np.min(values))!r}; use transform='difference' or 'auto'."
         )
     return transform
 

@@ -1,0 +1,543 @@
+"""MetaLSTMForecaster as an sktime user drives it: fit, predict, update, tune, backtest."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.model_selection import KFold
+from skorch.callbacks import Callback
+from sktime.exceptions import NotFittedError
+from sktime.forecasting.base import ForecastingHorizon
+from sktime.forecasting.compose import TransformedTargetForecaster
+from sktime.forecasting.model_evaluation import evaluate
+from sktime.forecasting.model_selection import ForecastingGridSearchCV
+from sktime.performance_metrics.forecasting import MeanAbsoluteError
+from sktime.split import ExpandingWindowSplitter, InstanceSplitter, SlidingWindowSplitter
+from sktime.transformations.series.boxcox import LogTransformer
+from sktime.transformations.series.detrend import Deseasonalizer
+
+from sk_metalstm.datasets import make_ar_returns_panel
+from sk_metalstm.forecaster import MetaLSTMForecaster
+from sk_metalstm.meta.state import MetaState
+from sk_metalstm.windowing import TaskLayout, support_for_adaptation, to_increments
+
+
+def _assert_same_params(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert set(a) == set(b)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], atol=atol, rtol=0 if atol == 0 else 1e-5)
+
+
+# ------------------------------------------------------------- fit / predict
+def test_fit_predict_single_series_relative_and_absolute_fh(airline, tiny):
+    forecaster = MetaLSTMForecaster(horizon=3, **tiny).fit(airline)
+    pred = forecaster.predict(fh=[1, 2, 3])
+    assert isinstance(pred, pd.Series)
+    assert pred.name == airline.name
+    expected_index = pd.period_range("1961-01", periods=3, freq="M")
+    assert pred.index.equals(expected_index)
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)  # log-returns keep prices positive
+    # Forecasts are on the data's scale, not the scaled increments'.
+    assert 0.5 * airline.iloc[-1] < pred.iloc[0] < 2 * airline.iloc[-1]
+    absolute = ForecastingHorizon(expected_index, is_relative=False)
+    pd.testing.assert_series_equal(forecaster.predict(fh=absolute), pred)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[3, 1]).sort_index(), pred.iloc[[0, 2]])
+
+
+def test_fh_beyond_horizon_raises(airline, tiny):
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny).fit(airline)
+    with pytest.raises(ValueError, match="beyond horizon=2"):
+        forecaster.predict(fh=[1, 2, 3])
+
+
+def test_in_sample_fh_raises(airline, tiny):
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny).fit(airline)
+    with pytest.raises((NotImplementedError, ValueError), match="in-sample|in sample"):
+        forecaster.predict(fh=[0, 1])
+    with pytest.raises((NotImplementedError, ValueError), match="in-sample|in sample"):
+        forecaster.predict(fh=[-2])
+
+
+def test_horizon_none_takes_largest_fh_step_from_fit(airline, tiny):
+    forecaster = MetaLSTMForecaster(**tiny).fit(airline, fh=[1, 2, 3])
+    assert forecaster.pretrained_state_.config["horizon"] == 3
+    assert forecaster.adapted_params_[None]["head.bias"].shape == (3,)
+    assert len(forecaster.predict(fh=[1, 2, 3])) == 3
+    with pytest.raises(ValueError, match="beyond horizon=3"):
+        forecaster.predict(fh=[4])
+    # Without an fh the network forecasts one step.
+    assert MetaLSTMForecaster(**tiny).fit(airline).pretrained_state_.config["horizon"] == 1
+
+
+# ----------------------------------------------------------- pretrain / fit
+def test_fit_after_pretrain_adapts_without_meta_training(
+    pretrained_forecaster, airline, meta_train_calls
+):
+    forecaster = pretrained_forecaster
+    state = forecaster.pretrained_state_
+    n_histories = len(state.history)
+    assert forecaster.state == "pretrained" and n_histories == 2  # pooled + meta
+    forecaster.fit(airline)  # an unseen series, another frequency entirely
+    assert meta_train_calls == []
+    assert forecaster.pretrained_state_ is state
+    assert len(state.history) == n_histories
+    pred = forecaster.predict(fh=[1, 2])
+    assert np.all(np.isfinite(pred))
+    # Adapting moved the learned initialisation toward this series.
+    theta0 = state.learner.initial_params()
+    assert not torch.allclose(forecaster.adapted_params_[None]["head.bias"], theta0["head.bias"])
+
+
+def test_pretrain_on_multicolumn_panel(ar_panel, tiny):
+    wide = ar_panel.assign(other=ar_panel["price"] * 2.0)
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).pretrain(wide)
+    assert isinstance(forecaster.pretrained_state_, MetaState)
+
+
+def test_panel_fit_predict_multiindex(ar_panel, pretrained_state, tiny):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(ar_panel)
+    pred = forecaster.predict(fh=[1, 2])
+    assert isinstance(pred, pd.DataFrame)
+    assert list(pred.columns) == ["price"]
+    assert list(pred.index.names) == ["series", "time"]
+    instances = ar_panel.index.get_level_values("series").unique()
+    assert list(pred.index.get_level_values("series").unique()) == list(instances)
+    last = ar_panel.index.get_level_values("time").max()
+    expected_times = pd.bdate_range(last, periods=3)[1:]
+    for name in instances:
+        assert pred.loc[name].index.equals(expected_times)
+    assert set(forecaster.adapted_params_) == set(instances)
+    # The vmapped panel adaptation equals adapting each series on its own.
+    single = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(
+        ar_panel.loc[instances[1], "price"]
+    )
+    np.testing.assert_allclose(
+        pred.loc[instances[1], "price"].to_numpy(), single.predict([1, 2]).to_numpy(), rtol=1e-5
+    )
+
+
+def test_panel_relative_fh_counts_from_each_series_end(ar_panel, pretrained_state):
+    ragged = ar_panel.drop(ar_panel.loc["series_0"].index[-3:].map(lambda t: ("series_0", t)))
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(ragged)
+    pred = forecaster.predict(fh=[1])
+    assert pred.loc["series_0"].index[0] == ar_panel.loc["series_0"].index[-3]
+    assert pred.loc["series_1"].index[0] > ar_panel.loc["series_1"].index[-1]
+
+
+# -------------------------------------------------------------------- update
+def test_update_adapts_again_without_meta_training(airline, pretrained_state, meta_train_calls):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:120])
+    before = forecaster.predict(fh=[1, 2])
+    params_before = copy.deepcopy(forecaster.adapted_params_)
+    forecaster.update(airline[120:130])
+    after = forecaster.predict(fh=[1, 2])
+    assert meta_train_calls == []
+    assert forecaster.cutoff[0] == airline.index[129]
+    assert after.index[0] == airline.index[130]
+    assert not np.allclose(before.to_numpy(), after.to_numpy())
+    assert not torch.equal(
+        params_before[None]["head.bias"], forecaster.adapted_params_[None]["head.bias"]
+    )
+
+
+def test_update_equals_fitting_on_the_longer_series(airline, tiny, meta_train_calls):
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny).fit(airline[:110])
+    assert len(meta_train_calls) == 1  # no pretrain: fit meta-trains on y
+    history_length = len(forecaster.pretrained_state_.history)
+    forecaster.update(airline[110:125])
+    assert (
+        len(meta_train_calls) == 1 and len(forecaster.pretrained_state_.history) == history_length
+    )
+    again = MetaLSTMForecaster(pretrained=forecaster.pretrained_state_, **tiny).fit(airline[:125])
+    _assert_same_params(forecaster.adapted_params_[None], again.adapted_params_[None])
+    pd.testing.assert_series_equal(forecaster.predict([1, 2]), again.predict([1, 2]))
+
+
+def test_update_without_params_moves_cutoff_and_window(airline, pretrained_state):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:120])
+    params = copy.deepcopy(forecaster.adapted_params_)
+    before = forecaster.predict(fh=[1])
+    forecaster.update(airline[120:123], update_params=False)
+    after = forecaster.predict(fh=[1])
+    _assert_same_params(params[None], forecaster.adapted_params_[None])
+    assert after.index[0] == airline.index[123]
+    assert after.iloc[0] != before.iloc[0]
+    # The forecast reads the newest window with the weights and scale from fit.
+    from sk_metalstm.networks import functional_forward
+
+    L, config = pretrained_state.config["window_length"], pretrained_state.config
+    layout = TaskLayout(L, config["horizon"], config["support_size"], config["query_size"])
+    z_fit = to_increments(airline[:120].to_numpy(), "log_return")
+    scale = float(support_for_adaptation(z_fit, layout)["scale"])
+    z_new = to_increments(airline[:123].to_numpy(), "log_return")
+    window = torch.tensor(z_new[-L:] / scale, dtype=torch.float32)[None, :, None]
+    with torch.no_grad():
+        step = functional_forward(params[None], window)[0, 0].item() * scale
+    expected = airline.iloc[122] * np.exp(step)
+    assert after.iloc[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_update_panel_and_unknown_instance(ar_panel, pretrained_state):
+    times = ar_panel.index.get_level_values("time").unique()
+    head = ar_panel[ar_panel.index.get_level_values("time") < times[70]]
+    tail = ar_panel[ar_panel.index.get_level_values("time") >= times[70]]
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(head)
+    forecaster.update(tail)
+    full = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(ar_panel)
+    pd.testing.assert_frame_equal(forecaster.predict([1, 2]), full.predict([1, 2]), rtol=1e-5)
+    stranger = tail.rename(index={"series_0": "series_x"}, level="series")
+    with pytest.raises(ValueError, match="did not see"):
+        forecaster.update(stranger)
+
+
+# --------------------------------------------------------------- backtesting
+@pytest.mark.parametrize("strategy", ["refit", "update"])
+def test_evaluate_expanding_window(airline, pretrained_state, strategy, meta_train_calls):
+    cv = ExpandingWindowSplitter(initial_window=110, step_length=10, fh=[1, 2])
+    results = evaluate(
+        MetaLSTMForecaster.from_pretrained(pretrained_state),
+        cv,
+        airline,
+        strategy=strategy,
+        scoring=MeanAbsoluteError(),
+        error_score="raise",
+    )
+    assert len(results) == 4
+    assert np.all(np.isfinite(results["test_MeanAbsoluteError"]))
+    assert meta_train_calls == []
+
+
+def test_evaluate_refit_without_pretrained_meta_trains_every_fold(airline, tiny, meta_train_calls):
+    cv = SlidingWindowSplitter(window_length=60, step_length=40, fh=[1])
+    results = evaluate(MetaLSTMForecaster(**tiny), cv, airline, error_score="raise")
+    assert len(results) == 3
+    assert len(meta_train_calls) == 3
+    assert np.all(np.isfinite(results.iloc[:, 0]))
+
+
+def test_evaluate_global_pretrains_on_other_instances(meta_train_calls, tiny):
+    panel = make_ar_returns_panel(6, 60, random_state=1)
+    cv = ExpandingWindowSplitter(initial_window=50, step_length=5, fh=[1])
+    results = evaluate(
+        MetaLSTMForecaster(horizon=1, **tiny),
+        cv,
+        panel,
+        strategy="refit",
+        cv_global=InstanceSplitter(KFold(2)),
+        error_score="raise",
+        return_data=True,
+    )
+    # 2 instance folds x 2 temporal folds; fit adapts only, pretrain meta-trains.
+    assert len(results) == 4
+    assert len(meta_train_calls) == 4
+    assert np.all(np.isfinite(results.iloc[:, 0]))
+    for _, row in results.iterrows():
+        pretrain_ids = set(row["y_pretrain"].index.get_level_values(0))
+        test_ids = set(row["y_test"].index.get_level_values(0))
+        assert pretrain_ids and test_ids and not pretrain_ids & test_ids
+        assert set(row["y_pred"].index.get_level_values(0)) == test_ids
+
+
+def test_evaluate_global_update_strategy(meta_train_calls, tiny):
+    # With strategy="update" sktime clones the forecaster fitted on the previous
+    # instance fold, pretrained state included, so the second fold's pretrain
+    # continues meta-training from the first fold's state (sktime's behaviour).
+    panel = make_ar_returns_panel(6, 60, random_state=1)
+    results = evaluate(
+        MetaLSTMForecaster(horizon=1, **tiny),
+        ExpandingWindowSplitter(initial_window=50, step_length=5, fh=[1]),
+        panel,
+        strategy="update",
+        cv_global=InstanceSplitter(KFold(2)),
+        error_score="raise",
+    )
+    assert len(results) == 4 and np.all(np.isfinite(results.iloc[:, 0]))
+    assert len(meta_train_calls) == 2
+    assert meta_train_calls[1]["horizon"] == 1
+
+
+def test_pretrain_again_on_a_clone_continues_meta_training(pretrained_forecaster, ar_panel):
+    clone = pretrained_forecaster.clone()  # sktime copies pretrained attributes
+    assert clone.state == "pretrained"
+    clone.pretrain(ar_panel.iloc[::-1].sort_index())
+    history = clone.pretrained_state_.history
+    assert len(history) == len(pretrained_forecaster.pretrained_state_.history) + 1
+    assert clone.pretrained_state_.config["horizon"] == 2
+    assert len(clone.fit(ar_panel).predict(fh=[1, 2])) == 2 * 6
+
+
+def test_grid_search_adapt_steps_reuses_meta_training(airline, pretrained_state, meta_train_calls):
+    grid = ForecastingGridSearchCV(
+        MetaLSTMForecaster.from_pretrained(pretrained_state),
+        cv=ExpandingWindowSplitter(initial_window=110, step_length=12, fh=[1, 2]),
+        param_grid={"adapt_steps": [0, 1, 4]},
+        scoring=MeanAbsoluteError(),
+        error_score="raise",
+        backend=None,  # in-process, so the meta_train counter sees every call
+    )
+    grid.fit(airline)
+    assert meta_train_calls == []
+    assert grid.best_params_["adapt_steps"] in (0, 1, 4)
+    scores = grid.cv_results_["mean_test_MeanAbsoluteError"]
+    assert len(set(np.round(scores, 8))) == 3  # the setting matters
+    assert grid.best_forecaster_.pretrained_state_.config == pretrained_state.config
+    assert len(grid.predict(fh=[1, 2])) == 2
+
+
+def test_set_params_after_pretrain_drops_weights_but_pretrained_param_survives(
+    pretrained_forecaster, airline, meta_train_calls
+):
+    state = pretrained_forecaster.pretrained_state_
+    # sktime resets fitted and pretrained attributes in set_params: the trap.
+    pretrained_forecaster.set_params(adapt_steps=1)
+    assert pretrained_forecaster.state == "new"
+    assert not hasattr(pretrained_forecaster, "pretrained_state_")
+    # The way round it: the state as a parameter survives set_params and clone.
+    forecaster = MetaLSTMForecaster.from_pretrained(state, adapt_steps=3)
+    assert forecaster.get_params()["window_length"] == state.config["window_length"]
+    forecaster.set_params(adapt_steps=1)
+    forecaster.clone().fit(airline)
+    forecaster.fit(airline)
+    assert meta_train_calls == []
+    assert forecaster.pretrained_state_ is state
+
+
+def test_adapt_steps_zero_keeps_learned_initialisation(airline, pretrained_state):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state, adapt_steps=0).fit(airline)
+    _assert_same_params(forecaster.adapted_params_[None], pretrained_state.learner.initial_params())
+
+
+def test_transformed_target_pipeline(airline, pretrained_state):
+    pipe = TransformedTargetForecaster(
+        [
+            ("log", LogTransformer()),
+            ("deseason", Deseasonalizer(sp=12)),
+            ("lstm", MetaLSTMForecaster.from_pretrained(pretrained_state)),
+        ]
+    )
+    pipe.fit(airline, fh=[1, 2])
+    pred = pipe.predict()
+    assert pred.index.equals(pd.period_range("1961-01", periods=2, freq="M"))
+    assert np.all(np.isfinite(pred)) and np.all((pred > 300) & (pred < 700))
+
+
+# ------------------------------------------------------------- persistence
+def test_pickle_fitted_and_pretrained(airline, pretrained_forecaster, tiny):
+    fitted = MetaLSTMForecaster(horizon=2, **tiny).fit(airline)
+    restored = pickle.loads(pickle.dumps(fitted))
+    pd.testing.assert_series_equal(restored.predict([1, 2]), fitted.predict([1, 2]))
+    restored.update(airline[-3:] * 1.1)
+    fitted.update(airline[-3:] * 1.1)
+    pd.testing.assert_series_equal(restored.predict([1, 2]), fitted.predict([1, 2]))
+
+    restored_pre = pickle.loads(pickle.dumps(pretrained_forecaster))
+    assert restored_pre.state == "pretrained"
+    a = restored_pre.fit(airline).predict([1, 2])
+    b = pretrained_forecaster.fit(airline).predict([1, 2])
+    pd.testing.assert_series_equal(a, b)
+
+
+# ------------------------------------------------ reproducibility, side effects
+def test_random_state_makes_fits_repeatable(airline, tiny):
+    a = MetaLSTMForecaster(horizon=2, **tiny).fit(airline).predict([1, 2])
+    b = MetaLSTMForecaster(horizon=2, **tiny).fit(airline).predict([1, 2])
+    pd.testing.assert_series_equal(a, b)
+    c = MetaLSTMForecaster(horizon=2, **{**tiny, "random_state": 1}).fit(airline).predict([1, 2])
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_fit_leaves_global_torch_rng_alone(airline, tiny, random_state):
+    torch.manual_seed(1234)
+    rng_before = torch.get_rng_state()
+    MetaLSTMForecaster(horizon=2, **{**tiny, "random_state": random_state}).fit(airline)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+
+
+class _RecordThreads(Callback):
+    seen: list = []  # class-level: build_meta_net deep-copies user callbacks
+
+    def on_epoch_end(self, net, **kwargs):
+        _RecordThreads.seen.append(torch.get_num_threads())
+
+
+def test_num_threads_applies_during_fit_and_is_restored(airline, tiny):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    _RecordThreads.seen.clear()
+    try:
+        forecaster = MetaLSTMForecaster(num_threads=1, callbacks=[_RecordThreads()], **tiny)
+        forecaster.fit(airline)
+        forecaster.predict([1])
+        assert _RecordThreads.seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_user_data_not_modified(airline, ar_panel, tiny):
+    y, panel = airline.copy(), ar_panel.copy()
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny).fit(y)
+    forecaster.update(y[-5:] * 1.01)
+    forecaster.predict([1, 2])
+    pd.testing.assert_series_equal(y, airline)
+    pretrainer = MetaLSTMForecaster(horizon=1, **tiny).pretrain(panel)
+    pretrainer.fit(panel)
+    pd.testing.assert_frame_equal(panel, ar_panel)
+
+
+# ----------------------------------------------------------------- bad input
+def test_nan_in_y_raises(airline, tiny):
+    airline.iloc[10] = np.nan
+    with pytest.raises(ValueError, match="(?i)nan"):
+        MetaLSTMForecaster(**tiny).fit(airline)
+
+
+def test_constant_series_raises(tiny):
+    with pytest.raises(ValueError, match="constant"):
+        MetaLSTMForecaster(**tiny).fit(pd.Series(np.full(60, 3.0)))
+
+
+def test_too_short_series_says_how_long(airline, tiny):
+    with pytest.raises(ValueError, match="5 points.*at least window_length \\+ horizon \\+ 1 = 7"):
+        MetaLSTMForecaster(horizon=2, **tiny).fit(airline[:5])
+    # Long enough to adapt, too short to meta-train on: says what a task needs.
+    with pytest.raises(ValueError, match="long enough to cut one meta-training task"):
+        MetaLSTMForecaster(horizon=2, **tiny).fit(airline[:10])
+
+
+def test_too_short_series_after_pretrain_is_fine(airline, pretrained_state):
+    # Adapting needs one complete window only (window_length + horizon + 1 points).
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:7])
+    assert np.all(np.isfinite(forecaster.predict([1, 2])))
+
+
+def test_duplicated_index_raises(airline, tiny):
+    y = airline.copy()
+    y.index = y.index.to_timestamp()
+    y = pd.concat([y, y.iloc[-1:]])
+    with pytest.raises(ValueError, match="duplicated"):
+        MetaLSTMForecaster(**tiny).fit(y)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"meta_learner": "sgd"}, "Unknown meta_learner 'sgd'"),
+        ({"transform": "sqrt"}, "Unknown transform 'sqrt'"),
+        ({"window_length": 0}, "window_length must be a positive integer"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"device": "cuda:7" if not torch.cuda.is_available() else "nonsense"}, "device"),
+    ],
+)
+def test_bad_parameters_raise(airline, tiny, params, match):
+    with pytest.raises((ValueError, RuntimeError), match=match):
+        MetaLSTMForecaster(**{**tiny, **params}).fit(airline)
+
+
+def test_log_return_of_non_positive_values(tiny):
+    y = pd.Series(np.sin(np.arange(80.0)) + 0.1 * np.arange(80.0) - 1.0)
+    with pytest.raises(ValueError, match="strictly positive"):
+        MetaLSTMForecaster(transform="log_return", **tiny).fit(y)
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).fit(y)  # auto: differences
+    assert np.isfinite(forecaster.predict([1]).iloc[0])
+
+
+def test_update_with_non_positive_values_after_log_returns(airline, pretrained_state):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:120])
+    with pytest.raises(ValueError, match="non-positive"):
+        forecaster.update(airline[120:125] * 0.0)
+
+
+def test_predict_before_fit(tiny):
+    with pytest.raises(NotFittedError):
+        MetaLSTMForecaster(**tiny).predict(fh=[1])
+
+
+def test_mismatching_pretrained_state(airline, pretrained_state, tiny):
+    with pytest.raises(ValueError, match="window_length=6 \\(state has 4\\).*from_pretrained"):
+        MetaLSTMForecaster(pretrained=pretrained_state, **{**tiny, "window_length": 6}).fit(airline)
+    with pytest.raises(ValueError, match="horizon=5 \\(state has 2\\)"):
+        MetaLSTMForecaster(pretrained=pretrained_state, horizon=5, **tiny).fit(airline)
+    with pytest.raises(TypeError, match="MetaState"):
+        MetaLSTMForecaster(pretrained={"weights": 1}, **tiny).fit(airline)
+
+
+# ------------------------------------------------------- adaptation matters
+def test_meta_learned_adaptation_closes_pooled_to_oracle_gap():
+    """On AR(1) returns with per-series phi, adapting must beat the pooled LSTM.
+
+    Fixed seed, fast version of the few-shot benchmark: 30 training series,
+    20 unseen ones, one-step forecasts of the last 40 points by rolling update.
+    Errors are in units of each series' innovation variance, so high-volatility
+    series do not dominate. The oracle knows phi: forecast = phi * last return.
+    """
+    n_train, n_test, n_points, n_eval = 30, 20, 400, 40
+    panel, truth = make_ar_returns_panel(
+        n_train + n_test, n_points, phi_range=(-0.7, 0.7), random_state=0, return_params=True
+    )
+    names = panel.index.get_level_values("series").unique()
+    train, test = panel.loc[list(names[:n_train])], panel.loc[list(names[n_train:])]
+    times = test.index.get_level_values("time").unique()
+    log_returns = np.log(test["price"]).groupby(level=0).diff().unstack(0)[names[n_train:]]
+    actual = log_returns.to_numpy()[n_points - n_eval :]  # (n_eval, n_test)
+    common = {
+        "window_length": 5,
+        "horizon": 1,
+        "hidden_size": 16,
+        "support_size": 60,
+        "query_size": 10,
+        "inner_steps": 5,
+        "task_stride": 20,
+        "tasks_per_batch": 16,
+        "lr": 5e-3,
+        "random_state": 0,
+    }
+
+    def rolling_errors(forecaster):
+        forecaster.pretrain(train)
+        forecaster.fit(test[test.index.get_level_values("time") < times[n_points - n_eval]])
+        errors = []
+        for k in range(n_eval):
+            t_prev, t_now = times[n_points - n_eval + k - 1], times[n_points - n_eval + k]
+            pred = forecaster.predict(fh=[1])["price"].droplevel("time")
+            last = test.xs(t_prev, level="time")["price"]
+            errors.append(np.log(pred / last).to_numpy() - actual[k])
+            forecaster.update(test[test.index.get_level_values("time") == t_now])
+        return np.array(errors)
+
+    sigma2 = truth.loc[names[n_train:], "sigma"].to_numpy() ** 2
+    phi = truth.loc[names[n_train:], "phi"].to_numpy()
+    oracle = phi * log_returns.to_numpy()[n_points - n_eval - 1 : n_points - 1] - actual
+
+    def nmse(errors):
+        return float(np.mean(np.mean(errors**2, axis=0) / sigma2))
+
+    epochs = 3
+    meta = nmse(
+        rolling_errors(
+            MetaLSTMForecaster(
+                meta_learner="metasgd", max_epochs=epochs, base_max_epochs=epochs, **common
+            )
+        )
+    )
+    pooled = nmse(
+        rolling_errors(
+            MetaLSTMForecaster(
+                meta_learner="none", max_epochs=0, base_max_epochs=2 * epochs, **common
+            )
+        )
+    )
+    best = nmse(oracle)
+    closed = (pooled - meta) / (pooled - best)
+    print(
+        f"normalised MSE: metasgd={meta:.4f} pooled={pooled:.4f} "
+        f"oracle={best:.4f} closed={closed:.2f}"
+    )
+    assert pooled > best
+    assert closed >= 0.5, (meta, pooled, best)
