@@ -235,7 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=NEURAL)
     parser.add_argument("--out", default="benchmarks/results/few_shot.json")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="summarise result files of earlier runs"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     warnings.simplefilter("ignore", FutureWarning)
     torch.set_num_threads(1)
     cfg = CONFIGS["quick" if args.quick else args.config]
@@ -243,15 +249,23 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for seed in args.seeds:
         runs.append(run_seed(seed, cfg, methods))
+    write(cfg, args.seeds, runs, methods, args.out)
+
+
+def write(
+    cfg: dict[str, Any], seeds: list[int], runs: list[dict[str, Any]], methods: list[str], out: str
+) -> None:
+    """Print the summary table and write everything to ``out`` as JSON."""
     table = summarise(runs, methods)
     print(table.round(4).to_string())
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
         json.dumps(
             {
                 "config": cfg,
-                "seeds": args.seeds,
+                "seeds": seeds,
+                "methods": methods,
                 "summary": table.reset_index().to_dict(orient="records"),
                 "runs": runs,
                 "machine": {
@@ -264,6 +278,19 @@ def main(argv: list[str] | None = None) -> None:
             indent=1,
         )
     )
+
+
+def merge(files: list[str], out: str) -> None:
+    """Summarise several result files (e.g. seeds run in parallel processes)."""
+    results = [json.loads(Path(f).read_text()) for f in files]
+    cfg = results[0]["config"]
+    if any(r["config"] != cfg for r in results):
+        raise ValueError("Result files were produced with different configurations.")
+    methods = results[0].get("methods") or [
+        m for m in results[0]["runs"][0]["scores"] if m not in ("ar1", "oracle")
+    ]
+    seeds = [s for r in results for s in r["seeds"]]
+    write(cfg, seeds, [run for r in results for run in r["runs"]], methods, out)
 
 
 if __name__ == "__main__":

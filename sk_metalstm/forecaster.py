@@ -12,7 +12,7 @@ from sktime.datatypes import get_cutoff
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
-from sk_metalstm.meta import META_LEARNERS, MetaLearner, make_meta_learner
+from sk_metalstm.meta import META_LEARNERS, MetaLearner
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.training import meta_train
 from sk_metalstm.networks import functional_forward
@@ -187,7 +187,8 @@ default="metasgd"
         "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
         "capability:exogenous": False,
         "capability:insample": False,
-        "capability:pred_int": False,
+        "capability:pred_int": True,
+        "capability:pred_int:insample": False,
         "capability:missing_values": False,
         "capability:update": True,
         "capability:pretrain": True,
@@ -290,9 +291,7 @@ default="metasgd"
                 f"choose one of {sorted(META_LEARNERS)}."
             )
         if self.transform not in TRANSFORMS:
-            raise ValueError(
-                f"Unknown transform {self.transform!r}; choose one of {TRANSFORMS}."
-            )
+            raise ValueError(f"Unknown transform {self.transform!r}; choose one of {TRANSFORMS}.")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}."
@@ -305,7 +304,9 @@ default="metasgd"
                 )
             mismatches = self.pretrained.mismatches(self.get_params(deep=False))
             if mismatches:
-                detail = ", ".join(f"{k}={v[0]!r} (state has {v[1]!r})" for k, v in mismatches.items())
+                detail = ", ".join(
+                    f"{k}={v[0]!r} (state has {v[1]!r})" for k, v in mismatches.items()
+                )
                 raise ValueError(
                     f"pretrained state does not match this forecaster: {detail}. "
                     "Use MetaLSTMForecaster.from_pretrained(state, ...) to copy them."
@@ -394,7 +395,9 @@ default="metasgd"
         self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
         return self
 
-    def _pretrain_update(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+    def _pretrain_update(
+        self, y: pd.DataFrame, X: Any = None, fh: Any = None
+    ) -> MetaLSTMForecaster:
         """Continue meta-training (step 2) on more series."""
         # A clone of a pretrained forecaster carries pretrained_state_ but not
         # the private horizon, so resolve it again (from the state).
@@ -419,7 +422,9 @@ default="metasgd"
         return cls(**{**settings, **params, "pretrained": state})
 
     # ------------------------------------------------------------ adaptation
-    def _fit(self, y: pd.Series | pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+    def _fit(
+        self, y: pd.Series | pd.DataFrame, X: Any = None, fh: Any = None
+    ) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         self._check_params()
         self._resolve_horizon(fh, self.cutoff)
@@ -478,8 +483,8 @@ default="metasgd"
         return None if key == _SINGLE else key
 
     # -------------------------------------------------------------- predict
-    def _forecast_levels(self, key: Any) -> np.ndarray:
-        """Levels for steps 1..horizon after the end of series ``key``."""
+    def _central_increments(self, key: Any) -> tuple[np.ndarray, float]:
+        """Forecast increments for steps 1..horizon (user scale) and the support scale."""
         tail = self._tails[key].to_numpy(dtype=np.float64)
         z = to_increments(tail, self._kinds[key])
         loc, scale = self._scales[key]
@@ -487,26 +492,66 @@ default="metasgd"
         params = self.adapted_params_[self._public_key(key)]
         with torch.no_grad(), torch_runtime(None, self.num_threads):
             out = functional_forward(params, window[None, :, None])[0].numpy()
-        increments = out.astype(np.float64) * scale + loc
-        if self._kinds[key] == "none":
-            return increments
-        return from_increments(tail[-1], increments, self._kinds[key])
+        return out.astype(np.float64) * scale + loc, scale
 
-    def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
-        """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
+    def _to_levels(self, key: Any, increments: np.ndarray) -> np.ndarray:
+        """Map increments for steps 1..k (last axis) to levels; ``"none"`` is levels already."""
+        kind = self._kinds[key]
+        if kind == "none":
+            return increments
+        last = float(self._tails[key].iloc[-1])
+        return np.apply_along_axis(lambda inc: from_increments(last, inc, kind), -1, increments)
+
+    def _per_series(self, fh: ForecastingHorizon) -> list[tuple[Any, np.ndarray, pd.Index]]:
+        """(key, steps, output index) for every fitted series."""
         if not self._is_panel:
             steps, index = self._steps(fh, self.cutoff)
-            values = self._forecast_levels(_SINGLE)[steps - 1]
-            return pd.Series(values, index=index, name=self._y_name)
-        names, columns = self._panel_names
-        frames = []
+            return [(_SINGLE, steps, index)]
+        names = self._panel_names[0]
+        out = []
         for key, tail in self._tails.items():
             # A relative fh counts from each series' own last point.
             steps, index = self._steps(fh, get_cutoff(tail, return_index=True))
-            values = self._forecast_levels(key)[steps - 1]
-            key = key if isinstance(key, tuple) else (key,)
-            multi = pd.MultiIndex.from_tuples([(*key, t) for t in index], names=names)
-            frames.append(pd.DataFrame({columns[0]: values}, index=multi))
+            prefix = key if isinstance(key, tuple) else (key,)
+            multi = pd.MultiIndex.from_tuples([(*prefix, t) for t in index], names=names)
+            out.append((key, steps, multi))
+        return out
+
+    def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
+        """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
+        frames = []
+        for key, steps, index in self._per_series(fh):
+            values = self._to_levels(key, self._central_increments(key)[0])[steps - 1]
+            if not self._is_panel:
+                return pd.Series(values, index=index, name=self._y_name)
+            frames.append(pd.DataFrame({self._panel_names[1][0]: values}, index=index))
+        return pd.concat(frames)
+
+    def _predict_quantiles(
+        self, fh: ForecastingHorizon, X: Any = None, alpha: list[float] | None = None
+    ) -> pd.DataFrame:
+        """Quantiles from query-window residuals, scaled by each series' support scale.
+
+        Split-conformal calibration: residuals of the adapted network on
+        meta-training query windows (held-out tasks when ``validation_fraction``
+        > 0), in task scale, cumulated over steps for increment transforms.
+        """
+        residuals = self.pretrained_state_.residuals
+        if residuals is None:
+            raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
+        columns = self._get_columns(method="predict_quantiles", alpha=alpha)
+        frames = []
+        for key, steps, index in self._per_series(fh):
+            increments, scale = self._central_increments(key)
+            if self._kinds[key] == "none":
+                spread = np.quantile(residuals["step"], alpha, axis=0) * scale
+                values = increments[None, :] + spread
+            else:
+                # Quantiles of the cumulated increments map monotonically to levels.
+                spread = np.quantile(residuals["cumulative"], alpha, axis=0) * scale
+                cumulative = np.cumsum(increments)[None, :] + spread
+                values = self._to_levels(key, np.diff(cumulative, axis=1, prepend=0.0))
+            frames.append(pd.DataFrame(values[:, steps - 1].T, index=index, columns=columns))
         return pd.concat(frames)
 
     def _steps(self, fh: ForecastingHorizon, cutoff: pd.Index) -> tuple[np.ndarray, pd.Index]:

@@ -171,9 +171,7 @@ def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndar
     }
 
 
-def support_for_adaptation(
-    z: np.ndarray, layout: TaskLayout
-) -> dict[str, np.ndarray]:
+def support_for_adaptation(z: np.ndarray, layout: TaskLayout) -> dict[str, np.ndarray]:
     """Support set (the most recent complete windows) and the next query input.
 
     Used at fit/update time: up to ``S`` windows whose targets are all observed,
@@ -188,8 +186,7 @@ def support_for_adaptation(
     x, y = sliding_windows(z, L, h)
     if len(x) == 0:
         raise ValueError(
-            f"Need at least window_length + horizon = {L + h} increments to adapt, "
-            f"got {len(z)}."
+            f"Need at least window_length + horizon = {L + h} increments to adapt, got {len(z)}."
         )
     x, y = x[-layout.support_size :], y[-layout.support_size :]
     support_values = z[len(z) - len(x) - L - h + 1 :]

@@ -91,9 +91,7 @@ class MetaLearner(nn.Module):
         """``theta0`` as a dict keyed like ``LSTMNetwork.named_parameters()``."""
         return {_to_name(k): v for k, v in self.theta0.items()}
 
-    def adapt(
-        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
-    ) -> Params:
+    def adapt(self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None) -> Params:
         """Adapt ``theta0`` to one task (unbatched; ``vmap`` adds the task axis)."""
         steps = self.inner_steps if inner_steps is None else inner_steps
         params = self.initial_params()
@@ -114,11 +112,11 @@ class MetaLearner(nn.Module):
         # the inner loop needs gradients all the same.
         with torch.enable_grad():
             if self.vectorize:
-                return vmap(
-                    lambda sx, sy: self.adapt(sx, sy, inner_steps), randomness="same"
-                )(support_x, support_y)
+                return vmap(lambda sx, sy: self.adapt(sx, sy, inner_steps), randomness="same")(
+                    support_x, support_y
+                )
             per_task = [
-                self.adapt(sx, sy, inner_steps) for sx, sy in zip(support_x, support_y)
+                self.adapt(sx, sy, inner_steps) for sx, sy in zip(support_x, support_y, strict=True)
             ]
             return {n: torch.stack([p[n] for p in per_task]) for n in per_task[0]}
 

@@ -61,9 +61,7 @@ class KeepBestWeights(Callback):
         score = epoch.get(self.monitor, epoch.get("train_loss", math.inf))
         if math.isfinite(score) and score < self.best_score_:
             self.best_score_ = score
-            self.best_state_ = {
-                k: v.detach().clone() for k, v in net.module_.state_dict().items()
-            }
+            self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
     def on_train_end(self, net: Any, **kw: Any) -> None:
         """Put the best weights back."""

@@ -26,9 +26,7 @@ class PooledLearner(MetaLearner):
     ordinary pooled ("global") LSTM; it does not adapt.
     """
 
-    def adapt(
-        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
-    ) -> Params:
+    def adapt(self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None) -> Params:
         """Return ``theta0`` unchanged."""
         return self.initial_params()
 

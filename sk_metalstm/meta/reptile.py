@@ -53,9 +53,9 @@ class ReptileLearner(MetaLearner):
         adapted = {n: p.detach() for n, p in adapted.items()}
         theta0 = self.initial_params()
         n_tasks = support_x.shape[0]
-        self._surrogate = sum(
-            0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0
-        ) / n_tasks
+        self._surrogate = (
+            sum(0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0) / n_tasks
+        )
         return self.predict_batch(adapted, query_x)
 
     def outer_loss(self, query_loss: Tensor) -> Tensor:

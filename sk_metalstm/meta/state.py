@@ -25,11 +25,15 @@ class MetaState:
         The forecaster parameters it was meta-trained with.
     history : list
         skorch training histories: step 1 (pooled) and step 2 (meta).
+    residuals : dict or None
+        Scaled query-window residuals (``"step"`` and ``"cumulative"``, each
+        (n, horizon)) that calibrate prediction quantiles.
     """
 
     learner: MetaLearner
     config: dict[str, Any]
     history: list[Any] = field(default_factory=list)
+    residuals: dict[str, Any] | None = None
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Architecture settings in ``params`` that differ from this state's."""

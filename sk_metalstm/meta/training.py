@@ -17,6 +17,7 @@ from skorch.helper import predefined_split
 
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
+from sk_metalstm.meta.calibration import query_residuals
 from sk_metalstm.meta.callbacks import KeepBestWeights, StopOnNonFiniteLoss
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import PooledLearner
@@ -144,9 +145,7 @@ def meta_train(
         if config["base_max_epochs"] > 0:
             learner = fit(learner, config["base_max_epochs"], None)
         if name != "none":
-            network.load_state_dict(
-                {n: p.detach() for n, p in learner.initial_params().items()}
-            )
+            network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
             learner = make_meta_learner(
                 name,
                 network,
@@ -159,5 +158,6 @@ def meta_train(
         if warm_start is not None or name != "none":
             learner = fit(learner, epochs, callbacks)
     learner.eval()
-    return MetaState(learner=learner, config=dict(config), history=histories)
-
+    # Held-out (later) tasks calibrate intervals when there are any.
+    residuals = query_residuals(learner, valid if valid is not None and len(valid) else tasks)
+    return MetaState(learner=learner, config=dict(config), history=histories, residuals=residuals)
