@@ -1,0 +1,108 @@
+"""Prediction quantiles and intervals of MetaLSTMForecaster."""
+
+import numpy as np
+import pytest
+from sktime.datasets import load_airline
+from sktime.forecasting.model_evaluation import evaluate
+from sktime.performance_metrics.forecasting.probabilistic import EmpiricalCoverage, PinballLoss
+from sktime.split import ExpandingWindowSplitter
+
+from sk_metalstm import MetaLSTMForecaster
+from sk_metalstm.datasets import make_ar_returns_panel
+
+TINY = dict(
+    window_length=6,
+    hidden_size=4,
+    support_size=8,
+    query_size=2,
+    max_epochs=1,
+    base_max_epochs=1,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def airline_forecaster():
+    return MetaLSTMForecaster(horizon=4, **TINY).fit(load_airline())
+
+
+def test_quantiles_never_cross_and_bracket_the_median(airline_forecaster):
+    alphas = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+    q = airline_forecaster.predict_quantiles(fh=[1, 2, 3, 4], alpha=alphas).to_numpy()
+    assert np.all(np.diff(q, axis=1) >= 0)
+    assert np.all(np.isfinite(q))
+
+
+def test_intervals_nest_and_widen_with_horizon(airline_forecaster):
+    iv = airline_forecaster.predict_interval(fh=[1, 4], coverage=[0.8, 0.95])
+    name = iv.columns.get_level_values(0)[0]
+    inner = iv[(name, 0.8, "upper")] - iv[(name, 0.8, "lower")]
+    outer = iv[(name, 0.95, "upper")] - iv[(name, 0.95, "lower")]
+    assert np.all(iv[(name, 0.95, "lower")] <= iv[(name, 0.8, "lower")])
+    assert np.all(outer >= inner)
+    # Uncertainty of a level forecast accumulates over steps.
+    assert inner.iloc[1] > inner.iloc[0]
+
+
+def test_panel_intervals_have_panel_index():
+    panel = make_ar_returns_panel(n_series=3, n_timepoints=80, random_state=0)
+    f = MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
+    iv = f.predict_interval(fh=[1, 2], coverage=0.9)
+    assert iv.index.nlevels == 2
+    assert len(iv) == 6
+    assert np.all(iv.iloc[:, 0] < iv.iloc[:, 1])
+
+
+def test_probabilistic_metrics_in_evaluate():
+    y = load_airline()
+    f = MetaLSTMForecaster(horizon=2, **TINY)
+    cv = ExpandingWindowSplitter(initial_window=120, step_length=6, fh=[1, 2])
+    result = evaluate(f, cv, y, strategy="update", scoring=[PinballLoss(), EmpiricalCoverage()])
+    assert len(result) == 4
+    coverage = result.filter(like="EmpiricalCoverage").to_numpy()
+    assert np.all((coverage >= 0) & (coverage <= 1))
+    assert np.all(result.filter(like="PinballLoss").to_numpy() > 0)
+
+
+def test_coverage_is_close_to_nominal_on_unseen_series():
+    """Fixed seed: intervals calibrated on query windows cover unseen series."""
+    panel = make_ar_returns_panel(n_series=40, n_timepoints=260, random_state=1)
+    names = panel.index.get_level_values(0).unique()
+    pretrained = MetaLSTMForecaster(
+        window_length=5,
+        hidden_size=8,
+        support_size=60,
+        query_size=10,
+        horizon=1,
+        max_epochs=2,
+        base_max_epochs=2,
+        lr=5e-3,
+        validation_fraction=0.2,
+        random_state=0,
+    )
+    pretrained.pretrain(panel.loc[names[:25]])
+    wide = panel.iloc[:, 0].unstack(0)[names[25:]]
+    to_panel = lambda w: w.stack().swaplevel().sort_index().to_frame("price")  # noqa: E731
+    f = MetaLSTMForecaster.from_pretrained(pretrained.pretrained_state_).fit(
+        to_panel(wide.iloc[:120])
+    )
+    hits = {0.8: [], 0.95: []}
+    for t in range(120, 200):
+        iv = f.predict_interval(fh=[1], coverage=[0.8, 0.95]).droplevel(1)
+        actual = wide.iloc[t]
+        for c in hits:
+            lower = iv[("price", c, "lower")].reindex(actual.index)
+            upper = iv[("price", c, "upper")].reindex(actual.index)
+            hits[c].extend(((actual >= lower) & (actual <= upper)).tolist())
+        f.update(to_panel(wide.iloc[[t]]))
+    assert abs(np.mean(hits[0.8]) - 0.80) < 0.06, np.mean(hits[0.8])
+    assert abs(np.mean(hits[0.95]) - 0.95) < 0.04, np.mean(hits[0.95])
+
+
+def test_quantiles_need_calibration_residuals(airline_forecaster):
+    import copy
+
+    f = copy.deepcopy(airline_forecaster)
+    f.pretrained_state_.residuals = None
+    with pytest.raises(ValueError, match="calibration residuals"):
+        f.predict_quantiles(fh=[1], alpha=[0.5])
