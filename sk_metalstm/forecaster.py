@@ -11,9 +11,11 @@ import torch
 from sktime.datatypes import get_cutoff
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
+from sk_metalstm._exogenous import check_exogenous, feature_matrix, instance_frames
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
 from sk_metalstm.meta import META_LEARNERS, MetaLearner
 from sk_metalstm.meta.state import MetaState
+from sk_metalstm.meta.tasks import with_feature_axis
 from sk_metalstm.meta.training import meta_train
 from sk_metalstm.networks import functional_forward
 from sk_metalstm.windowing import (
@@ -28,6 +30,11 @@ from sk_metalstm.windowing import (
 __all__ = ["MetaLSTMForecaster"]
 
 _SINGLE = "__single_series__"
+
+
+def _where(key: Any) -> str:
+    """`` (instance 'a')`` for panel series, empty for a single series (error messages)."""
+    return "" if key == _SINGLE else f" (instance {key!r})"
 
 
 def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
@@ -185,7 +192,7 @@ default="metasgd"
         "scitype:y": "univariate",
         "y_inner_mtype": ["pd.Series", "pd-multiindex", "pd_multiindex_hier"],
         "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
-        "capability:exogenous": False,
+        "capability:exogenous": True,
         "capability:insample": False,
         "capability:pred_int": True,
         "capability:pred_int:insample": False,
@@ -366,20 +373,49 @@ default="metasgd"
                 f"Series{where} is constant; there is nothing to forecast beyond its value."
             )
 
-    def _increments(self, values: np.ndarray) -> tuple[np.ndarray, str]:
+    def _features(
+        self, levels: pd.Series, X: pd.DataFrame | None, key: Any
+    ) -> tuple[np.ndarray, str]:
+        """Increments of ``levels`` (with next-step covariates from ``X``) and the transform."""
+        values = levels.to_numpy(dtype=np.float64)
         kind = resolve_transform(values, self.transform)
-        return to_increments(values, kind), kind
+        times = levels.index if kind == "none" else levels.index[1:]
+        return feature_matrix(to_increments(values, kind), times, X, _where(key)), kind
+
+    def _exogenous_pieces(
+        self, X: pd.DataFrame | None, keys: list[Any]
+    ) -> dict[Any, pd.DataFrame | None]:
+        """The covariates of each series in ``keys`` (``None`` without ``X``)."""
+        if X is None:
+            return dict.fromkeys(keys)
+        check_exogenous(X, "")
+        frames = instance_frames(X, _SINGLE)
+        pieces = {}
+        for key in keys:
+            # A multi-column pretrain panel names series (instance..., column).
+            owner = key if key in frames else (key[:-1] if len(key) > 2 else key[0])
+            if owner not in frames:
+                raise ValueError(f"X has no rows for instance {key!r} of y.")
+            pieces[key] = frames[owner]
+        return pieces
 
     # ---------------------------------------------------------- meta-training
-    def _meta_train(self, pieces: dict[Any, pd.Series], warm_start: MetaState | None) -> MetaState:
-        increments = [self._increments(s.to_numpy(dtype=np.float64))[0] for s in pieces.values()]
+    def _meta_train(
+        self,
+        pieces: dict[Any, pd.Series],
+        x_pieces: dict[Any, pd.DataFrame | None],
+        warm_start: MetaState | None,
+    ) -> MetaState:
+        features = [self._features(s, x_pieces[k], k)[0] for k, s in pieces.items()]
         config = self.get_params(deep=False)
         for key in ("pretrained", "callbacks"):
             config.pop(key)
         config["horizon"] = self._horizon
+        first_x = next(iter(x_pieces.values()))
+        config["exog_columns"] = None if first_x is None else list(first_x.columns)
         with torch_runtime(seed_from(self.random_state), self.num_threads):
             return meta_train(
-                increments,
+                features,
                 layout=self._layout(),
                 config=config,
                 callbacks=self.callbacks,
@@ -392,7 +428,8 @@ default="metasgd"
         self._check_params()
         self._resolve_horizon(fh)
         pieces = self._split_series(y)
-        self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
+        x_pieces = self._exogenous_pieces(X, list(pieces))
+        self.pretrained_state_ = self._meta_train(pieces, x_pieces, warm_start=None)
         return self
 
     def _pretrain_update(
@@ -404,8 +441,29 @@ default="metasgd"
         self._check_params()
         self._resolve_horizon(fh)
         pieces = self._split_series(y)
-        self.pretrained_state_ = self._meta_train(pieces, warm_start=self.pretrained_state_)
+        x_pieces = self._exogenous_pieces(X, list(pieces))
+        self._check_exogenous_matches(X)
+        self.pretrained_state_ = self._meta_train(
+            pieces, x_pieces, warm_start=self.pretrained_state_
+        )
         return self
+
+    def _check_exogenous_matches(self, X: pd.DataFrame | None) -> None:
+        """``X`` must have the columns the meta-learner was trained with."""
+        expected = self.pretrained_state_.config.get("exog_columns")
+        given = None if X is None else list(X.columns)
+        if expected is not None and given is None:
+            raise ValueError(
+                f"The meta-learner was trained with exogenous X (columns {expected}); "
+                "pass X with the same columns."
+            )
+        if expected is None and given is not None:
+            raise ValueError(
+                "The meta-learner was trained without exogenous X, so X cannot be "
+                "used; pretrain with X, or leave X out."
+            )
+        if expected != given:
+            raise ValueError(f"X has columns {given}, but the meta-learner expects {expected}.")
 
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
@@ -429,14 +487,20 @@ default="metasgd"
         self._check_params()
         self._resolve_horizon(fh, self.cutoff)
         pieces = self._split_series(y)
+        x_pieces = self._exogenous_pieces(X, list(pieces))
         if self.pretrained is not None:
             self.pretrained_state_ = self.pretrained
         elif not hasattr(self, "pretrained_state_"):
-            self.pretrained_state_ = self._meta_train(pieces, warm_start=None)
+            self.pretrained_state_ = self._meta_train(pieces, x_pieces, warm_start=None)
+        self._check_exogenous_matches(X)
         self._is_panel = not isinstance(y, pd.Series)
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
         self._tails = {k: self._tail(s) for k, s in pieces.items()}
+        self._x_tails = {
+            k: None if x is None else x.loc[x.index.intersection(self._tails[k].index)].copy()
+            for k, x in x_pieces.items()
+        }
         self._adapt(list(self._tails))
         return self
 
@@ -455,8 +519,7 @@ default="metasgd"
         device = resolve_device(self.device)
         prepared, kinds = {}, {}
         for key in keys:
-            tail = self._tails[key].to_numpy(dtype=np.float64)
-            z, kinds[key] = self._increments(tail)
+            z, kinds[key] = self._features(self._tails[key], self._x_tails[key], key)
             prepared[key] = support_for_adaptation(z, layout)
         if not hasattr(self, "adapted_params_"):
             self.adapted_params_, self._scales = {}, {}
@@ -468,14 +531,16 @@ default="metasgd"
         learner.to(device).eval()
         with torch_runtime(None, self.num_threads):
             for group in groups.values():
-                sx = torch.stack([torch.from_numpy(prepared[k]["support_x"]) for k in group])
+                sx = torch.stack(
+                    [torch.from_numpy(with_feature_axis(prepared[k]["support_x"])) for k in group]
+                )
                 sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
-                params = learner.adapt_batch(sx[..., None].to(device), sy.to(device), steps)
+                params = learner.adapt_batch(sx.to(device), sy.to(device), steps)
                 for i, key in enumerate(group):
                     self.adapted_params_[self._public_key(key)] = {
                         n: p[i].detach().cpu() for n, p in params.items()
                     }
-                    self._scales[key] = (float(prepared[key]["loc"]), float(prepared[key]["scale"]))
+                    self._scales[key] = (prepared[key]["loc"], prepared[key]["scale"])
         learner.cpu()
 
     @staticmethod
@@ -483,16 +548,54 @@ default="metasgd"
         return None if key == _SINGLE else key
 
     # -------------------------------------------------------------- predict
-    def _central_increments(self, key: Any) -> tuple[np.ndarray, float]:
-        """Forecast increments for steps 1..horizon (user scale) and the support scale."""
-        tail = self._tails[key].to_numpy(dtype=np.float64)
-        z = to_increments(tail, self._kinds[key])
+    def _central_increments(
+        self, key: Any, x_next: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Forecast increments for steps 1..horizon (user scale) and the support scale.
+
+        ``x_next`` holds the covariates of the first forecast step, when the
+        forecaster uses exogenous ``X``.
+        """
+        z, _ = self._features(self._tails[key], self._x_tails[key], key)
+        if x_next is not None:
+            z[-1, 1:] = x_next
         loc, scale = self._scales[key]
-        window = torch.as_tensor((z[-self.window_length :] - loc) / scale, dtype=torch.float32)
+        window = (z[-self.window_length :] - loc) / scale
+        window = torch.as_tensor(with_feature_axis(window[None]), dtype=torch.float32)
         params = self.adapted_params_[self._public_key(key)]
         with torch.no_grad(), torch_runtime(None, self.num_threads):
-            out = functional_forward(params, window[None, :, None])[0].numpy()
-        return out.astype(np.float64) * scale + loc, scale
+            out = functional_forward(params, window)[0].numpy()
+        y_loc, y_scale = float(np.atleast_1d(loc)[0]), float(np.atleast_1d(scale)[0])
+        return out.astype(np.float64) * y_scale + y_loc, y_scale
+
+    def _next_covariates(self, X: pd.DataFrame | None) -> dict[Any, np.ndarray | None]:
+        """Covariates of the first time point after each series' cutoff, from ``X``."""
+        keys = list(self._tails)
+        if self.pretrained_state_.config.get("exog_columns") is None:
+            return dict.fromkeys(keys)
+        if X is None:
+            raise ValueError(
+                "This forecaster uses exogenous X: pass X to predict, covering the "
+                "forecast period from the first step after the cutoff."
+            )
+        self._check_exogenous_matches(X)
+        check_exogenous(X, " passed to predict")
+        frames = instance_frames(X, _SINGLE)
+        rows = {}
+        for key, tail in self._tails.items():
+            owner = key if key in frames else _SINGLE
+            first = ForecastingHorizon([1], is_relative=True, freq=self._fh_freq(tail))
+            t1 = first.to_absolute_index(get_cutoff(tail, return_index=True))[0]
+            if owner not in frames or t1 not in frames[owner].index:
+                raise ValueError(
+                    f"X{_where(key)} has no row for {t1}, the first step after the cutoff; "
+                    "X must cover the forecast period from that step on."
+                )
+            rows[key] = frames[owner].loc[t1].to_numpy(dtype=np.float64)
+        return rows
+
+    def _fh_freq(self, tail: pd.Series) -> Any:
+        return getattr(self._fh, "freq", None) or getattr(tail.index, "freq", None)
 
     def _to_levels(self, key: Any, increments: np.ndarray) -> np.ndarray:
         """Map increments for steps 1..k (last axis) to levels; ``"none"`` is levels already."""
@@ -519,9 +622,11 @@ default="metasgd"
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
+        x_next = self._next_covariates(X)
         frames = []
         for key, steps, index in self._per_series(fh):
-            values = self._to_levels(key, self._central_increments(key)[0])[steps - 1]
+            values = self._to_levels(key, self._central_increments(key, x_next[key])[0])
+            values = values[steps - 1]
             if not self._is_panel:
                 return pd.Series(values, index=index, name=self._y_name)
             frames.append(pd.DataFrame({self._panel_names[1][0]: values}, index=index))
@@ -540,9 +645,10 @@ default="metasgd"
         if residuals is None:
             raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
+        x_next = self._next_covariates(X)
         frames = []
         for key, steps, index in self._per_series(fh):
-            increments, scale = self._central_increments(key)
+            increments, scale = self._central_increments(key, x_next[key])
             if self._kinds[key] == "none":
                 spread = np.quantile(residuals["step"], alpha, axis=0) * scale
                 values = increments[None, :] + spread
@@ -575,12 +681,20 @@ default="metasgd"
     ) -> MetaLSTMForecaster:
         """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
         pieces = self._split_series_update(y)
+        uses_x = self.pretrained_state_.config.get("exog_columns") is not None
+        x_pieces = self._exogenous_pieces(X if uses_x else None, list(pieces))
+        if uses_x:
+            self._check_exogenous_matches(X)
         for key, series in pieces.items():
             if key not in self._tails:
                 raise ValueError(f"update got an instance {key!r} that fit did not see.")
             combined = pd.concat([self._tails[key], series.astype(np.float64)])
             combined = combined[~combined.index.duplicated(keep="last")].sort_index()
             self._tails[key] = self._tail(combined)
+            if uses_x:
+                x = pd.concat([self._x_tails[key], x_pieces[key]])
+                x = x[~x.index.duplicated(keep="last")].sort_index()
+                self._x_tails[key] = x.loc[x.index.intersection(self._tails[key].index)]
         if update_params:
             self._adapt(list(pieces))
         return self

@@ -92,8 +92,10 @@ def functional_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
         h = x.new_zeros(x.shape[0], hidden_size)
         c = x.new_zeros(x.shape[0], hidden_size)
         outputs = []
-        for t in range(projected.shape[1]):
-            gates = projected[:, t] + h @ w_hh.T
+        # unbind, not projected[:, t]: the backward of T selects would build T
+        # zero-filled copies of ``projected`` (most of a vmapped meta-step).
+        for projected_t in projected.unbind(1):
+            gates = projected_t + h @ w_hh.T
             i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)

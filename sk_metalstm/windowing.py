@@ -24,6 +24,7 @@ scale
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,13 +93,24 @@ def from_increments(last_level: float, increments: np.ndarray, kind: str) -> np.
 def sliding_windows(
     z: np.ndarray, window_length: int, horizon: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All complete windows of ``z``: inputs (n, L) and targets (n, h), oldest first."""
+    """All complete windows of ``z``, oldest first.
+
+    ``z`` is 1-D (increments), or 2-D (time, features) with the increments in
+    column 0 and exogenous features after it. Inputs are (n, L) or (n, L, d);
+    targets are always (n, h), from column 0.
+    """
     n_windows = len(z) - window_length - horizon + 1
+    if z.ndim == 1:
+        if n_windows < 1:
+            return np.empty((0, window_length)), np.empty((0, horizon))
+        frames = np.lib.stride_tricks.sliding_window_view(z, window_length + horizon)
+        frames = frames[:n_windows]
+        return frames[:, :window_length].copy(), frames[:, window_length:].copy()
     if n_windows < 1:
-        return np.empty((0, window_length)), np.empty((0, horizon))
-    frames = np.lib.stride_tricks.sliding_window_view(z, window_length + horizon)
-    frames = frames[:n_windows]
-    return frames[:, :window_length].copy(), frames[:, window_length:].copy()
+        return np.empty((0, window_length, z.shape[1])), np.empty((0, horizon))
+    frames = np.lib.stride_tricks.sliding_window_view(z, window_length + horizon, axis=0)
+    frames = frames[:n_windows].transpose(0, 2, 1)  # (n, L + h, d)
+    return frames[:, :window_length].copy(), frames[:, window_length:, 0].copy()
 
 
 @dataclass(frozen=True)
@@ -139,10 +151,29 @@ def task_starts(n_increments: int, layout: TaskLayout, stride: int) -> np.ndarra
     return np.arange(0, last + 1, max(1, stride), dtype=np.int64)
 
 
-def _scale_stats(values: np.ndarray, centre: bool) -> tuple[float, float]:
-    loc = float(values.mean()) if centre else 0.0
-    scale = float(np.sqrt(np.mean((values - loc) ** 2)))
-    return loc, max(scale, _MIN_SCALE)
+def _scale_stats(values: np.ndarray, centre: bool) -> tuple[Any, Any]:
+    """Location and scale of the target (and of each exogenous column, if any).
+
+    Scalars for 1-D ``values``; arrays of one entry per column for 2-D ones,
+    where exogenous columns are always centred and standardised, and a
+    constant column is left unscaled.
+    """
+    target = values if values.ndim == 1 else values[:, 0]
+    loc = float(np.mean(target)) if centre else 0.0
+    scale = max(float(np.sqrt(np.mean((target - loc) ** 2))), _MIN_SCALE)
+    if values.ndim == 1:
+        return loc, scale
+    # The last row's features (those of the next, not yet observed, time point)
+    # may be unknown (NaN) at fit time; they are not support inputs anyway.
+    features = values[:, 1:]
+    f_loc = np.nanmean(features, axis=0)
+    f_scale = np.nanstd(features, axis=0)
+    f_scale = np.where(f_scale > _MIN_SCALE, f_scale, 1.0)
+    return np.r_[loc, f_loc], np.r_[scale, f_scale]
+
+
+def _target_stat(stat: Any) -> float:
+    return float(np.atleast_1d(stat)[0])
 
 
 def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndarray]:
@@ -160,14 +191,15 @@ def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndar
     x, y = sliding_windows(block, L, h)
     support_end = layout.support_size - 1 + L + h  # values the support set sees
     loc, scale = _scale_stats(block[:support_end], layout.centre)
+    y_loc, y_scale = _target_stat(loc), _target_stat(scale)
     q0 = layout.query_offset
     return {
         "support_x": ((x[: layout.support_size] - loc) / scale).astype(np.float32),
-        "support_y": ((y[: layout.support_size] - loc) / scale).astype(np.float32),
+        "support_y": ((y[: layout.support_size] - y_loc) / y_scale).astype(np.float32),
         "query_x": ((x[q0 : q0 + layout.query_size] - loc) / scale).astype(np.float32),
-        "query_y": ((y[q0 : q0 + layout.query_size] - loc) / scale).astype(np.float32),
-        "loc": np.float32(loc),
-        "scale": np.float32(scale),
+        "query_y": ((y[q0 : q0 + layout.query_size] - y_loc) / y_scale).astype(np.float32),
+        "loc": np.float32(y_loc),
+        "scale": np.float32(y_scale),
     }
 
 
@@ -191,10 +223,11 @@ def support_for_adaptation(z: np.ndarray, layout: TaskLayout) -> dict[str, np.nd
     x, y = x[-layout.support_size :], y[-layout.support_size :]
     support_values = z[len(z) - len(x) - L - h + 1 :]
     loc, scale = _scale_stats(support_values, layout.centre)
+    y_loc, y_scale = _target_stat(loc), _target_stat(scale)
     return {
         "support_x": ((x - loc) / scale).astype(np.float32),
-        "support_y": ((y - loc) / scale).astype(np.float32),
-        "query_x": ((z[-L:][None, :] - loc) / scale).astype(np.float32),
-        "loc": np.float32(loc),
-        "scale": np.float32(scale),
+        "support_y": ((y - y_loc) / y_scale).astype(np.float32),
+        "query_x": ((z[-L:][None] - loc) / scale).astype(np.float32),
+        "loc": loc,
+        "scale": scale,
     }

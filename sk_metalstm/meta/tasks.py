@@ -15,7 +15,12 @@ from torch.utils.data import Dataset
 
 from sk_metalstm.windowing import TaskLayout, cut_task, task_starts
 
-__all__ = ["TaskDataset"]
+__all__ = ["TaskDataset", "with_feature_axis"]
+
+
+def with_feature_axis(windows: np.ndarray) -> np.ndarray:
+    """(n, L) univariate windows -> (n, L, 1); (n, L, d) windows stay as they are."""
+    return windows[..., None] if windows.ndim == 2 else windows
 
 
 class TaskDataset(Dataset):
@@ -23,8 +28,9 @@ class TaskDataset(Dataset):
 
     Parameters
     ----------
-    series : sequence of 1-D arrays
-        Increments of each series (see ``sk_metalstm.windowing``).
+    series : sequence of arrays
+        Increments of each series (see ``sk_metalstm.windowing``): 1-D, or
+        (time, 1 + n_exogenous) with exogenous features after the increments.
     layout : TaskLayout
         Window, horizon, support and query sizes.
     stride : int
@@ -38,6 +44,7 @@ class TaskDataset(Dataset):
 
     def __init__(self, series: Sequence[np.ndarray], layout: TaskLayout, stride: int) -> None:
         self.series = [np.asarray(z, dtype=np.float64) for z in series]
+        self.n_features = 1 if self.series[0].ndim == 1 else self.series[0].shape[1]
         self.layout = layout
         index = [
             np.column_stack([np.full(len(s), i), s])
@@ -53,9 +60,9 @@ class TaskDataset(Dataset):
         series_id, start = self.index[k]
         task = cut_task(self.series[series_id], int(start), self.layout)
         X = {
-            "support_x": torch.from_numpy(task["support_x"][..., None]),
+            "support_x": torch.from_numpy(with_feature_axis(task["support_x"])),
             "support_y": torch.from_numpy(task["support_y"]),
-            "query_x": torch.from_numpy(task["query_x"][..., None]),
+            "query_x": torch.from_numpy(with_feature_axis(task["query_x"])),
             "query_y": torch.from_numpy(task["query_y"]),
         }
         return X, X["query_y"]
@@ -76,6 +83,6 @@ class TaskDataset(Dataset):
 
     def _empty_like(self) -> TaskDataset:
         clone = TaskDataset.__new__(TaskDataset)
-        clone.series, clone.layout = self.series, self.layout
+        clone.series, clone.layout, clone.n_features = self.series, self.layout, self.n_features
         clone.index = np.empty((0, 2), dtype=np.int64)
         return clone

@@ -140,7 +140,9 @@ def meta_train(
     if warm_start is not None:
         learner = copy.deepcopy(warm_start.learner)
     else:
-        network = LSTMNetwork(1, config["hidden_size"], config["num_layers"], layout.horizon)
+        network = LSTMNetwork(
+            tasks.n_features, config["hidden_size"], config["num_layers"], layout.horizon
+        )
         learner = PooledLearner(network)
         if config["base_max_epochs"] > 0:
             learner = fit(learner, config["base_max_epochs"], None)

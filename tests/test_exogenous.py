@@ -1,0 +1,120 @@
+"""Exogenous covariates X in MetaLSTMForecaster."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sk_metalstm import MetaLSTMForecaster
+
+TINY = dict(
+    window_length=4,
+    hidden_size=4,
+    support_size=8,
+    query_size=2,
+    max_epochs=1,
+    base_max_epochs=1,
+    random_state=0,
+)
+
+
+def driven_series(n=400, seed=0):
+    """Log-returns driven by a covariate known one step in advance."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2020-01-01", periods=n, freq="D")
+    x = rng.standard_normal(n)
+    r = 0.01 * (0.8 * x + 0.3 * rng.standard_normal(n))
+    return pd.Series(100 * np.exp(np.cumsum(r)), index=idx, name="price"), pd.DataFrame(
+        {"driver": x}, index=idx
+    )
+
+
+def rolling_mse(forecaster, y, X, start):
+    errors = []
+    for t in range(start, len(y) - 1):
+        pred = forecaster.predict(fh=[1], X=None if X is None else X.iloc[t : t + 1]).iloc[0]
+        errors.append(np.log(pred / y.iloc[t]))
+        forecaster.update(y.iloc[t : t + 1], X=None if X is None else X.iloc[t : t + 1])
+    return np.mean(np.square(errors))
+
+
+def test_known_in_advance_driver_lowers_the_error_clearly():
+    y, X = driven_series()
+    cfg = dict(
+        window_length=5,
+        hidden_size=16,
+        support_size=60,
+        query_size=10,
+        max_epochs=5,
+        base_max_epochs=5,
+        lr=5e-3,
+        random_state=0,
+    )
+    start = 300
+    with_x = MetaLSTMForecaster(**cfg).fit(y.iloc[:start], X=X.iloc[:start], fh=[1])
+    without_x = MetaLSTMForecaster(**cfg).fit(y.iloc[:start], fh=[1])
+    mse_x = rolling_mse(with_x, y, X, start)
+    mse_plain = rolling_mse(without_x, y, None, start)
+    assert mse_x < 0.85 * mse_plain, (mse_x, mse_plain)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    y, X = driven_series(120)
+    return MetaLSTMForecaster(**TINY).fit(y.iloc[:100], X=X.iloc[:100], fh=[1, 2]), X
+
+
+def test_predict_without_x_says_what_is_missing(fitted):
+    forecaster, _ = fitted
+    with pytest.raises(ValueError, match="uses exogenous X"):
+        forecaster.predict(fh=[1])
+
+
+def test_predict_with_x_missing_the_first_step_is_refused(fitted):
+    forecaster, X = fitted
+    with pytest.raises(ValueError, match="first step after the cutoff"):
+        forecaster.predict(fh=[2], X=X.iloc[101:102])
+
+
+def test_misaligned_columns_are_refused(fitted):
+    forecaster, X = fitted
+    with pytest.raises(ValueError, match="columns"):
+        forecaster.predict(fh=[1], X=X.iloc[100:102].rename(columns={"driver": "other"}))
+
+
+@pytest.mark.parametrize("bad", ["nan", "text"])
+def test_bad_covariates_are_refused(bad):
+    y, X = driven_series(120)
+    X = X.copy()
+    if bad == "nan":
+        X.iloc[5, 0] = np.nan
+        match = "missing data"  # sktime's own check, before ours
+    else:
+        X["label"] = "a"
+        match = "non-numeric"
+    with pytest.raises(ValueError, match=match):
+        MetaLSTMForecaster(**TINY).fit(y, X=X)
+
+
+def test_x_must_cover_y(fitted):
+    y, X = driven_series(120)
+    with pytest.raises(ValueError, match="not contained in index"):
+        MetaLSTMForecaster(**TINY).fit(y, X=X.drop(X.index[50]))
+
+
+def test_pretrain_with_panel_x_then_fit_unseen_series_and_leave_inputs_untouched():
+    series = [driven_series(150, seed) for seed in range(3)]
+    y_panel = pd.concat({f"s{i}": s[0] for i, s in enumerate(series)}, names=["id", "time"])
+    X_panel = pd.concat({f"s{i}": s[1] for i, s in enumerate(series)}, names=["id", "time"])
+    y_panel = y_panel.to_frame("price")
+    y_copy, X_copy = y_panel.copy(), X_panel.copy()
+    forecaster = MetaLSTMForecaster(horizon=1, **TINY)
+    forecaster.pretrain(y_panel, X=X_panel)
+    pd.testing.assert_frame_equal(y_panel, y_copy)
+    pd.testing.assert_frame_equal(X_panel, X_copy)
+    y_new, X_new = driven_series(80, seed=9)
+    adapted = MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_)
+    adapted.fit(y_new.iloc[:70], X=X_new.iloc[:70])
+    pred = adapted.predict(fh=[1], X=X_new.iloc[70:71])
+    assert np.isfinite(pred.iloc[0])
+    with pytest.raises(ValueError, match="trained with exogenous X"):
+        MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_).fit(y_new)
