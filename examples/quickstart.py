@@ -35,7 +35,7 @@ def backtest(forecaster: MetaLSTMForecaster, y: pd.Series) -> pd.DataFrame:
     result = evaluate(forecaster, cv, y, strategy="update", return_data=True)
     rows = []
     for _, fold in result.iterrows():
-        last = float(y.loc[fold["cutoff"]].iloc[0])  # the random walk's forecast
+        last = float(np.ravel(y.loc[fold["cutoff"]])[0])  # the random walk's forecast
         for step, (t, pred) in zip(HORIZONS, fold["y_pred"].items(), strict=True):
             rows.append({"step": step, "time": t, "pred": pred, "last": last})
     return pd.DataFrame(rows)
@@ -58,6 +58,10 @@ def main() -> None:
     prices = load_stock_prices(start="2020-06-01")
     tickers = prices.index.get_level_values(0).unique()
     seen, unseen = list(tickers[:16]), list(tickers[16:])
+    # Pretrain only on data before the backtest window: market-wide moves in the
+    # seen companies would otherwise leak the test period into the meta-learner.
+    test_start = prices.loc[unseen[0]].index[-TEST]
+    before_test = prices[prices.index.get_level_values(1) < test_start]
 
     forecaster = MetaLSTMForecaster(
         window_length=20,
@@ -69,7 +73,7 @@ def main() -> None:
         base_max_epochs=2,
         random_state=0,
     )
-    forecaster.pretrain(prices.loc[seen])  # steps 1 and 2, once
+    forecaster.pretrain(before_test.loc[seen])  # steps 1 and 2, once
     adapted = MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_)
 
     rows, plots = [], {}

@@ -144,7 +144,9 @@ default="metasgd"
         meta-learner was trained with. Lets a pretrained learner be tuned.
     transform : {"auto", "log_return", "difference", "none"}, default="auto"
         How each series becomes increments. ``"auto"``: log-returns when all
-        values are positive (prices, FX), differences otherwise (rates).
+        values are positive (prices, FX), differences otherwise. It cannot tell a
+        price from a positive interest rate: pass ``"difference"`` for rates,
+        whose relative changes explode near zero.
     pretrained : MetaState or None, default=None
         A meta-trained state (``pretrained_state_`` of a pretrained forecaster).
         ``fit`` then skips meta-training. Because it is a parameter, it survives
