@@ -14,6 +14,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from sk_metalstm._exogenous import check_exogenous, feature_matrix, instance_frames
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
 from sk_metalstm.meta import META_LEARNERS, MetaLearner
+from sk_metalstm.meta.callbacks import TrainingDiverged
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.tasks import with_feature_axis
 from sk_metalstm.meta.training import meta_train
@@ -30,6 +31,12 @@ from sk_metalstm.windowing import (
 __all__ = ["MetaLSTMForecaster"]
 
 _SINGLE = "__single_series__"
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _where(key: Any) -> str:
@@ -57,6 +64,33 @@ def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
             name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
             pieces[name] = group[column]
     return pieces
+
+
+def _frequency(index: pd.Index) -> pd.DateOffset | None:
+    """The time frequency of ``index``: its own, else inferred; ``None`` if irregular."""
+    freq = getattr(index, "freq", None)
+    if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
+        try:
+            freq = pd.infer_freq(index)
+        except (TypeError, ValueError):
+            freq = None
+    return None if freq is None else pd.tseries.frequencies.to_offset(freq)
+
+
+def _check_common_frequency(pieces: dict[Any, pd.Series]) -> None:
+    """Reject a panel whose series have different (known) time frequencies."""
+    frequencies = {}
+    for key, series in pieces.items():
+        freq = _frequency(series.index)
+        if freq is not None:
+            frequencies.setdefault(freq.freqstr, key)
+    if len(frequencies) > 1:
+        found = ", ".join(f"{f!r} (e.g. instance {k!r})" for f, k in frequencies.items())
+        raise ValueError(
+            f"The series of the panel have different frequencies: {found}. A panel "
+            "forecast needs one frequency; resample the series to a common one, or fit "
+            "one forecaster per frequency (pretrain may mix frequencies)."
+        )
 
 
 class MetaLSTMForecaster(BaseForecaster):
@@ -305,6 +339,39 @@ default="metasgd"
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}."
             )
+        if self.task_stride is not None and (
+            not isinstance(self.task_stride, (int, np.integer)) or self.task_stride < 1
+        ):
+            raise ValueError(
+                f"task_stride must be None or a positive integer, got {self.task_stride!r}."
+            )
+        for name, optional in (("lr", True), ("inner_lr", False), ("gradient_clip", True)):
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if not _is_real(value) or not np.isfinite(value) or value <= 0:
+                allowed = "None or a positive number" if optional else "a positive number"
+                raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+        if not isinstance(self.first_order, (bool, np.bool_)):
+            raise ValueError(f"first_order must be True or False, got {self.first_order!r}.")
+        if self.num_threads is not None and (
+            not isinstance(self.num_threads, (int, np.integer)) or self.num_threads < 1
+        ):
+            raise ValueError(
+                f"num_threads must be None or a positive integer, got {self.num_threads!r}."
+            )
+        if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
+            raise ValueError(f"verbose must be a non-negative integer, got {self.verbose!r}.")
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise ValueError(
+                "callbacks must be None or a list of skorch callbacks, got "
+                f"{type(self.callbacks).__name__}."
+            )
+        device = str(self.device)
+        if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(
+                f"Unknown device {self.device!r}; choose 'cpu', 'cuda' (or 'cuda:N') or 'auto'."
+            )
         if self.pretrained is not None:
             if not isinstance(self.pretrained, MetaState):
                 raise TypeError(
@@ -349,15 +416,30 @@ default="metasgd"
         # One complete window of increments, plus the level the first one needs.
         return self.window_length + self._horizon + (self.transform != "none")
 
-    def _split_series(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
-        """One ``pd.Series`` per instance, each validated."""
+    def _split_series(
+        self, y: pd.Series | pd.DataFrame, same_frequency: bool = True
+    ) -> dict[Any, pd.Series]:
+        """One ``pd.Series`` per instance, each validated.
+
+        ``same_frequency`` rejects panels whose series have different time
+        frequencies: their forecasts would need one horizon per series.
+        ``pretrain`` allows them, since tasks are cut from each series alone.
+        """
         pieces = _instances(y)
         for key, series in pieces.items():
             self._check_series(series, "" if key == _SINGLE else f" (instance {key!r})")
+        if same_frequency and len(pieces) > 1:
+            _check_common_frequency(pieces)
         return pieces
 
     def _check_series(self, series: pd.Series, where: str) -> None:
         values = series.to_numpy(dtype=np.float64)
+        if len(values) == 0:
+            raise ValueError(
+                f"Series{where} is empty; MetaLSTMForecaster needs at least "
+                f"window_length + horizon{' + 1' if self.transform != 'none' else ''} = "
+                f"{self._min_length} points."
+            )
         if len(values) < self._min_length:
             raise ValueError(
                 f"Series{where} has {len(values)} points; MetaLSTMForecaster needs at "
@@ -429,7 +511,7 @@ default="metasgd"
         """Steps 1 and 2 on every series of the panel ``y``."""
         self._check_params()
         self._resolve_horizon(fh)
-        pieces = self._split_series(y)
+        pieces = self._split_series(y, same_frequency=False)
         x_pieces = self._exogenous_pieces(X, list(pieces))
         self.pretrained_state_ = self._meta_train(pieces, x_pieces, warm_start=None)
         return self
@@ -442,7 +524,7 @@ default="metasgd"
         # the private horizon, so resolve it again (from the state).
         self._check_params()
         self._resolve_horizon(fh)
-        pieces = self._split_series(y)
+        pieces = self._split_series(y, same_frequency=False)
         x_pieces = self._exogenous_pieces(X, list(pieces))
         self._check_exogenous_matches(X)
         self.pretrained_state_ = self._meta_train(
@@ -504,6 +586,7 @@ default="metasgd"
             for k, x in x_pieces.items()
         }
         self._adapt(list(self._tails))
+        self._committed_cutoff = self._cutoff
         return self
 
     def _tail(self, series: pd.Series) -> pd.Series:
@@ -523,27 +606,41 @@ default="metasgd"
         for key in keys:
             z, kinds[key] = self._features(self._tails[key], self._x_tails[key], key)
             prepared[key] = support_for_adaptation(z, layout)
-        if not hasattr(self, "adapted_params_"):
-            self.adapted_params_, self._scales = {}, {}
-        self._kinds = {**getattr(self, "_kinds", {}), **kinds}
         # Series with equally many support windows are adapted in one vmap call.
         groups: dict[int, list[Any]] = {}
         for key, task in prepared.items():
             groups.setdefault(len(task["support_x"]), []).append(key)
+        adapted = {}
         learner.to(device).eval()
-        with torch_runtime(None, self.num_threads):
-            for group in groups.values():
-                sx = torch.stack(
-                    [torch.from_numpy(with_feature_axis(prepared[k]["support_x"])) for k in group]
+        try:
+            with torch_runtime(None, self.num_threads):
+                for group in groups.values():
+                    sx = torch.stack(
+                        [
+                            torch.from_numpy(with_feature_axis(prepared[k]["support_x"]))
+                            for k in group
+                        ]
+                    )
+                    sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
+                    params = learner.adapt_batch(sx.to(device), sy.to(device), steps)
+                    for i, key in enumerate(group):
+                        adapted[key] = {n: p[i].detach().cpu() for n, p in params.items()}
+        finally:
+            learner.cpu()
+        # Nothing is stored unless every series adapted to finite weights.
+        for key, params in adapted.items():
+            if not all(torch.isfinite(p).all() for p in params.values()):
+                raise TrainingDiverged(
+                    f"Adapting to the series{_where(key)} gave non-finite weights, so "
+                    "forecasts would be NaN. Lower inner_lr (for 'finetune', 'maml', "
+                    "'reptile') or adapt_steps, or check the series for extreme values."
                 )
-                sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
-                params = learner.adapt_batch(sx.to(device), sy.to(device), steps)
-                for i, key in enumerate(group):
-                    self.adapted_params_[self._public_key(key)] = {
-                        n: p[i].detach().cpu() for n, p in params.items()
-                    }
-                    self._scales[key] = (prepared[key]["loc"], prepared[key]["scale"])
-        learner.cpu()
+        if not hasattr(self, "adapted_params_"):
+            self.adapted_params_, self._scales = {}, {}
+        self._kinds = {**getattr(self, "_kinds", {}), **kinds}
+        for key, params in adapted.items():
+            self.adapted_params_[self._public_key(key)] = params
+            self._scales[key] = (prepared[key]["loc"], prepared[key]["scale"])
 
     @staticmethod
     def _public_key(key: Any) -> Any:
@@ -682,11 +779,33 @@ default="metasgd"
         self, y: pd.Series | pd.DataFrame, X: Any = None, update_params: bool = True
     ) -> MetaLSTMForecaster:
         """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
-        pieces = self._split_series_update(y)
-        uses_x = self.pretrained_state_.config.get("exog_columns") is not None
-        x_pieces = self._exogenous_pieces(X if uses_x else None, list(pieces))
-        if uses_x:
-            self._check_exogenous_matches(X)
+        # A failed update (bad data, diverging adaptation) leaves the forecaster as
+        # it was, cutoff included (sktime moves the cutoff before calling _update).
+        saved = dict(self._tails), dict(self._x_tails)
+        try:
+            pieces = self._split_series_update(y)
+            uses_x = self.pretrained_state_.config.get("exog_columns") is not None
+            x_pieces = self._exogenous_pieces(X if uses_x else None, list(pieces))
+            if uses_x:
+                self._check_exogenous_matches(X)
+            self._append(pieces, x_pieces, uses_x)
+            if update_params:
+                self._adapt(list(pieces))
+        except Exception:
+            self._tails, self._x_tails = saved
+            if getattr(self, "_committed_cutoff", None) is not None:
+                self._set_cutoff(self._committed_cutoff)
+            raise
+        self._committed_cutoff = self._cutoff
+        return self
+
+    def _append(
+        self,
+        pieces: dict[Any, pd.Series],
+        x_pieces: dict[Any, pd.DataFrame | None],
+        uses_x: bool,
+    ) -> None:
+        """Append new observations (and covariates) to each series' kept tail."""
         for key, series in pieces.items():
             if key not in self._tails:
                 raise ValueError(f"update got an instance {key!r} that fit did not see.")
@@ -697,9 +816,6 @@ default="metasgd"
                 x = pd.concat([self._x_tails[key], x_pieces[key]])
                 x = x[~x.index.duplicated(keep="last")].sort_index()
                 self._x_tails[key] = x.loc[x.index.intersection(self._tails[key].index)]
-        if update_params:
-            self._adapt(list(pieces))
-        return self
 
     def _split_series_update(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
         pieces = _instances(y)

@@ -25,6 +25,7 @@ from skorch.helper import predefined_split
 
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
 from sk_metalstm._validation import check_ndim
+from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.networks import LSTMNetwork
 
 __all__ = ["LSTMBaseRegressor"]
@@ -97,7 +98,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
     callbacks : list or None, default=None
         skorch callbacks, as instances or ``(name, callback)`` tuples. They are
         deep-copied at each ``fit``, so the objects passed here are never
-        modified and the estimator can be refitted or cloned safely.
+        modified and the estimator can be refitted or cloned safely. A
+        ``StopOnNonFiniteLoss`` callback is always added: a NaN or infinite
+        loss stops ``fit`` with ``TrainingDiverged`` (and leaves the estimator
+        unfitted) instead of producing NaN predictions.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout and shuffling. Training runs on a
         private torch RNG stream, so the global torch RNG state is left
@@ -238,7 +242,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         self._y_was_1d = y.ndim == 1
 
         X_train, y_train, train_split = self._time_ordered_split(X3, y2)
-        self.net_ = NeuralNetRegressor(
+        net = NeuralNetRegressor(
             module=LSTMNetwork,
             module__input_size=self.n_sequence_features_,
             module__hidden_size=int(self.hidden_size),
@@ -257,11 +261,14 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             device=resolve_device(self.device),
             verbose=int(self.verbose),
         )
+        # A refit that fails (e.g. diverges) must not leave an older net behind.
+        self.__dict__.pop("net_", None)
         # Always draw an explicit seed (from numpy's global RNG when
         # random_state is None, as scikit-learn does) so that fitting never
         # consumes or reseeds torch's global RNG.
         with torch_runtime(seed_from(self.random_state), self.num_threads):
-            self.net_.fit(X_train, y_train)
+            net.fit(X_train, y_train)
+        self.net_ = net
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -280,9 +287,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "net_")
         _precheck_ndim(X)
-        X = validate_data(
-            self, X, reset=False, allow_nd=True, dtype=(np.float64, np.float32)
-        )
+        X = validate_data(self, X, reset=False, allow_nd=True, dtype=(np.float64, np.float32))
         check_ndim(X, (2, 3), "X", _X_LAYOUT)
         X3 = self._to_sequences(X)
         if X3.shape[2] != self.n_sequence_features_:
@@ -334,9 +339,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         if self.gradient_clip is not None:
             _check_real("gradient_clip", self.gradient_clip, low=0.0, low_open=True)
         if self.lag_order not in _LAG_ORDERS:
-            raise ValueError(
-                f"lag_order must be one of {_LAG_ORDERS}; got {self.lag_order!r}."
-            )
+            raise ValueError(f"lag_order must be one of {_LAG_ORDERS}; got {self.lag_order!r}.")
         if not isinstance(self.shuffle, bool | np.bool_):
             raise ValueError(f"shuffle must be a bool; got {self.shuffle!r}.")
         self._optimizer_class()
@@ -353,9 +356,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             )
 
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
-        if isinstance(self.optimizer, type) and issubclass(
-            self.optimizer, torch.optim.Optimizer
-        ):
+        if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
             return self.optimizer
         if isinstance(self.optimizer, str) and self.optimizer.lower() in _OPTIMIZERS:
             return _OPTIMIZERS[self.optimizer.lower()]
@@ -395,6 +396,8 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         # counter of EarlyStopping), which must not leak into the user's
         # objects or from one fit into the next.
         callbacks = copy.deepcopy(list(self.callbacks or []))
+        # A NaN/inf loss stops training with TrainingDiverged: never NaN predictions.
+        callbacks.insert(0, ("stop_on_nonfinite", StopOnNonFiniteLoss()))
         if self.gradient_clip is not None:
             callbacks.append(
                 (

@@ -17,8 +17,21 @@ class TrainingDiverged(RuntimeError):
 class StopOnNonFiniteLoss(Callback):
     """Stop training with a clear error as soon as a batch loss is NaN or inf.
 
-    Continuing would only write NaN into the weights and, later, the forecasts.
+    Continuing would only write NaN into the weights and, later, the
+    predictions. A generic skorch callback: ``LSTMBaseRegressor`` and
+    meta-training both use it by default.
+
+    Parameters
+    ----------
+    hint : str
+        What to try instead, appended to the error message.
     """
+
+    def __init__(
+        self,
+        hint: str = "Lower lr, set gradient_clip, or check the data for extreme values.",
+    ) -> None:
+        self.hint = hint
 
     def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kw: Any) -> None:
         """Check the loss skorch just recorded for this batch."""
@@ -26,9 +39,8 @@ class StopOnNonFiniteLoss(Callback):
         loss = net.history[-1, "batches", -1, key]
         if not math.isfinite(loss):
             raise TrainingDiverged(
-                f"{key} became {loss} at epoch {len(net.history)}; training was stopped. "
-                "Lower lr or inner_lr, reduce inner_steps, or check the data for "
-                "extreme values (the last finite weights are kept in the history)."
+                f"{key} became {loss} at epoch {len(net.history)}; training was stopped "
+                f"and the model is not usable. {self.hint}"
             )
 
 

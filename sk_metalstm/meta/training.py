@@ -29,6 +29,7 @@ from sk_metalstm.windowing import TaskLayout
 __all__ = ["meta_train", "build_meta_net"]
 
 _DEFAULT_LR = 1e-3
+_DIVERGED_HINT = "Lower lr or inner_lr, reduce inner_steps, or check the data for extreme values."
 
 
 def build_meta_net(
@@ -48,7 +49,7 @@ def build_meta_net(
     if lr is None:
         lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
     own: list[Any] = [
-        ("stop_on_nonfinite", StopOnNonFiniteLoss()),
+        ("stop_on_nonfinite", StopOnNonFiniteLoss(hint=_DIVERGED_HINT)),
         ("keep_best", KeepBestWeights()),
     ]
     if gradient_clip is not None:

@@ -1,0 +1,788 @@
+"""Reliability: bad input, divergence, persistence, checkpoints, determinism.
+
+Requirement -> test (file). "(here)" is this file; F = MetaLSTMForecaster,
+R = LSTMBaseRegressor.
+
+Bad input (a clear error naming the problem and the fix)
+- NaN in y: F test_nan_in_y_raises (test_forecaster.py, sktime's message);
+  R test_bad_input_raises_clear_error_and_leaves_arrays (case nan_y) (test_regressor.py)
+- inf in y: F test_inf_in_y_raises (here); R test_regressor_inf_in_y_raises (here)
+- NaN/inf in X: F test_bad_covariates_are_refused[nan] (test_exogenous.py, sktime's
+  message), test_inf_in_X_raises_at_fit_and_predict (here); R
+  test_bad_input_raises_clear_error_and_leaves_arrays (cases nan_X, inf_X;
+  test_regressor.py)
+- series shorter than window_length + horizon (says how long): F
+  test_too_short_series_says_how_long (test_forecaster.py),
+  test_too_short_panel_instance_is_named (here); R: no series length, only sequences;
+  zero time steps: test_bad_input_raises_clear_error_and_leaves_arrays (case no_steps)
+- empty input: F test_empty_y_raises (here); R
+  test_bad_input_raises_clear_error_and_leaves_arrays (case empty_X; test_regressor.py)
+- non-numeric columns: F test_non_numeric_y_raises (here, sktime's message),
+  test_bad_covariates_are_refused[text] (test_exogenous.py); R
+  test_bad_input_raises_clear_error_and_leaves_arrays (case strings_X;
+  test_regressor.py)
+- duplicated time index: F test_duplicated_index_raises (test_forecaster.py),
+  test_duplicated_index_in_panel_instance_raises (here)
+- unsorted time index: F test_unsorted_index_raises (here, sktime's message)
+- constant series: F test_constant_series_raises (test_forecaster.py),
+  test_constant_panel_instance_is_named (here)
+- non-positive values with a log transform: F test_log_return_of_non_positive_values,
+  test_update_with_non_positive_values_after_log_returns (test_forecaster.py)
+- fh beyond horizon: F test_fh_beyond_horizon_raises (test_forecaster.py),
+  test_fh_beyond_horizon_in_predict_interval_raises (here)
+- unknown / invalid option values: F test_bad_parameters_raise (meta_learner,
+  transform, device; test_forecaster.py), test_forecaster_option_values_are_checked
+  (every other option, here); R test_invalid_parameters_raise_at_fit (lag_order,
+  optimizer, device, ...; test_regressor.py)
+- predict before fit: F test_predict_before_fit (test_forecaster.py),
+  test_forecaster_methods_before_fit_raise (here); R
+  test_predict_before_fit_raises_not_fitted (test_regressor.py)
+- X missing / misaligned at predict: F test_predict_without_x_says_what_is_missing,
+  test_predict_with_x_missing_the_first_step_is_refused,
+  test_misaligned_columns_are_refused, test_x_must_cover_y (test_exogenous.py); R
+  test_predict_rejects_inputs_unlike_fit (test_regressor.py)
+- panels with different frequencies: F test_panel_with_mixed_frequencies (here; sktime
+  accepts such panels and predict then failed obscurely, so fit now checks)
+- user objects never modified: F test_user_data_not_modified (test_forecaster.py),
+  test_forecaster_never_modifies_y_or_X (pretrain, fit, update, predict,
+  predict_interval, predict_quantiles; y and X; here); R
+  test_float64_and_float32_inputs_are_not_modified (test_regressor.py),
+  test_regressor_never_modifies_pandas_or_3d_inputs (here)
+
+Property-based (hypothesis)
+- windowing round trip: test_log_return_round_trip_property,
+  test_difference_round_trip_property (test_windowing.py)
+- no look-ahead: test_cut_task_query_targets_after_support_targets,
+  test_cut_task_scaling_ignores_values_after_support, test_cut_task_matches_deployment
+  (test_windowing.py)
+- task construction (sizes, query after support, random layouts):
+  test_task_dataset_construction_property (here)
+- 2-D (exogenous) windows: test_sliding_windows_2d_property,
+  test_cut_task_2d_query_after_support_and_finite (here)
+- scaling uses support values only: test_cut_task_scaling_ignores_values_after_support
+  (1-D, test_windowing.py), test_cut_task_2d_scaling_uses_support_only,
+  test_support_for_adaptation_ignores_older_values (here)
+
+Training divergence (TrainingDiverged, never NaN forecasts)
+- F meta-training: test_forecaster_huge_lr_raises_training_diverged,
+  test_forecaster_injected_inf_loss_raises_training_diverged (here);
+  test_nonfinite_loss_stops_training_with_a_clear_error (MetaNet, test_meta_learners.py)
+- F adaptation at fit/update: test_forecaster_diverging_adaptation_raises (here)
+- R: test_regressor_divergence_raises_instead_of_nan_predictions (here; before, R
+  returned NaN predictions, so StopOnNonFiniteLoss is now a default callback)
+- gradient clipping on by default in meta-training:
+  test_meta_training_clips_gradients_by_default (here)
+
+Persistence
+- pickle: F test_pickle_fitted_and_pretrained (test_forecaster.py); R
+  test_pickle_round_trip_gives_identical_predictions (test_regressor.py)
+- save/load: test_forecaster_round_trip_predicts_identically,
+  test_regressor_round_trip_predicts_identically (test_persistence.py)
+- pretrained in one process, loaded in another, identical predictions:
+  test_pretrained_state_loads_in_another_process (test_persistence.py)
+- GPU files load on CPU (simulated): F test_forecaster_saved_on_cuda_loads_on_cpu,
+  R test_regressor_saved_on_cuda_loads_on_cpu (here); R
+  test_unpickling_a_cuda_net_on_cpu_falls_back_to_cpu (pickle, test_regressor.py)
+- GPU files load on CPU (real GPU, skipped without CUDA): F
+  test_forecaster_fitted_on_gpu_loads_on_cpu (here); R
+  test_fit_on_cuda_then_predict_on_cpu_after_pickle (test_regressor.py)
+
+Checkpoints
+- resume long meta-training (Checkpoint + LoadInitState):
+  test_meta_training_resumes_from_checkpoint (here; recipe in docs/reliability.md)
+- Ctrl-C keeps the best state so far: test_ctrl_c_keeps_best_weights_and_returns (here)
+
+Determinism (same random_state and data -> identical results on CPU)
+- within a process: F test_random_state_makes_fits_repeatable (test_forecaster.py),
+  R test_random_state_repeatable_and_seed_dependent (test_regressor.py),
+  pretrain: test_pretrain_is_repeatable_within_process (here)
+- across processes (fit, pretrain, regressor; bitwise):
+  test_identical_results_across_processes (here)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from skorch.callbacks import Callback, Checkpoint, GradientNormClipping, LoadInitState
+from skorch.exceptions import DeviceWarning
+from sktime.exceptions import NotFittedError
+
+import sk_metalstm.meta.net as meta_net_module
+from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
+from sk_metalstm.datasets import make_ar_returns_panel
+from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss, TrainingDiverged
+from sk_metalstm.meta.tasks import TaskDataset
+from sk_metalstm.persistence import load, save
+from sk_metalstm.windowing import (
+    TaskLayout,
+    cut_task,
+    sliding_windows,
+    support_for_adaptation,
+    task_starts,
+)
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def _regression_data(n: int = 64, length: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, length)), rng.normal(size=n)
+
+
+def _timestamped(y: pd.Series) -> pd.Series:
+    y = y.copy()
+    y.index = y.index.to_timestamp()
+    return y
+
+
+# ======================================================================= bad input
+def test_inf_in_y_raises(airline, tiny):
+    airline.iloc[10] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        MetaLSTMForecaster(**tiny).fit(airline)
+
+
+def test_regressor_inf_in_y_raises():
+    X, y = _regression_data()
+    y[3] = np.inf
+    with pytest.raises(ValueError, match="(?i)infinity"):
+        LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y)
+
+
+def _driven(n: int = 60, seed: int = 0) -> tuple[pd.Series, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2021-01-01", periods=n, freq="D")
+    y = pd.Series(100 * np.exp(np.cumsum(0.01 * rng.normal(size=n))), index=index, name="y")
+    return y, pd.DataFrame({"x": rng.normal(size=n)}, index=index)
+
+
+def test_inf_in_X_raises_at_fit_and_predict(tiny):
+    y, X = _driven()
+    bad = X.copy()
+    bad.iloc[4, 0] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinite"):
+        MetaLSTMForecaster(horizon=1, **tiny).fit(y, X=bad)
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).fit(y.iloc[:50], X=X.iloc[:50])
+    future = X.iloc[50:51].copy()
+    future.iloc[0, 0] = -np.inf
+    with pytest.raises(ValueError, match="passed to predict contains NaN or infinite"):
+        forecaster.predict(fh=[1], X=future)
+
+
+def test_too_short_panel_instance_is_named(ar_panel, tiny):
+    short = ar_panel.drop(ar_panel.loc["series_2"].index[5:].map(lambda t: ("series_2", t)))
+    with pytest.raises(ValueError, match="instance 'series_2'.*5 points.*= 6"):
+        MetaLSTMForecaster(horizon=1, **tiny).fit(short)
+
+
+def test_empty_y_raises(tiny):
+    with pytest.raises(ValueError, match="is empty.*at least window_length \\+ horizon"):
+        MetaLSTMForecaster(**tiny).fit(pd.Series([], dtype=float))
+
+
+def test_non_numeric_y_raises(airline, tiny):
+    with pytest.raises(TypeError, match="do not support categorical"):
+        MetaLSTMForecaster(**tiny).fit(airline.astype(str))
+    frame = pd.DataFrame({"y": airline.to_numpy(), "label": "a"}, index=airline.index)
+    with pytest.raises(TypeError, match="do not support categorical"):
+        MetaLSTMForecaster(**tiny).fit(frame)
+
+
+def test_duplicated_index_in_panel_instance_raises(ar_panel, tiny):
+    doubled = pd.concat([ar_panel, ar_panel.loc[["series_1"]].iloc[-1:]])
+    with pytest.raises(ValueError, match="instance .series_1.. has a duplicated time index"):
+        MetaLSTMForecaster(horizon=1, **tiny).fit(doubled)
+
+
+def test_unsorted_index_raises(airline, tiny):
+    y = _timestamped(airline)
+    shuffled = y.iloc[np.r_[0:50, 51, 50, 52 : len(y)]]
+    # sktime's own check; its message names the problem among other mtypes'.
+    with pytest.raises(TypeError, match="index of y must be sorted monotonically increasing"):
+        MetaLSTMForecaster(**tiny).fit(shuffled)
+
+
+def test_constant_panel_instance_is_named(ar_panel, tiny):
+    flat = ar_panel.copy()
+    flat.loc["series_3", "price"] = 5.0
+    with pytest.raises(ValueError, match="instance 'series_3'.*constant"):
+        MetaLSTMForecaster(horizon=1, **tiny).fit(flat)
+
+
+def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, airline):
+    forecaster = pretrained_forecaster.fit(airline)
+    with pytest.raises(ValueError, match="beyond horizon=2.*Set horizon >= 3"):
+        forecaster.predict_interval(fh=[1, 3])
+    with pytest.raises(ValueError, match="beyond horizon=2"):
+        forecaster.predict_quantiles(fh=[3], alpha=[0.5])
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"device": "gpu"}, "Unknown device 'gpu'; choose 'cpu', 'cuda'"),
+        ({"num_threads": 0}, "num_threads must be None or a positive integer"),
+        ({"verbose": -1}, "verbose must be a non-negative integer"),
+        ({"lr": -1.0}, "lr must be None or a positive number"),
+        ({"lr": "fast"}, "lr must be None or a positive number"),
+        ({"inner_lr": 0.0}, "inner_lr must be a positive number"),
+        ({"gradient_clip": 0.0}, "gradient_clip must be None or a positive number"),
+        ({"gradient_clip": float("nan")}, "gradient_clip must be None or a positive"),
+        ({"first_order": "yes"}, "first_order must be True or False"),
+        ({"task_stride": 0}, "task_stride must be None or a positive integer"),
+        ({"callbacks": "early_stopping"}, "callbacks must be None or a list"),
+        ({"horizon": 0}, "horizon must be None or a positive integer"),
+        ({"adapt_steps": -1}, "adapt_steps must be None or >= 0"),
+        ({"inner_steps": -1}, "inner_steps must be a non-negative integer"),
+        ({"max_epochs": 1.5}, "max_epochs must be a non-negative integer"),
+        ({"hidden_size": 2.5}, "hidden_size must be a positive integer"),
+        ({"num_layers": 0}, "num_layers must be a positive integer"),
+        ({"support_size": 0}, "support_size must be a positive integer"),
+        ({"query_size": 0}, "query_size must be a positive integer"),
+        ({"tasks_per_batch": 0}, "tasks_per_batch must be a positive integer"),
+        ({"validation_fraction": -0.1}, "validation_fraction must be in \\[0, 1\\)"),
+        ({"random_state": "seed"}, "cannot be used to seed"),
+    ],
+)
+def test_forecaster_option_values_are_checked(airline, ar_panel, tiny, params, match):
+    forecaster = MetaLSTMForecaster(**{**tiny, **params})  # construction never raises
+    with pytest.raises(ValueError, match=match):
+        forecaster.fit(airline)
+    with pytest.raises(ValueError, match=match):
+        MetaLSTMForecaster(**{**tiny, **params}).pretrain(ar_panel)
+
+
+def test_forecaster_methods_before_fit_raise(airline, tiny):
+    forecaster = MetaLSTMForecaster(**tiny)
+    with pytest.raises(NotFittedError):
+        forecaster.predict_interval(fh=[1])
+    with pytest.raises(NotFittedError):
+        forecaster.update(airline)
+
+
+def _mixed_frequency_panel() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    parts = {
+        name: pd.Series(
+            100 + np.cumsum(rng.normal(size=60)),
+            index=pd.date_range("2020-01-01", periods=60, freq=freq),
+        )
+        for name, freq in (("daily", "D"), ("weekly", "W"), ("daily_2", "D"))
+    }
+    return pd.concat(parts, names=["id", "time"]).to_frame("y")
+
+
+def test_panel_with_mixed_frequencies(tiny):
+    panel = _mixed_frequency_panel()
+    # sktime accepts the panel itself (checked here so a change in sktime shows up).
+    from sktime.datatypes import check_is_mtype
+
+    assert check_is_mtype(panel, "pd-multiindex")
+    with pytest.raises(ValueError, match="different frequencies.*'D'.*'W-SUN'.*resample"):
+        MetaLSTMForecaster(horizon=1, **tiny).fit(panel)
+    # Pretraining only cuts tasks from each series alone: mixing frequencies is fine.
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).pretrain(panel)
+    daily = panel.loc[["daily", "daily_2"]]
+    pred = forecaster.fit(daily).predict(fh=[1])
+    assert np.all(np.isfinite(pred.to_numpy()))
+
+
+def test_forecaster_never_modifies_y_or_X(tiny):
+    series = [_driven(90, seed) for seed in range(3)]
+    y_panel = pd.concat({f"s{i}": s[0] for i, s in enumerate(series)}, names=["id", "time"])
+    y_panel = y_panel.to_frame("y")
+    X_panel = pd.concat({f"s{i}": s[1] for i, s in enumerate(series)}, names=["id", "time"])
+    y, X = _driven(90, seed=7)
+    inputs = {
+        "y_panel": y_panel,
+        "X_panel": X_panel,
+        "y_fit": y.iloc[:70],
+        "X_fit": X.iloc[:70],
+        "y_new": y.iloc[70:75],
+        "X_new": X.iloc[70:75],
+        "X_future": X.iloc[75:77],
+    }
+    copies = copy.deepcopy(inputs)
+
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny)
+    forecaster.pretrain(inputs["y_panel"], X=inputs["X_panel"])
+    forecaster.fit(inputs["y_fit"], X=inputs["X_fit"])
+    forecaster.update(inputs["y_new"], X=inputs["X_new"])
+    forecaster.predict(fh=[1, 2], X=inputs["X_future"])
+    forecaster.predict_interval(fh=[1, 2], X=inputs["X_future"], coverage=0.9)
+    forecaster.predict_quantiles(fh=[1, 2], X=inputs["X_future"], alpha=[0.1, 0.9])
+    # Without pretrain (fit meta-trains on y itself), on a panel.
+    MetaLSTMForecaster(horizon=1, **tiny).fit(inputs["y_panel"], X=inputs["X_panel"])
+
+    for name, value in inputs.items():
+        assert_equal = (
+            pd.testing.assert_series_equal
+            if isinstance(value, pd.Series)
+            else pd.testing.assert_frame_equal
+        )
+        assert_equal(value, copies[name], check_freq=True, obj=name)
+
+
+def test_regressor_never_modifies_pandas_or_3d_inputs():
+    X, y = _regression_data(40, 4)
+    X_df, y_s = pd.DataFrame(X, columns=list("abcd")), pd.Series(y, name="t")
+    X3 = np.stack([X, 2 * X], axis=-1)
+    X3.flags.writeable = False  # a read-only array must work too (and stay untouched)
+    copies = X_df.copy(), y_s.copy(), X3.copy()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=1, lag_order="newest_first")
+    reg.fit(X_df, y_s).predict(X_df)
+    LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X3, y_s).predict(X3)
+    pd.testing.assert_frame_equal(X_df, copies[0])
+    pd.testing.assert_series_equal(y_s, copies[1])
+    np.testing.assert_array_equal(X3, copies[2])
+
+
+# ============================================================ property-based tests
+layouts = st.builds(
+    TaskLayout,
+    window_length=st.integers(1, 5),
+    horizon=st.integers(1, 3),
+    support_size=st.integers(1, 6),
+    query_size=st.integers(1, 4),
+    centre=st.booleans(),
+)
+
+
+@SETTINGS
+@given(
+    layout=layouts,
+    lengths=st.lists(st.integers(0, 60), min_size=1, max_size=4),
+    stride=st.integers(1, 7),
+)
+def test_task_dataset_construction_property(layout, lengths, stride):
+    # Each value encodes (series, position): 1000 * (series + 1) + position.
+    series = [1000.0 * (i + 1) + np.arange(n, dtype=np.float64) for i, n in enumerate(lengths)]
+    data = TaskDataset(series, layout, stride)
+    expected = sum(len(task_starts(n, layout, stride)) for n in lengths)
+    assert len(data) == expected
+    for i, n in enumerate(lengths):
+        starts = data.index[data.index[:, 0] == i, 1]
+        np.testing.assert_array_equal(starts, task_starts(n, layout, stride))
+        if len(starts):
+            # Every task fits; one more stride would not.
+            assert starts[0] == 0 and np.all(np.diff(starts) == stride)
+            assert starts[-1] + layout.span <= n < starts[-1] + stride + layout.span
+        else:
+            assert n < layout.span
+    S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
+    for k in range(len(data)):
+        X, y = data[k]
+        assert X["support_x"].shape == (S, L, 1) and X["support_y"].shape == (S, h)
+        assert X["query_x"].shape == (Q, L, 1) and y.shape == (Q, h)
+        assert torch.equal(y, X["query_y"])
+        task = cut_task(series[data.index[k, 0]], int(data.index[k, 1]), layout)
+        scale, loc = float(task["scale"]), float(task["loc"])
+        sy = np.rint(X["support_y"].numpy().astype(np.float64) * scale + loc)
+        qy = np.rint(X["query_y"].numpy().astype(np.float64) * scale + loc)
+        sx = np.rint(X["support_x"].numpy().astype(np.float64) * scale + loc)
+        assert qy.min() > sy.max()  # query targets strictly after support targets
+        assert sx.max() < sy.max() + 1  # inputs never reach past the last support target
+        assert len(np.unique(np.floor(np.r_[sx.ravel(), qy.ravel()] / 1000))) == 1
+
+
+@SETTINGS
+@given(
+    n=st.integers(0, 30),
+    n_features=st.integers(1, 3),
+    window_length=st.integers(1, 5),
+    horizon=st.integers(1, 3),
+)
+def test_sliding_windows_2d_property(n, n_features, window_length, horizon):
+    # Column c of row t holds 100 * c + t: windows can be traced back exactly.
+    z = np.arange(n, dtype=np.float64)[:, None] + 100.0 * np.arange(1 + n_features)
+    x, y = sliding_windows(z, window_length, horizon)
+    x1, y1 = sliding_windows(z[:, 0], window_length, horizon)
+    n_windows = max(0, n - window_length - horizon + 1)
+    assert x.shape == (n_windows, window_length, 1 + n_features)
+    assert y.shape == (n_windows, horizon)
+    np.testing.assert_array_equal(x[..., 0], x1)  # the target column is the 1-D windowing
+    np.testing.assert_array_equal(y, y1)  # targets come from column 0 only
+    for i in range(n_windows):
+        for c in range(1 + n_features):
+            np.testing.assert_array_equal(x[i, :, c], 100.0 * c + np.arange(i, i + window_length))
+        # No input row (of any column) is at or after the first target.
+        assert x[i, :, :].max() % 100 < y[i, 0]
+
+
+def _exogenous_z(n: int, n_features: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = np.column_stack([rng.normal(size=n), rng.normal(3.0, 2.0, size=(n, n_features))])
+    z[-1, 1:] = np.nan  # covariates of the next, unobserved, time point (as at fit time)
+    return z
+
+
+@SETTINGS
+@given(layout=layouts, start=st.integers(0, 5), n_features=st.integers(1, 3))
+def test_cut_task_2d_query_after_support_and_finite(layout, start, n_features):
+    n = start + layout.span
+    z = np.column_stack(
+        [np.arange(n, dtype=np.float64) + 1000.0]
+        + [np.arange(n, dtype=np.float64) + 1000.0 * (c + 2) for c in range(n_features)]
+    )
+    z[-1, 1:] = np.nan  # the last task of a series ends on this row
+    task = cut_task(z, start, layout)
+    S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
+    assert task["support_x"].shape == (S, L, 1 + n_features)
+    assert task["query_x"].shape == (Q, L, 1 + n_features)
+    assert task["support_y"].shape == (S, h) and task["query_y"].shape == (Q, h)
+    for key in ("support_x", "support_y", "query_x", "query_y"):
+        assert np.all(np.isfinite(task[key])), key  # the NaN row is never an input
+    loc, scale = float(task["loc"]), float(task["scale"])
+    sy = np.rint(task["support_y"].astype(np.float64) * scale + loc)
+    qy = np.rint(task["query_y"].astype(np.float64) * scale + loc)
+    qx = np.rint(task["query_x"][..., 0].astype(np.float64) * scale + loc)
+    assert qy.min() > sy.max()
+    assert qx[0, -1] == sy.max()  # first query window = deployment window after adapting
+
+
+@SETTINGS
+@given(
+    layout=layouts,
+    start=st.integers(0, 5),
+    n_features=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+    junk=st.floats(-1e6, 1e6, allow_nan=False),
+)
+def test_cut_task_2d_scaling_uses_support_only(layout, start, n_features, seed, junk):
+    z = _exogenous_z(start + layout.span + 2, n_features, seed)
+    support_end = start + layout.support_size - 1 + layout.window_length + layout.horizon
+    changed = z.copy()
+    changed[support_end:-1] = junk  # every column, after the support set
+    changed[:start] = junk  # and before the task
+    a, b = cut_task(z, start, layout), cut_task(changed, start, layout)
+    for key in ("support_x", "support_y", "loc", "scale"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # Covariates are standardised with the support rows' mean and std, exactly.
+    support_rows = z[start:support_end, 1:]
+    mean, std = np.nanmean(support_rows, axis=0), np.nanstd(support_rows, axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    x, _ = sliding_windows(z[start : start + layout.span], layout.window_length, layout.horizon)
+    expected = (x[: layout.support_size, :, 1:] - mean) / std
+    np.testing.assert_allclose(a["support_x"][..., 1:], expected, rtol=1e-5, atol=1e-5)
+
+
+@SETTINGS
+@given(
+    layout=layouts,
+    extra=st.integers(0, 20),
+    n_features=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_support_for_adaptation_ignores_older_values(layout, extra, n_features, seed):
+    L, h, S = layout.window_length, layout.horizon, layout.support_size
+    n = S + L + h - 1 + extra  # exactly S complete windows after `extra` older values
+    z = (
+        _exogenous_z(n, n_features, seed)
+        if n_features
+        else np.random.default_rng(seed).normal(size=n)
+    )
+    older = z.copy()
+    older[:extra] = 1e6  # values before the S most recent windows must not matter
+    a, b = support_for_adaptation(z, layout), support_for_adaptation(older, layout)
+    for key in ("support_x", "support_y", "query_x", "loc", "scale"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(a["support_x"]) == S
+
+
+# ============================================================== training divergence
+def test_forecaster_huge_lr_raises_training_diverged(airline, tiny):
+    forecaster = MetaLSTMForecaster(horizon=1, **{**tiny, "lr": 1e6})
+    with pytest.raises(TrainingDiverged, match="train_loss became (inf|nan).*Lower lr"):
+        forecaster.fit(airline)
+    with pytest.raises(NotFittedError):
+        forecaster.predict(fh=[1])
+
+
+def test_forecaster_injected_inf_loss_raises_training_diverged(airline, tiny, monkeypatch):
+    original = meta_net_module.MetaNet.get_loss
+    calls = []
+
+    def poisoned(self, y_pred, y_true, X=None, training=False):
+        loss = original(self, y_pred, y_true, X=X, training=training)
+        calls.append(training)
+        return loss * float("inf") if training and len(calls) == 3 else loss
+
+    monkeypatch.setattr(meta_net_module.MetaNet, "get_loss", poisoned)
+    forecaster = MetaLSTMForecaster(horizon=1, **{**tiny, "base_max_epochs": 0})
+    with pytest.raises(TrainingDiverged, match="train_loss became inf at epoch 1"):
+        forecaster.pretrain(make_ar_returns_panel(3, 60, random_state=0))
+    assert not hasattr(forecaster, "pretrained_state_")
+
+
+def test_forecaster_diverging_adaptation_raises(airline, tiny):
+    # Fine-tuning is not meta-trained, so nothing bounds its SGD steps at fit time.
+    forecaster = MetaLSTMForecaster(
+        horizon=2, **{**tiny, "meta_learner": "finetune", "inner_lr": 1e6, "inner_steps": 5}
+    )
+    with pytest.raises(TrainingDiverged, match="non-finite weights.*Lower inner_lr"):
+        forecaster.fit(airline)
+    # update: a diverging adaptation leaves the fitted forecaster exactly as it was.
+    sane = MetaLSTMForecaster(
+        horizon=2, **{**tiny, "meta_learner": "finetune", "inner_steps": 5}
+    ).fit(airline[:120])
+    before, cutoff = sane.predict(fh=[1, 2]), sane.cutoff
+    sane.pretrained_state_.learner.inner_lr = 1e6
+    with pytest.raises(TrainingDiverged, match="non-finite weights"):
+        sane.update(airline[120:125])
+    assert sane.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(sane.predict(fh=[1, 2]), before)
+
+
+def test_regressor_divergence_raises_instead_of_nan_predictions():
+    X, y = _regression_data()
+    params = dict(hidden_size=4, max_epochs=10, lr=1e8, optimizer="sgd", random_state=0)
+    reg = LSTMBaseRegressor(**params)
+    with pytest.raises(TrainingDiverged, match="train_loss became (inf|nan).*Lower lr"):
+        reg.fit(X, 1e3 * y)
+    assert not hasattr(reg, "net_")  # not fitted, so no NaN predictions either
+    # A failing refit does not leave the previous net behind.
+    reg.set_params(lr=1e-3, optimizer="adam").fit(X, y)
+    with pytest.raises(TrainingDiverged):
+        reg.set_params(**params).fit(X, 1e3 * y)
+    with pytest.raises(SklearnNotFittedError):
+        reg.predict(X)
+    names = dict(LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y).net_.callbacks_)
+    assert isinstance(names["stop_on_nonfinite"], StopOnNonFiniteLoss)
+
+
+class _RecordCallbacks(Callback):
+    seen: list = []  # class-level: meta-training deep-copies user callbacks
+
+    def on_train_begin(self, net, **kwargs):
+        _RecordCallbacks.seen.append(dict(net.callbacks_))
+
+
+def test_meta_training_clips_gradients_by_default(airline, tiny):
+    _RecordCallbacks.seen.clear()
+    forecaster = MetaLSTMForecaster(horizon=1, callbacks=[_RecordCallbacks()], **tiny)
+    assert forecaster.gradient_clip == 1.0
+    forecaster.fit(airline)
+    (callbacks,) = _RecordCallbacks.seen  # user callbacks go to the meta phase only
+    clip = callbacks["gradient_clip"]
+    assert isinstance(clip, GradientNormClipping) and clip.gradient_clip_value == 1.0
+    assert isinstance(callbacks["stop_on_nonfinite"], StopOnNonFiniteLoss)
+    _RecordCallbacks.seen.clear()
+    MetaLSTMForecaster(horizon=1, callbacks=[_RecordCallbacks()], gradient_clip=None, **tiny).fit(
+        airline
+    )
+    assert "gradient_clip" not in _RecordCallbacks.seen[0]
+
+
+# ===================================================================== persistence
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_forecaster_saved_on_cuda_loads_on_cpu(airline, pretrained_state, tmp_path):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:130])
+    reference = copy.deepcopy(forecaster)
+    forecaster.device = "cuda"  # as a GPU run leaves it (its tensors are on the CPU)
+    # Without load's mapping, adapting again would ask for the missing GPU.
+    with pytest.raises(ValueError, match="no CUDA device"):
+        pickle.loads(pickle.dumps(forecaster)).update(airline[130:133])
+    save(forecaster, tmp_path / "gpu.pt")
+    loaded = load(tmp_path / "gpu.pt")
+    assert loaded.device == "cpu"
+    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
+    loaded.update(airline[130:133])
+    reference.update(airline[130:133])
+    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_regressor_saved_on_cuda_loads_on_cpu(tmp_path):
+    X, y = _regression_data()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, y)
+    expected = reg.predict(X)
+    reg.device, reg.net_.device = "cuda", "cuda"
+    save(reg, tmp_path / "gpu.pt")
+    with pytest.warns(DeviceWarning):
+        loaded = load(tmp_path / "gpu.pt")
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_forecaster_fitted_on_gpu_loads_on_cpu(airline, tiny, tmp_path, monkeypatch):
+    forecaster = MetaLSTMForecaster(horizon=2, device="cuda", **tiny).fit(airline[:130])
+    gpu_pred = forecaster.predict(fh=[1, 2])
+    save(forecaster, tmp_path / "gpu.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine
+    loaded = load(tmp_path / "gpu.pt")
+    assert loaded.device == "cpu"
+    np.testing.assert_allclose(loaded.predict(fh=[1, 2]), gpu_pred, rtol=1e-5)
+    loaded.update(airline[130:133])
+    assert np.all(np.isfinite(loaded.predict(fh=[1, 2])))
+
+
+# ===================================================================== checkpoints
+class _RecordStartWeights(Callback):
+    seen: list = []
+
+    def on_train_begin(self, net, **kwargs):
+        state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        _RecordStartWeights.seen.append(state)
+
+
+RESUME = {"horizon": 1, "max_epochs": 4, "lr": 1e-2}
+
+
+def test_meta_training_resumes_from_checkpoint(airline, tiny, tmp_path):
+    def callbacks():
+        # The recipe of docs/reliability.md: the same two callbacks in every run.
+        checkpoint = Checkpoint(monitor="train_loss_best", dirname=str(tmp_path / "ckpt"))
+        return [checkpoint, LoadInitState(checkpoint), _RecordStartWeights()]
+
+    _RecordStartWeights.seen.clear()
+    first = MetaLSTMForecaster(callbacks=callbacks(), **{**tiny, **RESUME}).fit(airline)
+    assert (tmp_path / "ckpt" / "params.pt").exists()
+    losses_1 = first.pretrained_state_.history[-1][:, "train_loss"]
+    assert len(losses_1) == 4 and losses_1[-1] < 0.8 * losses_1[0]
+
+    # A second run (a new process would do the same) picks up the checkpoint.
+    second = MetaLSTMForecaster(callbacks=callbacks(), **{**tiny, **RESUME}).fit(airline)
+    start = _RecordStartWeights.seen[1]
+    final_1 = first.pretrained_state_.learner.state_dict()
+    for name, value in final_1.items():
+        torch.testing.assert_close(start[name], value, rtol=0, atol=0, msg=name)
+    history = second.pretrained_state_.history[-1]
+    losses_2 = history[:, "train_loss"]
+    assert len(losses_2) == 8  # the loaded history plus the new epochs
+    np.testing.assert_allclose(losses_2[:4], losses_1)
+    resumed = losses_2[4]
+    assert abs(resumed - losses_1[-1]) < abs(resumed - losses_1[0])
+    assert resumed < losses_1[0] - 0.5 * (losses_1[0] - losses_1[-1])
+
+
+class _CtrlC(Callback):
+    """Press Ctrl-C in the middle of epoch 3, after recording every epoch's weights."""
+
+    snapshots: list = []
+    at_interrupt: dict = {}
+
+    def on_epoch_end(self, net, **kwargs):
+        state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        _CtrlC.snapshots.append((net.history[-1, "train_loss"], state))
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training and len(net.history) == 3 and len(net.history[-1, "batches"]) == 2:
+            _CtrlC.at_interrupt.update(
+                {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            )
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_best_weights_and_returns(airline, tiny):
+    _CtrlC.snapshots.clear()
+    _CtrlC.at_interrupt.clear()
+    forecaster = MetaLSTMForecaster(
+        callbacks=[_CtrlC()], **{**tiny, **RESUME, "max_epochs": 10, "task_stride": 2}
+    )
+    forecaster.fit(airline)  # returns normally: skorch ends training on KeyboardInterrupt
+    assert len(_CtrlC.snapshots) == 2 and _CtrlC.at_interrupt
+    best_loss, best = min(_CtrlC.snapshots, key=lambda item: item[0])
+    final = forecaster.pretrained_state_.learner.state_dict()
+    for name, value in final.items():
+        torch.testing.assert_close(value, best[name], rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(final[k], _CtrlC.at_interrupt[k]) for k in final)
+    assert len(forecaster.pretrained_state_.history[-1]) == 3  # stopped in epoch 3
+    assert np.all(np.isfinite(forecaster.predict(fh=[1]).to_numpy()))
+
+
+# ===================================================================== determinism
+_DETERMINISM_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from sktime.datasets import load_airline
+    from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
+    from sk_metalstm.datasets import make_ar_returns_panel
+
+    def run(tiny):
+        y = load_airline()
+        out = {}
+        fitted = MetaLSTMForecaster(horizon=2, **tiny).fit(y)
+        out["fit_predict"] = fitted.predict(fh=[1, 2]).to_numpy()
+        iv = fitted.predict_interval(fh=[1, 2], coverage=0.9)
+        out["fit_interval"] = iv.to_numpy()
+        panel = make_ar_returns_panel(4, 60, random_state=0)
+        pre = MetaLSTMForecaster(horizon=2, **tiny).pretrain(panel)
+        out["pretrain_weights"] = np.concatenate(
+            [p.detach().numpy().ravel() for p in pre.pretrained_state_.learner.parameters()]
+        )
+        out["pretrain_predict"] = pre.fit(y).predict(fh=[1, 2]).to_numpy()
+        rng = np.random.default_rng(0)
+        X, t = rng.normal(size=(64, 5)), rng.normal(size=64)
+        reg = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, t)
+        out["regressor"] = reg.predict(X)
+        return out
+
+    if __name__ == "__main__":
+        np.savez(sys.argv[1], **run(json.loads(sys.argv[2])))
+    """
+)
+
+
+def _determinism_run(tiny: dict) -> dict:
+    namespace: dict = {"__name__": "not_main"}
+    exec(compile(_DETERMINISM_SCRIPT, "determinism", "exec"), namespace)
+    return namespace["run"](tiny)
+
+
+def test_pretrain_is_repeatable_within_process(ar_panel, airline, tiny):
+    a = MetaLSTMForecaster(horizon=2, **tiny).pretrain(ar_panel)
+    b = MetaLSTMForecaster(horizon=2, **tiny).pretrain(ar_panel)
+    for (name, p), q in zip(
+        a.pretrained_state_.learner.named_parameters(),
+        b.pretrained_state_.learner.parameters(),
+        strict=True,
+    ):
+        assert torch.equal(p, q), name
+    pd.testing.assert_series_equal(
+        a.fit(airline).predict(fh=[1, 2]), b.fit(airline).predict(fh=[1, 2]), check_exact=True
+    )
+
+
+def test_identical_results_across_processes(tiny, tmp_path):
+    script = tmp_path / "determinism.py"
+    script.write_text(_DETERMINISM_SCRIPT)
+    procs = []
+    for k, hash_seed in enumerate(("0", "12345")):  # and different hash seeds
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = tmp_path / f"run{k}.npz"
+        cmd = [sys.executable, str(script), str(out), json.dumps(tiny)]
+        procs.append((out, subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)))
+    try:
+        here = _determinism_run(tiny)  # this process, meanwhile
+        runs = []
+        for out, proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            runs.append(dict(np.load(out)))
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for name, value in here.items():
+        assert np.all(np.isfinite(value)), name
+        for run in runs:
+            # Bitwise: same bytes, not merely close.
+            assert run[name].tobytes() == np.asarray(value).tobytes(), name
