@@ -130,8 +130,8 @@ class MetaLSTMForecaster(BaseForecaster):
         LSTM hidden units.
     num_layers : int, default=1
         Stacked LSTM layers.
-    meta_learner : {"metasgd", "lstm", "maml", "reptile", "finetune", "none"}, \
-default="metasgd"
+    meta_learner : {"lstm", "metasgd", "maml", "reptile", "finetune", "none"}, \
+default="lstm"
         How the base weights are adapted. ``"lstm"``: a learned coordinate-wise
         LSTM update rule (Ravi & Larochelle 2017, extended); ``"metasgd"``:
         learned initialisation and per-weight step sizes; ``"maml"``: learned
@@ -250,7 +250,7 @@ default="metasgd"
         horizon: int | None = None,
         hidden_size: int = 32,
         num_layers: int = 1,
-        meta_learner: str = "metasgd",
+        meta_learner: str = "lstm",
         inner_steps: int = 5,
         inner_lr: float = 0.1,
         first_order: bool = True,
