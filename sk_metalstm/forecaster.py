@@ -622,7 +622,7 @@ default="lstm"
                         ]
                     )
                     sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
-                    params = learner.adapt_batch(sx.to(device), sy.to(device), steps)
+                    params = learner.adapt_for_inference(sx.to(device), sy.to(device), steps)
                     for i, key in enumerate(group):
                         adapted[key] = {n: p[i].detach().cpu() for n, p in params.items()}
         finally:

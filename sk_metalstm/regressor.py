@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
-from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
+from sk_metalstm._tensor_batches import TensorBatches, pass_through
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
 from sk_metalstm._validation import check_ndim
 from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
@@ -256,6 +256,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
             iterator_train__shuffle=bool(self.shuffle),
+            # Whole mini-batches per fetch instead of per-row indexing + collation.
+            dataset=TensorBatches,
+            iterator_train__collate_fn=pass_through,
+            iterator_valid__collate_fn=pass_through,
             train_split=train_split,
             callbacks=self._build_callbacks(),
             device=resolve_device(self.device),
@@ -388,7 +392,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 f"validation_fraction={self.validation_fraction} leaves no "
                 f"training samples out of {n_samples}."
             )
-        valid = Dataset(X3[n_train:], y2[n_train:])
+        valid = TensorBatches(X3[n_train:], y2[n_train:])
         return X3[:n_train], y2[:n_train], predefined_split(valid)
 
     def _build_callbacks(self) -> list[Any]:

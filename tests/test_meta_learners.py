@@ -129,6 +129,30 @@ def test_vectorized_adaptation_equals_python_loop(name):
     torch.testing.assert_close(fast_pred, slow_pred, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("per_task_limit", [16, 1])
+@pytest.mark.parametrize("name", list(META_LEARNERS))
+def test_inference_adaptation_equals_meta_training_path(name, per_task_limit):
+    # fit/update adapt through nn.LSTM's fused kernels task by task (or vmap
+    # beyond per_task_limit); both must give the weights meta-training sees.
+    torch.manual_seed(0)
+    learner = make_meta_learner(
+        name, LSTMNetwork(2, 4, 2, 3), inner_steps=3, inner_lr=0.05
+    ).eval()
+    _perturb(learner)
+    g = torch.Generator().manual_seed(1)
+    sx, sy = torch.randn(3, 6, 5, 2, generator=g), torch.randn(3, 6, 3, generator=g)
+    reference = learner.adapt_batch(sx, sy)
+    learner.per_task_limit = per_task_limit
+    got = learner.adapt_for_inference(sx, sy)
+    assert set(got) == set(reference)
+    for n in got:
+        assert not got[n].requires_grad
+        torch.testing.assert_close(got[n], reference[n], atol=1e-5, rtol=1e-5)
+    zero = learner.adapt_for_inference(sx, sy, inner_steps=0)
+    for n, p in learner.initial_params().items():
+        torch.testing.assert_close(zero[n], p.detach().expand_as(zero[n]))
+
+
 @pytest.mark.parametrize("name", list(META_LEARNERS))
 def test_adaptation_under_no_grad(name):
     learner = _learner(name).eval()

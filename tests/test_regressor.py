@@ -432,6 +432,35 @@ def test_time_ordered_validation_split_and_early_stopping(data):
     clone(reg).fit(X, y)
 
 
+def test_whole_batch_fetching_trains_like_skorchs_default_dataset(data):
+    # The regressor hands skorch whole mini-batches (TensorBatches); training
+    # must be exactly what skorch's per-row Dataset + default collation gives.
+    from skorch import NeuralNetRegressor
+
+    from sk_metalstm.networks import LSTMNetwork
+
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST).fit(X, y)
+    with regressor_module.torch_runtime(regressor_module.seed_from(FAST["random_state"]), 1):
+        plain = NeuralNetRegressor(
+            LSTMNetwork,
+            module__input_size=1,
+            module__hidden_size=FAST["hidden_size"],
+            module__output_size=1,
+            optimizer=torch.optim.Adam,
+            lr=FAST["lr"],
+            max_epochs=FAST["max_epochs"],
+            batch_size=FAST["batch_size"],
+            train_split=None,
+            iterator_train__shuffle=True,
+            callbacks=[],
+        )
+        plain.fit(X[:, :, None].astype(np.float32), y[:, None].astype(np.float32))
+    np.testing.assert_allclose(
+        reg.history_[:, "train_loss"], plain.history[:, "train_loss"], rtol=1e-6
+    )
+
+
 def test_lr_scheduler_gradient_clip_and_optimizer_options(data):
     X, y = data
     reg = LSTMBaseRegressor(

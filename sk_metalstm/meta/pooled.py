@@ -30,6 +30,16 @@ class PooledLearner(MetaLearner):
         """Return ``theta0`` unchanged."""
         return self.initial_params()
 
+    def adapt_for_inference(
+        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
+    ) -> Params:
+        """Return ``theta0`` once per task."""
+        n_tasks = len(support_x)
+        return {
+            n: p.detach().expand(n_tasks, *p.shape).clone()
+            for n, p in self.initial_params().items()
+        }
+
     def forward(
         self,
         support_x: Tensor,
