@@ -22,6 +22,7 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from conftest import TINY  # noqa: E402
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 from sktime.forecasting.model_evaluation import evaluate  # noqa: E402
@@ -30,19 +31,6 @@ from sktime.performance_metrics.forecasting import MeanAbsoluteError  # noqa: E4
 from sktime.split import ExpandingWindowSplitter  # noqa: E402
 
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster  # noqa: E402
-
-#: Meta-trains in well under a second on airline-sized series.
-TINY_FORECASTER = dict(
-    window_length=4,
-    hidden_size=4,
-    support_size=8,
-    query_size=2,
-    tasks_per_batch=8,
-    max_epochs=1,
-    base_max_epochs=1,
-    inner_steps=2,
-    random_state=0,
-)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +156,7 @@ def state(airline):
     panel = pd.concat(
         {f"s{i}": airline * (1 + 0.2 * i) + 5 * i for i in range(4)}, names=["series", "time"]
     ).to_frame("y")
-    forecaster = MetaLSTMForecaster(horizon=2, **TINY_FORECASTER)
+    forecaster = MetaLSTMForecaster(horizon=2, **TINY)
     return forecaster.pretrain(panel).pretrained_state_
 
 
@@ -186,7 +174,7 @@ def test_evaluate_on_dask_matches_sequential(client, airline, state, pretrained)
     if pretrained:
         forecaster = MetaLSTMForecaster.from_pretrained(state, random_state=0)
     else:
-        forecaster = MetaLSTMForecaster(horizon=2, **TINY_FORECASTER)
+        forecaster = MetaLSTMForecaster(horizon=2, **TINY)
     kwargs = dict(
         forecaster=forecaster,
         cv=ExpandingWindowSplitter(initial_window=110, step_length=10, fh=[1, 2]),
@@ -233,7 +221,7 @@ def test_forecasting_grid_search_on_dask_matches_sequential(
     if pretrained:
         forecaster = MetaLSTMForecaster.from_pretrained(state, random_state=0)
     else:
-        forecaster = MetaLSTMForecaster(horizon=2, **TINY_FORECASTER)
+        forecaster = MetaLSTMForecaster(horizon=2, **TINY)
     sequential = _forecaster_search(forecaster, grid, backend=None).fit(airline)
     with distributed.get_task_stream(client) as stream:
         on_dask = _forecaster_search(forecaster, grid, backend="dask").fit(airline)
