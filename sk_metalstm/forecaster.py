@@ -560,7 +560,8 @@ default="lstm"
         **params
             Further parameters, e.g. ``adapt_steps`` or ``support_size``.
         """
-        settings = {k: v for k, v in state.config.items() if k in cls().get_params()}
+        names = set(cls.get_param_names())
+        settings = {k: v for k, v in state.config.items() if k in names}
         return cls(**{**settings, **params, "pretrained": state})
 
     # ------------------------------------------------------------ adaptation
