@@ -61,7 +61,7 @@ class MetaLearner(nn.Module):
     trainable: bool = True
     #: Up to this many tasks, ``adapt_for_inference`` loops over tasks with
     #: fused ``nn.LSTM`` autograd; beyond it ``vmap`` is faster (measured on
-    #: CPU: 5-7x faster for one task, on par at 8-16, slower at 64).
+    #: CPU: 5-7x faster for one task, 1.1-2x at 8, 0.6-0.8x at 64).
     per_task_limit: int = 16
 
     def __init__(
