@@ -25,6 +25,13 @@ TINY = {
 }
 
 
+def airline_copies(y: pd.Series, n: int = 4) -> pd.DataFrame:
+    """A panel of ``n`` rescaled, shifted copies of ``y``: pretraining material."""
+    return pd.concat(
+        {f"s{i}": y * (1 + 0.2 * i) + 5 * i for i in range(n)}, names=["series", "time"]
+    ).to_frame("y")
+
+
 @pytest.fixture
 def tiny() -> dict:
     """A fresh copy of the tiny forecaster settings."""

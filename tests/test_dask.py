@@ -22,7 +22,7 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from conftest import TINY  # noqa: E402
+from conftest import TINY, airline_copies  # noqa: E402
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 from sktime.forecasting.model_evaluation import evaluate  # noqa: E402
@@ -144,20 +144,10 @@ def test_dask_workers_start_with_one_torch_thread(client):
 
 # ------------------------------------------------------------------ sktime
 @pytest.fixture(scope="module")
-def airline() -> pd.Series:
-    from sktime.datasets import load_airline
-
-    return load_airline()
-
-
-@pytest.fixture(scope="module")
-def state(airline):
+def state(_airline):
     """A tiny meta-learner pretrained on a panel of rescaled airline copies (horizon 2)."""
-    panel = pd.concat(
-        {f"s{i}": airline * (1 + 0.2 * i) + 5 * i for i in range(4)}, names=["series", "time"]
-    ).to_frame("y")
     forecaster = MetaLSTMForecaster(horizon=2, **TINY)
-    return forecaster.pretrain(panel).pretrained_state_
+    return forecaster.pretrain(airline_copies(_airline)).pretrained_state_
 
 
 def _assert_same_backtest(a: pd.DataFrame, b: pd.DataFrame) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import airline_copies
 
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm._torch_runtime import resolve_device
@@ -48,19 +49,14 @@ def _windows(n: int = 300, length: int = 10) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def y() -> pd.Series:
-    from sktime.datasets import load_airline
-
-    return load_airline()
+def y(_airline) -> pd.Series:
+    return _airline
 
 
 @pytest.fixture(scope="module")
 def cpu_state(y):
     """A meta-learner pretrained on CPU on rescaled copies of airline."""
-    panel = pd.concat(
-        {f"s{i}": y * (1 + 0.2 * i) + 5 * i for i in range(4)}, names=["series", "time"]
-    ).to_frame("y")
-    return MetaLSTMForecaster(**TINY).pretrain(panel).pretrained_state_
+    return MetaLSTMForecaster(**TINY).pretrain(airline_copies(y)).pretrained_state_
 
 
 def _hide_cuda(monkeypatch) -> None:
