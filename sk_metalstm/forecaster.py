@@ -18,7 +18,6 @@ from sk_metalstm.meta.callbacks import TrainingDiverged
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.tasks import with_feature_axis
 from sk_metalstm.meta.training import meta_train
-from sk_metalstm.networks import functional_forward
 from sk_metalstm.windowing import (
     TRANSFORMS,
     TaskLayout,
@@ -158,18 +157,31 @@ default="lstm"
         Step between consecutive tasks of a series; ``None`` uses ``query_size``.
     tasks_per_batch : int, default=32
         Tasks per meta-training batch (batched with ``torch.func.vmap``).
+    tasks_per_epoch : int or None, default=1024
+        Tasks drawn at random for each epoch of steps 1 and 2, so that an
+        epoch costs the same on a panel of any size; ``None`` visits every
+        task once per epoch.
     max_epochs : int, default=20
         Meta-training epochs (step 2).
     base_max_epochs : int, default=20
         Pooled base-network epochs (step 1).
+    n_iter_no_change : int or None, default=3
+        Stop a phase after this many epochs without a better meta-validation
+        loss (needs ``validation_fraction > 0``); the best epoch's weights are
+        kept. ``None`` runs every epoch.
+    max_time : float or None, default=None
+        Time budget of ``pretrain`` in seconds (both phases; the pooled phase
+        gets its share by epochs). Training stops at the first batch past it
+        and keeps the best weights so far.
     lr : float or None, default=None
         Outer learning rate (Adam) for steps 1 and 2; ``None`` gives 1e-3, and
         0.5 (plain SGD) for Reptile's interpolation step.
     gradient_clip : float or None, default=1.0
         Max norm of meta-gradients (and pooled gradients); ``None`` disables it.
-    validation_fraction : float, default=0.0
+    validation_fraction : float, default=0.1
         Fraction of each series' latest tasks held out for a meta-validation
-        loss (``valid_loss``, for early stopping callbacks). Never shuffled.
+        loss (``valid_loss``: early stopping, best-epoch weights, interval
+        calibration). Never shuffled; 0 trains on every task.
     callbacks : list or None, default=None
         skorch callbacks for meta-training (step 2), e.g. ``EarlyStopping``,
         ``Checkpoint``, LR schedulers.
@@ -195,8 +207,11 @@ default="lstm"
         torch intra-op threads while this forecaster computes (restored after).
         Small LSTMs gain nothing from more; on a busy 2-core machine torch's
         default was 10-17x slower. ``None`` keeps torch's setting.
-    verbose : int, default=0
-        ``>0`` prints skorch's epoch table and progress bar.
+    verbose : int, default=1
+        ``1`` prints a progress line with the time left every few seconds
+        while ``pretrain`` (or a meta-training ``fit``) runs; runs shorter than
+        that print nothing. ``2`` adds skorch's epoch table and progress bar;
+        ``0`` is silent.
 
     Attributes
     ----------
@@ -258,11 +273,14 @@ default="lstm"
         query_size: int = 8,
         task_stride: int | None = None,
         tasks_per_batch: int = 32,
+        tasks_per_epoch: int | None = 1024,
         max_epochs: int = 20,
         base_max_epochs: int = 20,
+        n_iter_no_change: int | None = 3,
+        max_time: float | None = None,
         lr: float | None = None,
         gradient_clip: float | None = 1.0,
-        validation_fraction: float = 0.0,
+        validation_fraction: float = 0.1,
         callbacks: Sequence[Any] | None = None,
         adapt_steps: int | None = None,
         transform: str = "auto",
@@ -270,7 +288,7 @@ default="lstm"
         random_state: int | np.random.RandomState | None = None,
         device: str = "cpu",
         num_threads: int | None = 1,
-        verbose: int = 0,
+        verbose: int = 1,
     ) -> None:
         self.window_length = window_length
         self.horizon = horizon
@@ -284,8 +302,11 @@ default="lstm"
         self.query_size = query_size
         self.task_stride = task_stride
         self.tasks_per_batch = tasks_per_batch
+        self.tasks_per_epoch = tasks_per_epoch
         self.max_epochs = max_epochs
         self.base_max_epochs = base_max_epochs
+        self.n_iter_no_change = n_iter_no_change
+        self.max_time = max_time
         self.lr = lr
         self.gradient_clip = gradient_clip
         self.validation_fraction = validation_fraction
@@ -339,13 +360,16 @@ default="lstm"
             raise ValueError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}."
             )
-        if self.task_stride is not None and (
-            not isinstance(self.task_stride, (int, np.integer)) or self.task_stride < 1
+        for name in ("task_stride", "tasks_per_epoch", "n_iter_no_change"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name} must be None or a positive integer, got {value!r}.")
+        for name, optional in (
+            ("lr", True),
+            ("inner_lr", False),
+            ("gradient_clip", True),
+            ("max_time", True),
         ):
-            raise ValueError(
-                f"task_stride must be None or a positive integer, got {self.task_stride!r}."
-            )
-        for name, optional in (("lr", True), ("inner_lr", False), ("gradient_clip", True)):
             value = getattr(self, name)
             if value is None and optional:
                 continue
@@ -663,8 +687,9 @@ default="lstm"
         window = (z[-self.window_length :] - loc) / scale
         window = torch.as_tensor(with_feature_axis(window[None]), dtype=torch.float32)
         params = self.adapted_params_[self._public_key(key)]
+        learner = self.pretrained_state_.learner
         with torch.no_grad(), torch_runtime(None, self.num_threads):
-            out = functional_forward(params, window)[0].numpy()
+            out = learner.forecast(params, window)[0].numpy()
         y_loc, y_scale = float(np.atleast_1d(loc)[0]), float(np.atleast_1d(scale)[0])
         return out.astype(np.float64) * y_scale + y_loc, y_scale
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LSTMNetwork", "functional_forward", "count_layers"]
+__all__ = ["LSTMNetwork", "functional_forward", "count_layers", "network_like", "last_hidden"]
 
 
 class LSTMNetwork(nn.Module):
@@ -63,6 +63,36 @@ class LSTMNetwork(nn.Module):
 def count_layers(params: dict[str, Tensor]) -> int:
     """Number of LSTM layers in a parameter dict of ``LSTMNetwork``."""
     return sum(1 for name in params if name.startswith("lstm.weight_ih_l"))
+
+
+def network_like(params: dict[str, Tensor]) -> LSTMNetwork:
+    """An eval-mode ``LSTMNetwork`` shaped like ``params``, whose own weights are unused.
+
+    Built on the meta device and then given uninitialised storage: callers
+    replace every weight through ``torch.func.functional_call``, and random
+    initialisation would consume the caller's torch RNG.
+    """
+    with torch.device("meta"):
+        network = LSTMNetwork(
+            input_size=params["lstm.weight_ih_l0"].shape[1],
+            hidden_size=params["lstm.weight_hh_l0"].shape[1],
+            num_layers=count_layers(params),
+            output_size=params["head.bias"].shape[0],
+        )
+    return network.to_empty(device=params["head.bias"].device).eval()
+
+
+def last_hidden(params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """Last hidden state of the LSTM part of ``params`` for inputs ``x`` (batch, time, features).
+
+    Runs ``nn.LSTM``'s fused kernels (differentiable in ``params``), which is
+    several times faster than the step-by-step ``functional_forward`` when one
+    set of weights serves a whole batch.
+    """
+    lstm = network_like(params).lstm
+    weights = {n.removeprefix("lstm."): p for n, p in params.items() if n.startswith("lstm.")}
+    out, _ = torch.func.functional_call(lstm, weights, (x,))
+    return out[:, -1]
 
 
 def functional_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:

@@ -42,6 +42,10 @@ __all__ = [
 
 TRANSFORMS = ("auto", "log_return", "difference", "none")
 _MIN_SCALE = 1e-12
+#: Scaled values are clipped to +-_CLIP: a support set of near-constant prices
+#: (a stale quote, a trading halt) would otherwise scale a later move to 1e8
+#: and dominate every training batch it lands in.
+_CLIP = 20.0
 
 
 def resolve_transform(values: np.ndarray, transform: str) -> str:
@@ -176,6 +180,11 @@ def _target_stat(stat: Any) -> float:
     return float(np.atleast_1d(stat)[0])
 
 
+def _scaled(values: np.ndarray, loc: Any, scale: Any) -> np.ndarray:
+    """``(values - loc) / scale`` in float64, clipped to +-``_CLIP``, as float32."""
+    return np.clip((values - loc) / scale, -_CLIP, _CLIP).astype(np.float32)
+
+
 def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndarray]:
     """Cut one scaled task from increments ``z`` starting at window ``start``.
 
@@ -194,10 +203,10 @@ def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndar
     y_loc, y_scale = _target_stat(loc), _target_stat(scale)
     q0 = layout.query_offset
     return {
-        "support_x": ((x[: layout.support_size] - loc) / scale).astype(np.float32),
-        "support_y": ((y[: layout.support_size] - y_loc) / y_scale).astype(np.float32),
-        "query_x": ((x[q0 : q0 + layout.query_size] - loc) / scale).astype(np.float32),
-        "query_y": ((y[q0 : q0 + layout.query_size] - y_loc) / y_scale).astype(np.float32),
+        "support_x": _scaled(x[: layout.support_size], loc, scale),
+        "support_y": _scaled(y[: layout.support_size], y_loc, y_scale),
+        "query_x": _scaled(x[q0 : q0 + layout.query_size], loc, scale),
+        "query_y": _scaled(y[q0 : q0 + layout.query_size], y_loc, y_scale),
         "loc": np.float32(y_loc),
         "scale": np.float32(y_scale),
     }
@@ -225,9 +234,9 @@ def support_for_adaptation(z: np.ndarray, layout: TaskLayout) -> dict[str, np.nd
     loc, scale = _scale_stats(support_values, layout.centre)
     y_loc, y_scale = _target_stat(loc), _target_stat(scale)
     return {
-        "support_x": ((x - loc) / scale).astype(np.float32),
-        "support_y": ((y - y_loc) / y_scale).astype(np.float32),
-        "query_x": ((z[-L:][None] - loc) / scale).astype(np.float32),
+        "support_x": _scaled(x, loc, scale),
+        "support_y": _scaled(y, y_loc, y_scale),
+        "query_x": _scaled(z[-L:][None], loc, scale),
         "loc": loc,
         "scale": scale,
     }

@@ -11,6 +11,7 @@ from sk_metalstm.meta.metasgd import MetaSGDLearner
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import FineTuneLearner, PooledLearner
 from sk_metalstm.meta.reptile import ReptileLearner
+from sk_metalstm.meta.ridge import RidgeHeadLearner
 from sk_metalstm.meta.tasks import TaskDataset
 from sk_metalstm.networks import LSTMNetwork
 
@@ -24,6 +25,7 @@ __all__ = [
 
 #: ``meta_learner`` option -> class.
 META_LEARNERS: dict[str, type[MetaLearner]] = {
+    "ridge": RidgeHeadLearner,
     "lstm": LSTMRuleLearner,
     "metasgd": MetaSGDLearner,
     "maml": MAMLLearner,

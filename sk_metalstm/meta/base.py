@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from sk_metalstm.networks import LSTMNetwork, count_layers, functional_forward
+from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
 __all__ = ["MetaLearner", "Params", "support_loss"]
 
@@ -162,18 +162,11 @@ class MetaLearner(nn.Module):
 
     def _inference_network(self) -> LSTMNetwork:
         """An eval-mode ``LSTMNetwork`` shaped like ``theta0`` (its weights unused)."""
-        theta0 = self.initial_params()
-        # Built on the meta device, then given uninitialised storage: every weight
-        # is replaced in functional_call, and random initialisation would consume
-        # the caller's torch RNG.
-        with torch.device("meta"):
-            network = LSTMNetwork(
-                input_size=theta0["lstm.weight_ih_l0"].shape[1],
-                hidden_size=theta0["lstm.weight_hh_l0"].shape[1],
-                num_layers=count_layers(theta0),
-                output_size=theta0["head.bias"].shape[0],
-            )
-        return network.to_empty(device=theta0["head.bias"].device).eval()
+        return network_like(self.initial_params())
+
+    def forecast(self, params: Params, x: Tensor) -> Tensor:
+        """Forecast windows ``x`` (n, L, F) with one series' adapted ``params``."""
+        return functional_forward(params, x)
 
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
         """Predict each task's query windows with its own adapted weights."""

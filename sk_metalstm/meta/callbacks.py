@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 from typing import Any
 
 from skorch.callbacks import Callback
 
-__all__ = ["KeepBestWeights", "StopOnNonFiniteLoss", "TrainingDiverged"]
+__all__ = [
+    "KeepBestWeights",
+    "ProgressReport",
+    "StopOnNonFiniteLoss",
+    "TimeBudget",
+    "TrainingDiverged",
+]
 
 
 class TrainingDiverged(RuntimeError):
@@ -79,3 +87,101 @@ class KeepBestWeights(Callback):
         """Put the best weights back."""
         if self.best_state_ is not None:
             net.module_.load_state_dict(self.best_state_)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressReport(Callback):
+    """Print a progress line with the time left, at most every ``interval`` seconds.
+
+    Silent for runs that finish within ``interval`` seconds, so small fits stay
+    quiet; longer ones print the phase, the epoch, the latest losses, the time
+    spent and an estimate of the time left (an upper bound when early stopping
+    or a time budget may end the phase sooner).
+
+    Parameters
+    ----------
+    phase : str
+        Name of the training phase shown in each line.
+    batches_per_epoch : int
+        Training batches in one epoch (for the time-left estimate).
+    deadline : float or None
+        ``time.monotonic()`` value at which a ``TimeBudget`` ends the phase.
+    interval : float
+        Seconds between lines.
+    stream : file-like or None
+        Where to print; ``None`` is standard error.
+    """
+
+    def __init__(
+        self,
+        phase: str,
+        batches_per_epoch: int,
+        deadline: float | None = None,
+        interval: float = 5.0,
+        stream: Any = None,
+    ) -> None:
+        self.phase = phase
+        self.batches_per_epoch = batches_per_epoch
+        self.deadline = deadline
+        self.interval = interval
+        self.stream = stream
+
+    def on_train_begin(self, net: Any, **kw: Any) -> None:
+        """Start the clock."""
+        self.start_ = self.last_ = time.monotonic()
+        self.batches_ = 0
+
+    def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kw: Any) -> None:
+        """Count training batches; report when ``interval`` has passed."""
+        if training:
+            self.batches_ += 1
+            self._maybe_report(net, losses="")
+
+    def on_epoch_end(self, net: Any, **kw: Any) -> None:
+        """Report the epoch's losses when ``interval`` has passed."""
+        row = net.history[-1]
+        losses = "".join(
+            f", {key.split('_')[0]} loss {row[key]:.4f}"
+            for key in ("train_loss", "valid_loss")
+            if key in row
+        )
+        self._maybe_report(net, losses)
+
+    def _maybe_report(self, net: Any, losses: str) -> None:
+        now = time.monotonic()
+        if now - self.last_ < self.interval:
+            return
+        self.last_ = now
+        elapsed = now - self.start_
+        total = max(net.max_epochs * self.batches_per_epoch, 1)
+        left = elapsed / max(self.batches_, 1) * max(total - self.batches_, 0)
+        if self.deadline is not None:
+            left = max(min(left, self.deadline - now), 0.0)
+        print(
+            f"[sk_metalstm] {self.phase}: epoch {len(net.history)}/{net.max_epochs}{losses}; "
+            f"{_clock(elapsed)} spent, at most ~{_clock(left)} left",
+            file=self.stream or sys.stderr,
+            flush=True,
+        )
+
+
+class TimeBudget(Callback):
+    """End training, keeping the best weights so far, once ``deadline`` has passed.
+
+    Parameters
+    ----------
+    deadline : float
+        A ``time.monotonic()`` value.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def on_batch_end(self, net: Any, training: bool = False, **kw: Any) -> None:
+        """Stop between batches (skorch ends training on ``KeyboardInterrupt``)."""
+        if training and time.monotonic() > self.deadline:
+            raise KeyboardInterrupt

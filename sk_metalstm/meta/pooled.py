@@ -8,14 +8,15 @@ import torch
 from torch import Tensor
 
 from sk_metalstm.meta.base import MetaLearner, Params
-from sk_metalstm.networks import functional_forward
+from sk_metalstm.networks import network_like
 
 __all__ = ["PooledLearner", "FineTuneLearner"]
 
 
 def _predict_windows(params: Params, windows: Tensor) -> Tensor:
-    # (tasks, n, L, F) -> (tasks, n, h) with one shared set of weights.
-    flat = functional_forward(params, windows.flatten(0, 1))
+    # (tasks, n, L, F) -> (tasks, n, h) with one shared set of weights, through
+    # nn.LSTM's fused kernels (no per-task weights, so nothing to vmap).
+    flat = torch.func.functional_call(network_like(params), params, (windows.flatten(0, 1),))
     return flat.unflatten(0, windows.shape[:2])
 
 

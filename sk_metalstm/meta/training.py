@@ -7,18 +7,26 @@ progress bar and device handling for free.
 from __future__ import annotations
 
 import copy
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import GradientNormClipping, ProgressBar
+from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
 from skorch.helper import predefined_split
+from torch.utils.data import RandomSampler, Subset
 
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import query_residuals
-from sk_metalstm.meta.callbacks import KeepBestWeights, StopOnNonFiniteLoss
+from sk_metalstm.meta.callbacks import (
+    KeepBestWeights,
+    ProgressReport,
+    StopOnNonFiniteLoss,
+    TimeBudget,
+)
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import PooledLearner
 from sk_metalstm.meta.state import MetaState
@@ -30,6 +38,8 @@ __all__ = ["meta_train", "build_meta_net"]
 
 _DEFAULT_LR = 1e-3
 _DIVERGED_HINT = "Lower lr or inner_lr, reduce inner_steps, or check the data for extreme values."
+#: Validation tasks scored each epoch, at most (a fixed random subset of the latest tasks).
+_MAX_VALID_TASKS = 512
 
 
 def build_meta_net(
@@ -39,22 +49,49 @@ def build_meta_net(
     batch_size: int,
     lr: float | None,
     gradient_clip: float | None,
-    valid: TaskDataset | None,
+    train: TaskDataset,
+    valid: TaskDataset | Subset | None,
+    tasks_per_epoch: int | None,
+    n_iter_no_change: int | None,
+    deadline: float | None,
+    phase: str,
     callbacks: Sequence[Any] | None,
     device: str,
     verbose: int,
 ) -> MetaNet:
-    """A ``MetaNet`` that trains ``learner`` with the package's defaults."""
+    """A ``MetaNet`` that trains ``learner`` with the package's defaults.
+
+    ``tasks_per_epoch`` draws that many training tasks per epoch (all tasks
+    when ``None`` or when there are fewer); ``n_iter_no_change`` stops after
+    that many epochs without a better validation loss; ``deadline`` (a
+    ``time.monotonic()`` value) ends training when passed. ``verbose=1``
+    prints progress lines with the time left; ``verbose>=2`` adds skorch's
+    epoch table and progress bar.
+    """
     optimizer = getattr(learner, "outer_optimizer", torch.optim.Adam)
     if lr is None:
         lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
+    has_valid = valid is not None and len(valid) > 0
+    n_tasks = len(train)
+    sampling: dict[str, Any] = {"iterator_train__shuffle": True}
+    if tasks_per_epoch is not None and tasks_per_epoch < n_tasks:
+        # Epochs of a fixed size: cost no longer grows with the panel.
+        n_tasks = tasks_per_epoch
+        sampling = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
     own: list[Any] = [
         ("stop_on_nonfinite", StopOnNonFiniteLoss(hint=_DIVERGED_HINT)),
         ("keep_best", KeepBestWeights()),
     ]
     if gradient_clip is not None:
         own.append(("gradient_clip", GradientNormClipping(gradient_clip)))
-    if verbose:
+    if has_valid and n_iter_no_change is not None:
+        own.append(("early_stopping", EarlyStopping(patience=n_iter_no_change, sink=_silent)))
+    if deadline is not None:
+        own.append(("time_budget", TimeBudget(deadline)))
+    if verbose >= 1:
+        batches = math.ceil(n_tasks / batch_size)
+        own.append(("progress", ProgressReport(phase, batches, deadline=deadline)))
+    if verbose >= 2:
         own.append(("progress_bar", ProgressBar()))
     return MetaNet(
         learner,
@@ -64,12 +101,25 @@ def build_meta_net(
         max_epochs=max_epochs,
         batch_size=batch_size,
         # Validation tasks are the latest of each series, never a random draw.
-        train_split=predefined_split(valid) if valid is not None and len(valid) else None,
-        iterator_train__shuffle=True,
+        train_split=predefined_split(valid) if has_valid else None,
         callbacks=own + copy.deepcopy(list(callbacks or [])),
         device=device,
-        verbose=verbose,
+        verbose=max(verbose - 1, 0),
+        **sampling,
     )
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """EarlyStopping's message sink when progress is shown by ``ProgressReport``."""
+
+
+def _capped(valid: TaskDataset, seed: int = 0) -> TaskDataset | Subset:
+    """At most ``_MAX_VALID_TASKS`` validation tasks, a fixed subset (same every epoch)."""
+    if len(valid) <= _MAX_VALID_TASKS:
+        return valid
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(valid), size=_MAX_VALID_TASKS, replace=False))
+    return Subset(valid, keep.tolist())
 
 
 def meta_train(
@@ -119,15 +169,31 @@ def meta_train(
     train, valid = tasks, None
     if config["validation_fraction"] > 0:
         train, valid = tasks.split_by_time(config["validation_fraction"])
+    scored_valid = _capped(valid) if valid is not None and len(valid) else None
+    start = time.monotonic()
+    budget = config.get("max_time")
+    base_epochs, meta_epochs = config["base_max_epochs"], config["max_epochs"]
 
-    def fit(learner: MetaLearner, epochs: int, user_callbacks: Any) -> MetaLearner:
+    def fit(learner: MetaLearner, epochs: int, user_callbacks: Any, phase: str) -> MetaLearner:
+        deadline = None
+        if budget is not None:
+            # The pooled phase may use its share of the budget; the meta phase the rest.
+            share = 1.0 if phase != "pooled" or name == "none" else base_epochs / max(
+                base_epochs + meta_epochs, 1
+            )
+            deadline = start + budget * share
         net = build_meta_net(
             learner,
             max_epochs=epochs,
             batch_size=config["tasks_per_batch"],
             lr=config["lr"],
             gradient_clip=config["gradient_clip"],
-            valid=valid,
+            train=train,
+            valid=scored_valid,
+            tasks_per_epoch=config.get("tasks_per_epoch"),
+            n_iter_no_change=config.get("n_iter_no_change"),
+            deadline=deadline,
+            phase=phase,
             callbacks=user_callbacks,
             device=device,
             verbose=config["verbose"],
@@ -146,7 +212,7 @@ def meta_train(
         )
         learner = PooledLearner(network)
         if config["base_max_epochs"] > 0:
-            learner = fit(learner, config["base_max_epochs"], None)
+            learner = fit(learner, config["base_max_epochs"], None, "pooled")
         if name != "none":
             network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
             learner = make_meta_learner(
@@ -159,7 +225,7 @@ def meta_train(
     if learner.trainable and config["max_epochs"] > 0:
         epochs = config["base_max_epochs"] if name == "none" else config["max_epochs"]
         if warm_start is not None or name != "none":
-            learner = fit(learner, epochs, callbacks)
+            learner = fit(learner, epochs, callbacks, f"meta ({name})")
     learner.eval()
     # Held-out (later) tasks calibrate intervals when there are any.
     residuals = query_residuals(learner, valid if valid is not None and len(valid) else tasks)

@@ -1,0 +1,120 @@
+"""A closed-form, meta-learned ridge head on the LSTM's features (R2-D2 / ANIL style).
+
+Adapting a whole LSTM to a short, noisy history overfits; adapting only a linear
+output layer, in closed form and shrunk toward the pooled one, cannot stray far
+from the pooled model unless the history carries evidence. The body (LSTM) is
+shared by every series; per series, the head solves
+
+    W = argmin ||Phi W - Y||^2 + sum_j lambda_j ||W_j - W0_j||^2
+
+on the support windows, where ``Phi`` holds the LSTM's last hidden state, the
+most recent ``n_lags`` inputs (so an AR structure is found without the LSTM
+having to encode it) and a constant. ``W0`` (the pooled head) and the per-feature
+precisions ``lambda`` are meta-learned with the body by back-propagating the
+query loss through the solve (Bertinetto et al. 2019; Raghu et al. 2020).
+Adaptation is one small linear solve: no inner gradient steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.networks import LSTMNetwork, last_hidden
+
+__all__ = ["RidgeHeadLearner"]
+
+
+class RidgeHeadLearner(MetaLearner):
+    """``meta_learner="ridge"``: per-series ridge head, shrunk toward the pooled head.
+
+    Parameters
+    ----------
+    base : LSTMNetwork
+        Pooled network: its LSTM becomes the shared body and its head the prior
+        mean of every series' head.
+    n_lags : int
+        Most recent inputs of the target used as linear features besides the
+        LSTM state (zero-padded when the window is shorter).
+    prior_precision : float
+        Starting value of every feature's prior precision ``lambda_j`` (in units
+        of support windows: 30 weighs the prior like 30 windows).
+    inner_lr : float or None
+        Ignored: a closed-form head takes no gradient steps.
+    **kwargs
+        ``inner_steps``, ``first_order``, ``vectorize`` of every learner
+        (unused here: there are no inner steps).
+    """
+
+    #: One batched solve serves any number of series.
+    per_task_limit = 0
+
+    def __init__(
+        self,
+        base: LSTMNetwork,
+        n_lags: int = 5,
+        prior_precision: float = 30.0,
+        inner_lr: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(base, **kwargs)
+        self.n_lags = n_lags
+        head = base.head
+        # Prior mean: the pooled head on the LSTM state, zero on the lags.
+        w0 = torch.cat(
+            [
+                head.weight.detach().T,
+                head.weight.new_zeros(n_lags, head.out_features),
+                head.bias.detach()[None],
+            ]
+        )
+        self.prior_mean = nn.Parameter(w0.clone())
+        self.log_precision = nn.Parameter(torch.full((len(w0),), math.log(prior_precision)))
+
+    def _body(self) -> Params:
+        return {n: p for n, p in self.initial_params().items() if n.startswith("lstm.")}
+
+    def features(self, x: Tensor) -> Tensor:
+        """``Phi`` for windows ``x`` (n, L, F): LSTM state, recent lags, constant."""
+        body = {**self._body(), "head.bias": self.theta0["head__bias"]}
+        hidden = last_hidden(body, x)
+        lags = x[:, -self.n_lags :, 0]
+        if lags.shape[1] < self.n_lags:
+            lags = nn.functional.pad(lags, (self.n_lags - lags.shape[1], 0))
+        return torch.cat([hidden, lags.flip(1), x.new_ones(len(x), 1)], dim=1)
+
+    def solve(self, phi: Tensor, y: Tensor) -> Tensor:
+        """Ridge heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, h)."""
+        precision = torch.diag_embed(self.log_precision.exp()).expand(len(phi), -1, -1)
+        gram = phi.transpose(1, 2) @ phi + precision
+        residual = y - phi @ self.prior_mean
+        return self.prior_mean + torch.linalg.solve(gram, phi.transpose(1, 2) @ residual)
+
+    def adapt_batch(
+        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
+    ) -> Params:
+        """Adapted heads ``{"ridge.weight": (T, d, h)}``; the body stays shared."""
+        with torch.enable_grad():
+            phi = self.features(support_x.flatten(0, 1)).unflatten(0, support_x.shape[:2])
+            return {"ridge.weight": self.solve(phi, support_y)}
+
+    def adapt_for_inference(
+        self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
+    ) -> Params:
+        """Same as ``adapt_batch``, without a graph."""
+        with torch.no_grad():
+            phi = self.features(support_x.flatten(0, 1)).unflatten(0, support_x.shape[:2])
+            return {"ridge.weight": self.solve(phi, support_y)}
+
+    def forecast(self, params: Params, x: Tensor) -> Tensor:
+        """Forecast windows ``x`` (n, L, F) with one series' head."""
+        return self.features(x) @ params["ridge.weight"]
+
+    def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
+        """Each task's query windows through its own head."""
+        phi = self.features(query_x.flatten(0, 1)).unflatten(0, query_x.shape[:2])
+        return phi @ params["ridge.weight"]
