@@ -1,25 +1,33 @@
-"""Few-shot benchmark: does meta-learned adaptation pay on unseen series?
+"""Few-shot benchmark on generated families: does adaptation find structure in a short history?
 
-Protocol (one seed)
--------------------
-* A generated panel of log-price series whose returns are AR(1) with a
-  coefficient ``phi_i`` and volatility ``sigma_i`` of their own
-  (``make_ar_returns_panel``): a short input window cannot pin ``phi_i`` down,
-  a few months of history can.
-* Every neural forecaster is pretrained on ``--n-train`` training series, then
-  fitted (adapted) on ``--n-test`` unseen series given only ``--history`` points,
-  and rolled forward one step at a time with ``update`` over ``--n-eval``
-  points (history window sliding, no meta-training at test time).
-* Baselines on the same origins: random walk (zero return), AR(1) fitted by
-  least squares on the same history, and the oracle (true ``phi_i``).
+Protocol (one family, one seed)
+-------------------------------
+* A generated panel of log-price series whose returns follow one family, each
+  series with parameters of its own:
 
-Metric: one-step MAE of the log-return forecast relative to the random walk's,
-per series, averaged over series. ``gap closed`` = (pooled - method) /
-(pooled - oracle): the share of the pooled-to-oracle gap a method closes.
-Several seeds give paired differences against the pooled LSTM with standard
-errors.
+  - ``ar1``: AR(1), ``phi`` uniform on (-0.6, 0.6), Gaussian shocks;
+  - ``ar2t``: AR(2) (stationary coefficient pairs), Student-t shocks (4 d.f.);
+  - ``regime``: AR(1) switching between a trending calm regime and a
+    mean-reverting turbulent one (Markov chain, per-series coefficients);
+  - ``vol``: AR(1) with volatilities spread over two orders of magnitude and a
+    volatility break half-way through each series.
 
-Run ``python benchmarks/few_shot.py`` (full) or ``--quick`` (smoke).
+* Every neural forecaster (``MetaLSTMForecaster`` with each ``meta_learner``,
+  *package defaults* except ``window_length=10`` and ``horizon=1``, and a 120 s pretraining budget) is
+  pretrained on ``n_train`` series, then fitted (adapted) on ``n_test`` unseen
+  series given ``history`` points, and rolled forward one step at a time with
+  ``update`` over ``n_eval`` points (no meta-training at test time).
+* Baselines on the same origins: the random walk (zero return), an AR model of
+  the family's order refitted by least squares on the same sliding history,
+  and the oracle (the true conditional mean).
+
+Metric: one-step MSE of the log-return forecast relative to the random walk's,
+per series. ``gap closed`` = (pooled - method) / (pooled - oracle). Paired
+differences against the pooled LSTM are per series, with standard errors over
+series (and seeds).
+
+Run ``python benchmarks/few_shot.py`` (every family and learner, ~40 min on 2
+CPUs; ``--families``/``--methods`` to narrow it) or ``--quick`` (smoke).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,35 +46,78 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sk_metalstm.datasets import make_ar_returns_panel
 from sk_metalstm.forecaster import MetaLSTMForecaster
 
-NEURAL = ["none", "finetune", "maml", "metasgd", "reptile", "lstm"]
+NEURAL = ["none", "finetune", "maml", "metasgd", "reptile", "lstm", "ridge"]
+
+Family = Callable[[int, int, np.random.Generator], tuple[np.ndarray, np.ndarray, int]]
 
 
-def split_panel(
-    panel: pd.DataFrame, n_train: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """First ``n_train`` instances for training, the rest unseen."""
-    names = panel.index.get_level_values(0).unique()
-    train = panel.loc[names[:n_train]]
-    test = panel.loc[names[n_train:]]
-    return train, test
+def _ar1(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    phi = rng.uniform(-0.6, 0.6, n)
+    sigma = np.exp(rng.uniform(np.log(0.005), np.log(0.03), n))
+    r = np.zeros((n, t))
+    for k in range(1, t):
+        r[:, k] = phi * r[:, k - 1] + sigma * rng.standard_normal(n)
+    return r, phi[:, None] * np.roll(r, 1, axis=1), 1
 
 
-def _returns(panel: pd.DataFrame) -> np.ndarray:
-    """(series, time-1) array of log-returns of an equal-length panel."""
-    wide = panel.iloc[:, 0].unstack(level=0).to_numpy().T
-    return np.diff(np.log(wide), axis=1)
+def _ar2t(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    # Stationary AR(2): draw the two (real) roots' inverses in (-0.7, 0.7).
+    a, b = rng.uniform(-0.7, 0.7, n), rng.uniform(-0.7, 0.7, n)
+    phi1, phi2 = a + b, -a * b
+    sigma = np.exp(rng.uniform(np.log(0.005), np.log(0.03), n))
+    shocks = rng.standard_t(4, (n, t)) / np.sqrt(2.0)  # unit variance
+    r = np.zeros((n, t))
+    for k in range(2, t):
+        r[:, k] = phi1 * r[:, k - 1] + phi2 * r[:, k - 2] + sigma * shocks[:, k]
+    oracle = phi1[:, None] * np.roll(r, 1, axis=1) + phi2[:, None] * np.roll(r, 2, axis=1)
+    return r, oracle, 2
+
+
+def _regime(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    phis = np.stack([rng.uniform(0.1, 0.6, n), rng.uniform(-0.6, -0.1, n)], axis=1)
+    sigmas = np.stack([np.full(n, 0.008), np.full(n, 0.02)], axis=1)
+    stay = 0.98
+    state = rng.integers(0, 2, n)
+    r, oracle = np.zeros((n, t)), np.zeros((n, t))
+    rows = np.arange(n)
+    for k in range(1, t):
+        # The regime at k is unknown at k-1: the conditional mean averages over it.
+        expected_phi = stay * phis[rows, state] + (1 - stay) * phis[rows, 1 - state]
+        oracle[:, k] = expected_phi * r[:, k - 1]
+        state = np.where(rng.random(n) < stay, state, 1 - state)
+        r[:, k] = phis[rows, state] * r[:, k - 1] + sigmas[rows, state] * rng.standard_normal(n)
+    return r, oracle, 1
+
+
+def _vol(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    phi = rng.uniform(-0.6, 0.6, n)
+    sigma = np.exp(rng.uniform(np.log(0.001), np.log(0.1), n))
+    factor = np.where(rng.random(n) < 0.5, 3.0, 1 / 3.0)
+    r = np.zeros((n, t))
+    for k in range(1, t):
+        s = np.where(k < t // 2, sigma, sigma * factor)
+        r[:, k] = phi * r[:, k - 1] + s * rng.standard_normal(n)
+    return r, phi[:, None] * np.roll(r, 1, axis=1), 1
+
+
+FAMILIES: dict[str, Family] = {"ar1": _ar1, "ar2t": _ar2t, "regime": _regime, "vol": _vol}
+
+
+def to_panel(returns: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """Prices ``100 * exp(cumsum(r))`` as a ``("series", "time")`` panel."""
+    index = pd.bdate_range("2000-01-03", periods=returns.shape[1])
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(returns, axis=1)).T, index=index, columns=names)
+    panel = prices.stack().swaplevel().sort_index().to_frame("price")
+    panel.index.names = ["series", "time"]
+    return panel
 
 
 def rolling_neural(
-    forecaster: MetaLSTMForecaster,
-    test: pd.DataFrame,
-    history: int,
-    n_eval: int,
+    forecaster: MetaLSTMForecaster, test: pd.DataFrame, history: int, n_eval: int
 ) -> np.ndarray:
-    """Predicted one-step log-returns, shape (series, n_eval), via fit + update."""
+    """One-step log-return forecasts, (series, n_eval), by fit then update each step."""
     wide = test.iloc[:, 0].unstack(level=0)
     hist = wide.iloc[:history].stack().swaplevel().sort_index().to_frame("price")
     forecaster.fit(hist, fh=[1])
@@ -80,146 +132,128 @@ def rolling_neural(
     return np.array(preds).T
 
 
-def rolling_ar1(returns: np.ndarray, history: int, n_eval: int) -> np.ndarray:
-    """AR(1) without intercept, refitted by least squares on each sliding history."""
+def rolling_ar(returns: np.ndarray, order: int, history: int, n_eval: int) -> np.ndarray:
+    """AR(``order``) without intercept, least squares on each sliding history.
+
+    ``returns[:, k]`` is the return ending at price ``k`` (``returns[:, 0]`` is 0);
+    the forecast of ``returns[:, t]`` uses returns ``t - history + 1 .. t - 1``.
+    """
     preds = np.empty((returns.shape[0], n_eval))
-    for k in range(n_eval):
-        # Returns index t-1 is the return ending at price t; history prices give
-        # history - 1 returns.
-        r = returns[:, k : k + history - 1]
-        phi = np.sum(r[:, 1:] * r[:, :-1], axis=1) / np.sum(r[:, :-1] ** 2, axis=1)
-        preds[:, k] = phi * r[:, -1]
+    for j, t in enumerate(range(history, history + n_eval)):
+        r = returns[:, t - history + 1 : t]
+        lags = np.stack([r[:, order - 1 - i : r.shape[1] - 1 - i] for i in range(order)], -1)
+        target = r[:, order:]
+        for s in range(len(r)):
+            coef = np.linalg.lstsq(lags[s], target[s], rcond=None)[0]
+            preds[s, j] = coef @ r[s, -1 : -order - 1 : -1]
     return preds
 
 
-def relative_mae(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Per-series MAE relative to the random walk (zero-return forecast)."""
-    return np.mean(np.abs(pred - actual), axis=1) / np.mean(np.abs(actual), axis=1)
+def relative_mse(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per-series MSE relative to the random walk (zero-return forecast)."""
+    return np.mean((pred - actual) ** 2, axis=1) / np.mean(actual**2, axis=1)
 
 
-def run_seed(seed: int, cfg: dict[str, Any], methods: list[str]) -> dict[str, Any]:
-    """All methods on one generated panel; per-series relative MAE per method."""
-    n_points = cfg["train_points"]
-    panel, params = make_ar_returns_panel(
-        n_series=cfg["n_train"] + cfg["n_test"],
-        n_timepoints=n_points,
-        phi_range=tuple(cfg["phi_range"]),
-        random_state=seed,
-        return_params=True,
-    )
-    train, test = split_panel(panel, cfg["n_train"])
-    test = test.groupby(level=0, sort=False).head(cfg["history"] + cfg["n_eval"])
-    returns = _returns(test)
+def run(family: str, seed: int, cfg: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    """All methods on one generated panel: per-series relative MSE and timings."""
+    rng = np.random.default_rng(seed)
+    n_train, n_test = cfg["n_train"], cfg["n_test"]
     history, n_eval = cfg["history"], cfg["n_eval"]
-    actual = returns[:, history - 1 : history - 1 + n_eval]
-    phi_true = params["phi"].to_numpy()[cfg["n_train"] :]
-
-    last_returns = returns[:, history - 2 : history - 2 + n_eval]
-    scores: dict[str, np.ndarray] = {
-        "oracle": relative_mae(phi_true[:, None] * last_returns, actual),
-        "ar1": relative_mae(rolling_ar1(returns, history, n_eval), actual),
+    returns, oracle, order = FAMILIES[family](n_train + n_test, cfg["train_points"], rng)
+    returns[:, 0], oracle[:, : order + 1] = 0.0, 0.0
+    names = [f"s{i:03d}" for i in range(n_train + n_test)]
+    panel = to_panel(returns, names)
+    train = panel.loc[names[:n_train]]
+    test_returns = returns[n_train:, : history + n_eval]
+    test = to_panel(test_returns, names[n_train:])
+    actual = test_returns[:, history : history + n_eval]
+    scores = {
+        "oracle": relative_mse(oracle[n_train:, history : history + n_eval], actual),
+        f"ar{order}": relative_mse(rolling_ar(test_returns, order, history, n_eval), actual),
     }
-    seconds: dict[str, float] = {}
+    seconds: dict[str, dict[str, float]] = {}
     for name in methods:
         start = time.perf_counter()
         forecaster = MetaLSTMForecaster(
-            meta_learner=name, random_state=seed, **cfg["forecaster"]
+            meta_learner=name, random_state=seed, verbose=0, **cfg["forecaster"]
         )
         forecaster.pretrain(train)
         pretrain_s = time.perf_counter() - start
-        preds = rolling_neural(forecaster, test, history, n_eval)
-        scores[name] = relative_mae(preds, actual)
-        seconds[name] = pretrain_s
+        scores[name] = relative_mse(rolling_neural(forecaster, test, history, n_eval), actual)
+        seconds[name] = {"pretrain": pretrain_s, "total": time.perf_counter() - start}
         print(
-            f"  seed {seed} {name:9s} relMAE {scores[name].mean():.4f} "
-            f"(pretrain {pretrain_s:.0f}s, total {time.perf_counter() - start:.0f}s)",
+            f"  {family} seed {seed} {name:9s} relMSE {scores[name].mean():.4f} "
+            f"(pretrain {pretrain_s:.0f}s, total {seconds[name]['total']:.0f}s)",
             flush=True,
         )
     print(
-        f"  seed {seed} oracle    relMAE {scores['oracle'].mean():.4f}; "
-        f"ar1 {scores['ar1'].mean():.4f}",
+        f"  {family} seed {seed} oracle {scores['oracle'].mean():.4f}; "
+        f"ar{order} {scores[f'ar{order}'].mean():.4f}",
         flush=True,
     )
-    return {"scores": {k: v.tolist() for k, v in scores.items()}, "pretrain_seconds": seconds}
+    return {
+        "family": family,
+        "seed": seed,
+        "scores": {k: v.tolist() for k, v in scores.items()},
+        "seconds": seconds,
+    }
 
 
-def summarise(runs: list[dict[str, Any]], methods: list[str]) -> pd.DataFrame:
-    """Mean relative MAE, gap closed, and paired differences vs pooled with s.e."""
+def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per family and method: relative MSE, paired difference vs pooled (s.e.), gap closed."""
     rows = []
-    for name in [*methods, "ar1", "oracle"]:
-        per_seed = np.array([np.mean(r["scores"][name]) for r in runs])
-        pooled = np.array([np.mean(r["scores"]["none"]) for r in runs])
-        oracle = np.array([np.mean(r["scores"]["oracle"]) for r in runs])
-        diff = per_seed - pooled
-        gap = (pooled - per_seed) / (pooled - oracle)
-        se = lambda x: float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")  # noqa: E731
-        rows.append(
-            {
-                "method": name,
-                "rel_mae": per_seed.mean(),
-                "rel_mae_se": se(per_seed),
-                "diff_vs_pooled": diff.mean(),
-                "diff_se": se(diff),
-                "gap_closed": gap.mean(),
-                "gap_closed_se": se(gap),
-            }
-        )
-    return pd.DataFrame(rows).set_index("method")
+    for family in dict.fromkeys(r["family"] for r in runs):
+        mine = [r for r in runs if r["family"] == family]
+        stack = {
+            m: np.concatenate([r["scores"][m] for r in mine])
+            for m in mine[0]["scores"]
+            if all(m in r["scores"] for r in mine)
+        }
+        if "none" not in stack:
+            continue
+        pooled, oracle = stack["none"], stack["oracle"]
+        gap = pooled.mean() - oracle.mean()
+        for method, values in stack.items():
+            diff = values - pooled
+            se = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+            rows.append(
+                {
+                    "family": family,
+                    "method": method,
+                    "rel_mse": values.mean(),
+                    "diff_vs_pooled": diff.mean(),
+                    "diff_se": se,
+                    "gap_closed": -diff.mean() / gap,
+                    "gap_closed_se": se / abs(gap),
+                    "n_series": len(values),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["family", "method"])
 
 
 CONFIGS = {
     "full": {
-        "n_train": 200,
-        "n_test": 50,
+        "n_train": 80,
+        "n_test": 40,
         "train_points": 500,
         "history": 120,
-        "n_eval": 60,
-        "phi_range": [-0.6, 0.6],
-        "forecaster": {
-            "window_length": 10,
-            "hidden_size": 32,
-            "support_size": 100,
-            "query_size": 10,
-            "inner_steps": 5,
-            "inner_lr": 0.1,
-            "tasks_per_batch": 32,
-            "base_max_epochs": 10,
-            "max_epochs": 10,
-        },
-    },
-    "medium": {
-        "n_train": 100,
-        "n_test": 40,
-        "train_points": 400,
-        "history": 120,
         "n_eval": 40,
-        "phi_range": [-0.6, 0.6],
-        "forecaster": {
-            "window_length": 10,
-            "hidden_size": 16,
-            "support_size": 100,
-            "query_size": 10,
-            "inner_steps": 5,
-            "inner_lr": 0.1,
-            "tasks_per_batch": 32,
-            "base_max_epochs": 8,
-            "max_epochs": 8,
-        },
+        # Every learner gets the same pretraining time budget (ridge and the
+        # pooled model finish well within it; the gradient learners may not).
+        "forecaster": {"window_length": 10, "horizon": 1, "max_time": 120},
     },
     "quick": {
-        "n_train": 20,
-        "n_test": 8,
+        "n_train": 8,
+        "n_test": 4,
         "train_points": 200,
         "history": 120,
-        "n_eval": 10,
-        "phi_range": [-0.6, 0.6],
+        "n_eval": 5,
         "forecaster": {
             "window_length": 10,
+            "horizon": 1,
             "hidden_size": 8,
-            "support_size": 100,
-            "query_size": 10,
-            "inner_steps": 2,
-            "tasks_per_batch": 16,
+            "support_size": 32,
+            "inner_steps": 1,
             "base_max_epochs": 1,
             "max_epochs": 1,
         },
@@ -231,66 +265,42 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", default=NEURAL)
     parser.add_argument("--out", default="benchmarks/results/few_shot.json")
-    parser.add_argument(
-        "--merge", nargs="+", metavar="JSON", help="summarise result files of earlier runs"
-    )
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="summarise earlier result files")
     args = parser.parse_args(argv)
     if args.merge:
-        merge(args.merge, args.out)
+        results = [json.loads(Path(f).read_text()) for f in args.merge]
+        write(results[0]["config"], [run for r in results for run in r["runs"]], args.out)
         return
     warnings.simplefilter("ignore", FutureWarning)
-    torch.set_num_threads(1)
-    cfg = CONFIGS["quick" if args.quick else args.config]
+    cfg = CONFIGS["quick" if args.quick else "full"]
     methods = list(dict.fromkeys(["none", *args.methods]))
-    runs = []
-    for seed in args.seeds:
-        runs.append(run_seed(seed, cfg, methods))
-    write(cfg, args.seeds, runs, methods, args.out)
+    runs = [run(f, s, cfg, methods) for f in args.families for s in args.seeds]
+    write(cfg, runs, args.out)
 
 
-def write(
-    cfg: dict[str, Any], seeds: list[int], runs: list[dict[str, Any]], methods: list[str], out: str
-) -> None:
-    """Print the summary table and write everything to ``out`` as JSON."""
-    table = summarise(runs, methods)
-    print(table.round(4).to_string())
+def write(cfg: dict[str, Any], runs: list[dict[str, Any]], out: str) -> None:
+    """Print the summary and write everything to ``out`` as JSON."""
+    table = summarise(runs)
+    with pd.option_context("display.width", 200):
+        print(table.round(4).to_string())
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "config": cfg,
-                "seeds": seeds,
-                "methods": methods,
-                "summary": table.reset_index().to_dict(orient="records"),
-                "runs": runs,
-                "machine": {
-                    "python": sys.version.split()[0],
-                    "torch": torch.__version__,
-                    "platform": platform.platform(),
-                },
-                "date": time.strftime("%Y-%m-%d"),
-            },
-            indent=1,
-        )
-    )
-
-
-def merge(files: list[str], out: str) -> None:
-    """Summarise several result files (e.g. seeds run in parallel processes)."""
-    results = [json.loads(Path(f).read_text()) for f in files]
-    cfg = results[0]["config"]
-    if any(r["config"] != cfg for r in results):
-        raise ValueError("Result files were produced with different configurations.")
-    methods = results[0].get("methods") or [
-        m for m in results[0]["runs"][0]["scores"] if m not in ("ar1", "oracle")
-    ]
-    seeds = [s for r in results for s in r["seeds"]]
-    write(cfg, seeds, [run for r in results for run in r["runs"]], methods, out)
+    report = {
+        "config": cfg,
+        "summary": table.reset_index().to_dict(orient="records"),
+        "runs": runs,
+        "machine": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    path.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ output layer, in closed form and shrunk toward the pooled one, cannot stray far
 from the pooled model unless the history carries evidence. The body (LSTM) is
 shared by every series; per series, the head solves
 
-    W = argmin ||Phi W - Y||^2 + sum_j lambda_j ||W_j - W0_j||^2
+    W = argmin ||Phi W - Y||^2 + c * sum_j lambda_j ||W_j - W0_j||^2
 
 on the support windows, where ``Phi`` holds the LSTM's last hidden state, the
 most recent ``n_lags`` inputs (so an AR structure is found without the LSTM
 having to encode it) and a constant. ``W0`` (the pooled head) and the per-feature
 precisions ``lambda`` are meta-learned with the body by back-propagating the
 query loss through the solve (Bertinetto et al. 2019; Raghu et al. 2020).
-Adaptation is one small linear solve: no inner gradient steps.
+The strength ``c`` is chosen per series by exact leave-one-out error on its
+support windows, among a few multiples and ``c = inf`` (the pooled head): the
+per-series check that falls back to the pooled model when adapting does not
+help. Adaptation is a few small linear solves: no inner gradient steps.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class RidgeHeadLearner(MetaLearner):
         LSTM state (zero-padded when the window is shorter).
     prior_precision : float
         Starting value of every feature's prior precision ``lambda_j`` (in units
-        of support windows: 30 weighs the prior like 30 windows).
+        of support windows: 10 weighs the prior like 10 windows).
     inner_lr : float or None
         Ignored: a closed-form head takes no gradient steps.
     **kwargs
@@ -52,12 +55,18 @@ class RidgeHeadLearner(MetaLearner):
 
     #: One batched solve serves any number of series.
     per_task_limit = 0
+    #: Outer learning-rate multipliers by parameter name: the log-precisions
+    #: must travel several units in log space within a few hundred steps.
+    outer_lr_multipliers = {"log_precision": 50.0, "prior_mean": 10.0}
+    #: Multiples of the learned precisions each series chooses from (by
+    #: leave-one-out error), besides keeping the prior head.
+    shrinkage_grid = (0.25, 1.0, 4.0, 16.0)
 
     def __init__(
         self,
         base: LSTMNetwork,
         n_lags: int = 5,
-        prior_precision: float = 30.0,
+        prior_precision: float = 10.0,
         inner_lr: float | None = None,
         **kwargs: Any,
     ) -> None:
@@ -88,11 +97,30 @@ class RidgeHeadLearner(MetaLearner):
         return torch.cat([hidden, lags.flip(1), x.new_ones(len(x), 1)], dim=1)
 
     def solve(self, phi: Tensor, y: Tensor) -> Tensor:
-        """Ridge heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, h)."""
-        precision = torch.diag_embed(self.log_precision.exp()).expand(len(phi), -1, -1)
-        gram = phi.transpose(1, 2) @ phi + precision
+        """Ridge heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, h).
+
+        Each series picks its shrinkage from ``shrinkage_grid`` (multiples of
+        the learned precisions, and the prior head itself) by exact
+        leave-one-out error on its own support windows, so a series whose
+        history does not predict itself keeps the pooled head.
+        """
+        n_tasks, _, n_out = y.shape
+        phi_t = phi.transpose(1, 2)
         residual = y - phi @ self.prior_mean
-        return self.prior_mean + torch.linalg.solve(gram, phi.transpose(1, 2) @ residual)
+        best = self.prior_mean.expand(n_tasks, -1, -1)
+        # The prior head does not depend on the support set: its LOO error is its error.
+        best_error = residual.pow(2).sum((1, 2))
+        rhs = torch.cat([phi_t @ residual, phi_t], dim=2)
+        for factor in self.shrinkage_grid:
+            precision = torch.diag_embed(factor * self.log_precision.exp())
+            solution = torch.linalg.solve(phi_t @ phi + precision, rhs)
+            head = self.prior_mean + solution[..., :n_out]
+            leverage = (phi * solution[..., n_out:].transpose(1, 2)).sum(-1, keepdim=True)
+            loo = ((y - phi @ head) / (1.0 - leverage).clamp_min(1e-3)).pow(2).sum((1, 2))
+            better = loo < best_error
+            best = torch.where(better[:, None, None], head, best)
+            best_error = torch.where(better, loo, best_error)
+        return best
 
     def adapt_batch(
         self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None

@@ -93,6 +93,10 @@ def build_meta_net(
         own.append(("progress", ProgressReport(phase, batches, deadline=deadline)))
     if verbose >= 2:
         own.append(("progress_bar", ProgressBar()))
+    multipliers = getattr(learner, "outer_lr_multipliers", {})
+    groups = [(name, {"lr": lr * factor}) for name, factor in multipliers.items()]
+    if groups:
+        sampling["optimizer__param_groups"] = groups
     return MetaNet(
         learner,
         criterion=torch.nn.MSELoss,
