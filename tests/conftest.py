@@ -22,6 +22,9 @@ TINY = {
     "base_max_epochs": 1,
     "inner_steps": 2,
     "random_state": 0,
+    # A gradient learner: these fixtures exercise the inner-loop machinery.
+    # The default learner ("ridge") is tested as a user gets it in test_ridge.py.
+    "meta_learner": "metasgd",
 }
 
 

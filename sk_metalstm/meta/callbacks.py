@@ -110,24 +110,23 @@ class ProgressReport(Callback):
         Training batches in one epoch (for the time-left estimate).
     deadline : float or None
         ``time.monotonic()`` value at which a ``TimeBudget`` ends the phase.
-    interval : float
-        Seconds between lines.
     stream : file-like or None
         Where to print; ``None`` is standard error.
     """
+
+    #: Seconds between lines (and before the first).
+    interval: float = 5.0
 
     def __init__(
         self,
         phase: str,
         batches_per_epoch: int,
         deadline: float | None = None,
-        interval: float = 5.0,
         stream: Any = None,
     ) -> None:
         self.phase = phase
         self.batches_per_epoch = batches_per_epoch
         self.deadline = deadline
-        self.interval = interval
         self.stream = stream
 
     def on_train_begin(self, net: Any, **kw: Any) -> None:

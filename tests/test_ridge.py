@@ -1,0 +1,113 @@
+"""The default learner ("ridge"): a closed-form head shrunk toward the pooled one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sk_metalstm import MetaLSTMForecaster
+from sk_metalstm.datasets import make_ar_returns_panel
+from sk_metalstm.meta.ridge import RidgeHeadLearner
+from sk_metalstm.networks import LSTMNetwork
+
+
+def _learner(window: int = 6, seed: int = 0) -> RidgeHeadLearner:
+    torch.manual_seed(seed)
+    return RidgeHeadLearner(LSTMNetwork(1, 8, 1, 1)).eval()
+
+
+def _ar1_support(phi: float, n: int, window: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    z = np.zeros(n + window + 1)
+    for t in range(1, len(z)):
+        z[t] = phi * z[t - 1] + rng.standard_normal()
+    z /= np.sqrt(np.mean(z**2))
+    x = np.lib.stride_tricks.sliding_window_view(z, window + 1)
+    sx = torch.tensor(x[:, :window, None], dtype=torch.float32)
+    sy = torch.tensor(x[:, window:], dtype=torch.float32)
+    return sx[None], sy[None]
+
+
+def test_default_meta_learner_is_ridge():
+    assert MetaLSTMForecaster().meta_learner == "ridge"
+
+
+def test_ridge_finds_an_autoregression_in_a_long_history():
+    learner = _learner()
+    # Let the data speak: weak prior on the lags.
+    with torch.no_grad():
+        learner.log_precision.fill_(0.0)
+    sx, sy = _ar1_support(phi=0.7, n=2000, window=6, seed=1)
+    head = learner.adapt_for_inference(sx, sy)["ridge.weight"][0]
+    # Lag features follow the LSTM state; the first is the latest input.
+    lag1 = head[learner.theta0["lstm__weight_hh_l0"].shape[1], 0]
+    with torch.no_grad():
+        pred = learner.forecast({"ridge.weight": head}, sx[0])
+    r2 = 1 - torch.mean((pred - sy[0]) ** 2) / torch.mean(sy[0] ** 2)
+    assert float(r2) > 0.4  # an AR(1) with phi = 0.7 explains 49%
+    assert abs(float(lag1)) > 0.2
+
+
+def test_ridge_keeps_the_pooled_head_when_it_already_fits():
+    learner = _learner()
+    sx, _ = _ar1_support(phi=0.0, n=40, window=6, seed=2)
+    with torch.no_grad():
+        pooled = learner.features(sx[0]) @ learner.prior_mean
+    head = learner.adapt_for_inference(sx, pooled[None])["ridge.weight"][0]
+    torch.testing.assert_close(head, learner.prior_mean.detach())
+
+
+def test_ridge_adapts_in_batch_like_one_series_at_a_time():
+    learner = _learner()
+    batches = [_ar1_support(phi, 30, 6, seed) for seed, phi in enumerate((0.5, -0.3, 0.0))]
+    sx = torch.cat([b[0] for b in batches])
+    sy = torch.cat([b[1] for b in batches])
+    together = learner.adapt_for_inference(sx, sy)["ridge.weight"]
+    for i, (x, y) in enumerate(batches):
+        alone = learner.adapt_for_inference(x, y)["ridge.weight"][0]
+        torch.testing.assert_close(together[i], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_ridge_meta_gradient_reaches_body_prior_and_precisions():
+    learner = _learner().train()
+    sx, sy = _ar1_support(phi=0.5, n=30, window=6, seed=3)
+    qx, qy = _ar1_support(phi=0.5, n=10, window=6, seed=4)
+    loss = torch.mean((learner(sx, sy, qx) - qy) ** 2)
+    loss.backward()
+    assert learner.log_precision.grad is not None
+    assert torch.any(learner.log_precision.grad != 0)
+    assert torch.any(learner.prior_mean.grad != 0)
+    assert torch.any(learner.theta0["lstm__weight_hh_l0"].grad != 0)
+
+
+@pytest.fixture(scope="module")
+def default_forecaster():
+    """The default forecaster pretrained on a small AR panel (few epochs for speed)."""
+    panel = make_ar_returns_panel(12, 260, random_state=0)
+    forecaster = MetaLSTMForecaster(
+        horizon=2, base_max_epochs=3, max_epochs=3, random_state=0, verbose=0
+    )
+    return forecaster.pretrain(panel)
+
+
+def test_default_forecaster_fit_predict_update_intervals(default_forecaster):
+    y = make_ar_returns_panel(1, 150, random_state=9).droplevel(0).iloc[:, 0]
+    before = y.copy()
+    forecaster = MetaLSTMForecaster.from_pretrained(default_forecaster.pretrained_state_)
+    forecaster.fit(y.iloc[:140])
+    pred = forecaster.predict(fh=[1, 2])
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    forecaster.update(y.iloc[140:])
+    assert forecaster.cutoff[0] == y.index[-1]
+    quantiles = forecaster.predict_quantiles(fh=[1, 2], alpha=[0.05, 0.5, 0.95])
+    assert np.all(np.diff(quantiles.to_numpy(), axis=1) >= 0)
+    pd.testing.assert_series_equal(y, before)
+
+
+def test_default_forecaster_adapts_short_histories(default_forecaster):
+    # Fewer support windows than the tasks it was trained on: the prior carries it.
+    y = make_ar_returns_panel(1, 40, random_state=3).droplevel(0).iloc[:, 0]
+    forecaster = MetaLSTMForecaster.from_pretrained(default_forecaster.pretrained_state_)
+    assert np.all(np.isfinite(forecaster.fit(y).predict(fh=[1, 2])))
