@@ -13,10 +13,11 @@ Protocol (one family, one seed)
     volatility break half-way through each series.
 
 * Every neural forecaster (``MetaLSTMForecaster`` with each ``meta_learner``,
-  *package defaults* except ``window_length=10`` and ``horizon=1``, and a 120 s pretraining budget) is
-  pretrained on ``n_train`` series, then fitted (adapted) on ``n_test`` unseen
-  series given ``history`` points, and rolled forward one step at a time with
-  ``update`` over ``n_eval`` points (no meta-training at test time).
+  *package defaults* except ``window_length=10`` and ``horizon=1``, and a
+  120 s pretraining budget, ``max_time``) is pretrained on ``n_train``
+  series, then fitted (adapted) on ``n_test`` unseen series given ``history``
+  points, and rolled forward one step at a time with ``update`` over
+  ``n_eval`` points (no meta-training at test time).
 * Baselines on the same origins: the random walk (zero return), an AR model of
   the family's order refitted by least squares on the same sliding history,
   and the oracle (the true conditional mean).

@@ -14,10 +14,11 @@ Protocol
   (``load_interest_rates``, quarterly, ``transform="difference"``, 60 quarters
   of history) are scored separately: their dates precede the pretraining data.
 * Every ``meta_learner`` with the package defaults (``window_length=20``,
-  ``horizon=1``) and a 240 s pretraining budget each; ``"none"`` is the pooled LSTM. Baselines on the same
-  origins: the random walk (zero return) and AR(1) with intercept on the
-  returns refitted on each sliding history (ARIMA(1,1,0) with drift on log
-  prices, the classic baseline).
+  ``horizon=1``) and a 240 s pretraining budget each (``max_time``);
+  ``"none"`` is the pooled LSTM. Baselines on the same origins: the random
+  walk (zero return) and AR(1) with intercept on the returns refitted on
+  each sliding history (ARIMA(1,1,0) with drift on log prices, the classic
+  baseline).
 
 Metric: per series, MSE of the one-step return (rate change) forecast relative
 to the random walk's; paired differences against the pooled LSTM and against

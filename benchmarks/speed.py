@@ -19,8 +19,8 @@ process (each round runs every contender once, in a rotated order):
 darts and neuralforecast are optional peers (``benchmarks/requirements-peers.txt``);
 a peer that is not installed is skipped with a note.
 
-Part 2, adaptation. ``MetaLSTMForecaster`` (default learned LSTM rule, window
-30, hidden 32) is pretrained once on 16 companies of ``load_stock_prices`` (data before the
+Part 2, adaptation. ``MetaLSTMForecaster`` (package defaults, window 30,
+hidden 32) is pretrained once on 16 companies of ``load_stock_prices`` (data before the
 first origin); then, for each of 4 held-out companies and several origins,
 adapting to the company's last 250 days and forecasting one day ahead
 (``from_pretrained(state).fit(y).predict(fh=1)``) is timed against training a
@@ -285,18 +285,17 @@ def adaptation_speed(n_origins: int, history: int, quick: bool) -> dict:
     first = len(wide) - n_origins - 1  # position of the first origin
     train = [c for c in wide.columns if c not in ["AMD", "JPM", "KO", "XOM"]]
     panel = wide.iloc[: first + 1][train].stack().swaplevel().sort_index().to_frame("y")
+    # The package defaults (default learner, epochs, support size), except the
+    # window and hidden size shared with the scratch model.
+    quick_epochs = {"base_max_epochs": 1, "max_epochs": 1} if quick else {}
     meta = MetaLSTMForecaster(
         window_length=WINDOW,
         horizon=1,
         hidden_size=HIDDEN,
-        support_size=32,
-        query_size=8,
-        task_stride=20,
-        base_max_epochs=1 if quick else 2,
-        max_epochs=1 if quick else 2,
-        lr=3e-3,
         transform="difference",
         random_state=0,
+        verbose=0,
+        **quick_epochs,
     )
     tic = time.perf_counter()
     with quiet():

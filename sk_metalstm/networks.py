@@ -12,6 +12,8 @@ This module depends on torch only: no scikit-learn, pandas or sktime.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor, nn
 
@@ -65,21 +67,31 @@ def count_layers(params: dict[str, Tensor]) -> int:
     return sum(1 for name in params if name.startswith("lstm.weight_ih_l"))
 
 
+_templates = threading.local()
+
+
 def network_like(params: dict[str, Tensor]) -> LSTMNetwork:
     """An eval-mode ``LSTMNetwork`` shaped like ``params``, whose own weights are unused.
 
-    Built on the meta device and then given uninitialised storage: callers
-    replace every weight through ``torch.func.functional_call``, and random
-    initialisation would consume the caller's torch RNG.
+    Callers replace every weight through ``torch.func.functional_call``. Built
+    on the meta device and then given uninitialised storage (random
+    initialisation would consume the caller's torch RNG), and kept per thread
+    and shape: building one costs milliseconds, more than adapting a series,
+    and ``functional_call`` swaps weights in place, so threads must not share.
     """
-    with torch.device("meta"):
-        network = LSTMNetwork(
-            input_size=params["lstm.weight_ih_l0"].shape[1],
-            hidden_size=params["lstm.weight_hh_l0"].shape[1],
-            num_layers=count_layers(params),
-            output_size=params["head.bias"].shape[0],
-        )
-    return network.to_empty(device=params["head.bias"].device).eval()
+    key = (
+        params["lstm.weight_ih_l0"].shape[1],
+        params["lstm.weight_hh_l0"].shape[1],
+        count_layers(params),
+        params["head.bias"].shape[0],
+        str(params["head.bias"].device),
+    )
+    cache = _templates.__dict__.setdefault("networks", {})
+    if key not in cache:
+        with torch.device("meta"):
+            network = LSTMNetwork(*key[:4])
+        cache[key] = network.to_empty(device=key[4]).eval()
+    return cache[key]
 
 
 def last_hidden(params: dict[str, Tensor], x: Tensor) -> Tensor:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,3 +40,38 @@ def test_meta_throughput_quick_writes_json(tmp_path):
         assert sanity["initial_meta_grad_max_abs_diff"] <= 1e-4 * max(
             1.0, sanity["initial_meta_grad_max_abs"]
         )
+
+
+def _run_quick(script: str, out: Path, *extra: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_few_shot_families_quick_reports_gap_closed(tmp_path):
+    report = _run_quick(
+        "few_shot.py", tmp_path / "fs.json", "--families", "ar2t", "--methods", "ridge"
+    )
+    rows = {(r["family"], r["method"]): r for r in report["summary"]}
+    assert {("ar2t", m) for m in ("none", "ridge", "ar2", "oracle")} <= set(rows)
+    assert rows[("ar2t", "oracle")]["gap_closed"] == pytest.approx(1.0)
+    assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
+
+
+def test_held_out_real_quick_reports_paired_differences(tmp_path):
+    report = _run_quick("held_out_real.py", tmp_path / "ho.json", "--methods", "ridge")
+    rows = {(r["scope"], r["method"]): r for r in report["summary"]}
+    assert ("daily (stocks + fx)", "ridge") in rows and ("rates (quarterly)", "ar1") in rows
+    daily = rows[("daily (stocks + fx)", "ridge")]
+    assert daily["n_series"] == 4 and math.isfinite(daily["vs_pooled_se"])
+
+
+def test_pretrain_cost_quick_reports_phase_ratio(tmp_path):
+    report = _run_quick("pretrain_cost.py", tmp_path / "pc.json")
+    default = report["default"]
+    assert default["learner"] == "ridge" and default["series"] == 20
+    assert len(default["phases"]) == 2 and default["meta_over_pooled_time"] > 0
+    assert report["adaptation"]["speedup_median"] > 0

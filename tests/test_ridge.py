@@ -111,3 +111,11 @@ def test_default_forecaster_adapts_short_histories(default_forecaster):
     y = make_ar_returns_panel(1, 40, random_state=3).droplevel(0).iloc[:, 0]
     forecaster = MetaLSTMForecaster.from_pretrained(default_forecaster.pretrained_state_)
     assert np.all(np.isfinite(forecaster.fit(y).predict(fh=[1, 2])))
+
+
+def test_ridge_zero_adapt_steps_keeps_the_prior_head():
+    learner = _learner()
+    sx, sy = _ar1_support(phi=0.6, n=50, window=6, seed=5)
+    head = learner.adapt_for_inference(sx, sy, inner_steps=0)["ridge.weight"][0]
+    torch.testing.assert_close(head, learner.prior_mean.detach())
+    assert not head.requires_grad

@@ -59,6 +59,9 @@ class MetaLearner(nn.Module):
 
     #: Whether meta-training changes anything (False for fixed rules).
     trainable: bool = True
+    #: Whether adaptation returns a whole set of network weights per task,
+    #: updated ``inner_steps`` times (False for a closed-form head).
+    adapts_network: bool = True
     #: Up to this many tasks, ``adapt_for_inference`` loops over tasks with
     #: fused ``nn.LSTM`` autograd; beyond it ``vmap`` is faster (measured on
     #: CPU: 5-7x faster for one task, 1.1-2x at 8, 0.6-0.8x at 64).

@@ -55,6 +55,7 @@ class RidgeHeadLearner(MetaLearner):
 
     #: One batched solve serves any number of series.
     per_task_limit = 0
+    adapts_network = False
     #: Outer learning-rate multipliers by parameter name: the log-precisions
     #: must travel several units in log space within a few hundred steps.
     outer_lr_multipliers = {"log_precision": 50.0, "prior_mean": 10.0}
@@ -125,7 +126,12 @@ class RidgeHeadLearner(MetaLearner):
     def adapt_batch(
         self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
     ) -> Params:
-        """Adapted heads ``{"ridge.weight": (T, d, h)}``; the body stays shared."""
+        """Adapted heads ``{"ridge.weight": (T, d, h)}``; the body stays shared.
+
+        ``inner_steps=0`` (``adapt_steps=0``) keeps the prior head: no adaptation.
+        """
+        if inner_steps == 0:
+            return {"ridge.weight": self.prior_mean.expand(len(support_x), -1, -1)}
         with torch.enable_grad():
             phi = self.features(support_x.flatten(0, 1)).unflatten(0, support_x.shape[:2])
             return {"ridge.weight": self.solve(phi, support_y)}
@@ -135,8 +141,8 @@ class RidgeHeadLearner(MetaLearner):
     ) -> Params:
         """Same as ``adapt_batch``, without a graph."""
         with torch.no_grad():
-            phi = self.features(support_x.flatten(0, 1)).unflatten(0, support_x.shape[:2])
-            return {"ridge.weight": self.solve(phi, support_y)}
+            adapted = self.adapt_batch(support_x, support_y, inner_steps)
+        return {n: p.detach() for n, p in adapted.items()}
 
     def forecast(self, params: Params, x: Tensor) -> Tensor:
         """Forecast windows ``x`` (n, L, F) with one series' head."""

@@ -49,20 +49,20 @@ def build_meta_net(
     batch_size: int,
     lr: float | None,
     gradient_clip: float | None,
-    train: TaskDataset,
     valid: TaskDataset | Subset | None,
-    tasks_per_epoch: int | None,
-    n_iter_no_change: int | None,
-    deadline: float | None,
-    phase: str,
     callbacks: Sequence[Any] | None,
     device: str,
     verbose: int,
+    train: TaskDataset | None = None,
+    tasks_per_epoch: int | None = None,
+    n_iter_no_change: int | None = None,
+    deadline: float | None = None,
+    phase: str = "meta",
 ) -> MetaNet:
     """A ``MetaNet`` that trains ``learner`` with the package's defaults.
 
-    ``tasks_per_epoch`` draws that many training tasks per epoch (all tasks
-    when ``None`` or when there are fewer); ``n_iter_no_change`` stops after
+    ``tasks_per_epoch`` draws that many tasks of ``train`` per epoch (all
+    tasks when ``None`` or when there are fewer); ``n_iter_no_change`` stops after
     that many epochs without a better validation loss; ``deadline`` (a
     ``time.monotonic()`` value) ends training when passed. ``verbose=1``
     prints progress lines with the time left; ``verbose>=2`` adds skorch's
@@ -72,9 +72,9 @@ def build_meta_net(
     if lr is None:
         lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
     has_valid = valid is not None and len(valid) > 0
-    n_tasks = len(train)
+    n_tasks = len(train) if train is not None else tasks_per_epoch or 1
     sampling: dict[str, Any] = {"iterator_train__shuffle": True}
-    if tasks_per_epoch is not None and tasks_per_epoch < n_tasks:
+    if train is not None and tasks_per_epoch is not None and tasks_per_epoch < n_tasks:
         # Epochs of a fixed size: cost no longer grows with the panel.
         n_tasks = tasks_per_epoch
         sampling = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
