@@ -873,6 +873,7 @@ default="lstm"
             "random_state": 0,
         }
         return [
+            {**tiny, "meta_learner": "ridge"},
             {**tiny, "meta_learner": "metasgd"},
             {**tiny, "meta_learner": "lstm", "transform": "difference"},
         ]
