@@ -8,7 +8,9 @@ Protocol (one family, one seed)
   - ``ar1``: AR(1), ``phi`` uniform on (-0.6, 0.6), Gaussian shocks;
   - ``ar2t``: AR(2) (stationary coefficient pairs), Student-t shocks (4 d.f.);
   - ``regime``: AR(1) switching between a trending calm regime and a
-    mean-reverting turbulent one (Markov chain, per-series coefficients);
+    mean-reverting turbulent one (hidden Markov chain, per-series
+    coefficients); its oracle is the Hamilton filter with the true parameters
+    (the best forecast from past returns; the regime itself is not observed);
   - ``vol``: AR(1) with volatilities spread over two orders of magnitude and a
     volatility break half-way through each series.
 
@@ -81,15 +83,33 @@ def _regime(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     sigmas = np.stack([np.full(n, 0.008), np.full(n, 0.02)], axis=1)
     stay = 0.98
     state = rng.integers(0, 2, n)
-    r, oracle = np.zeros((n, t)), np.zeros((n, t))
+    r = np.zeros((n, t))
     rows = np.arange(n)
     for k in range(1, t):
-        # The regime at k is unknown at k-1: the conditional mean averages over it.
-        expected_phi = stay * phis[rows, state] + (1 - stay) * phis[rows, 1 - state]
-        oracle[:, k] = expected_phi * r[:, k - 1]
         state = np.where(rng.random(n) < stay, state, 1 - state)
         r[:, k] = phis[rows, state] * r[:, k - 1] + sigmas[rows, state] * rng.standard_normal(n)
-    return r, oracle, 1
+    return r, _hamilton_filter(r, phis, sigmas, stay), 1
+
+
+def _hamilton_filter(
+    r: np.ndarray, phis: np.ndarray, sigmas: np.ndarray, stay: float
+) -> np.ndarray:
+    """Optimal one-step forecasts of a two-regime AR(1) given its parameters.
+
+    The regime is hidden: the best forecast from the past alone weighs each
+    regime's forecast by its filtered probability (Hamilton 1989).
+    """
+    n, t = r.shape
+    prob = np.full((n, 2), 0.5)  # P(regime at k-1 | returns up to k-1)
+    oracle = np.zeros((n, t))
+    for k in range(1, t):
+        predicted = stay * prob + (1 - stay) * prob[:, ::-1]
+        mean = phis * r[:, [k - 1]]
+        oracle[:, k] = np.sum(predicted * mean, axis=1)
+        density = np.exp(-0.5 * ((r[:, [k]] - mean) / sigmas) ** 2) / sigmas
+        prob = predicted * density
+        prob /= prob.sum(axis=1, keepdims=True)
+    return oracle
 
 
 def _vol(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
@@ -273,14 +293,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="summarise earlier result files")
     args = parser.parse_args(argv)
     if args.merge:
-        results = [json.loads(Path(f).read_text()) for f in args.merge]
-        write(results[0]["config"], [run for r in results for run in r["runs"]], args.out)
+        write(*merge(args.merge), args.out)
         return
     warnings.simplefilter("ignore", FutureWarning)
     cfg = CONFIGS["quick" if args.quick else "full"]
     methods = list(dict.fromkeys(["none", *args.methods]))
     runs = [run(f, s, cfg, methods) for f in args.families for s in args.seeds]
     write(cfg, runs, args.out)
+
+
+def merge(files: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Runs of several result files; a later file's scores replace an earlier one's.
+
+    Runs are matched by family and seed (same generated data), so methods run
+    in separate processes, or re-run after a change, combine into one table.
+    """
+    results = [json.loads(Path(f).read_text()) for f in files]
+    cfg = results[0]["config"]
+    if any(r["config"] != cfg for r in results):
+        raise ValueError("Result files were produced with different configurations.")
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for result in results:
+        for run in result["runs"]:
+            key = (run["family"], run["seed"])
+            if key not in runs:
+                runs[key] = {**run, "scores": {}, "seconds": {}}
+            runs[key]["scores"].update(run["scores"])
+            runs[key]["seconds"].update(run["seconds"])
+    return cfg, list(runs.values())
 
 
 def write(cfg: dict[str, Any], runs: list[dict[str, Any]], out: str) -> None:

@@ -13,9 +13,10 @@ having to encode it) and a constant. ``W0`` (the pooled head) and the per-featur
 precisions ``lambda`` are meta-learned with the body by back-propagating the
 query loss through the solve (Bertinetto et al. 2019; Raghu et al. 2020).
 The strength ``c`` is chosen per series by exact leave-one-out error on its
-support windows, among a few multiples and ``c = inf`` (the pooled head): the
-per-series check that falls back to the pooled model when adapting does not
-help. Adaptation is a few small linear solves: no inner gradient steps.
+support windows, between ``c = 1`` (``shrinkage_grid``) and ``c = inf`` (the
+prior head): the per-series check that falls back to the pooled model when
+adapting does not help. Adaptation is a small linear solve: no inner
+gradient steps.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class RidgeHeadLearner(MetaLearner):
     #: must travel several units in log space within a few hundred steps.
     outer_lr_multipliers = {"log_precision": 50.0, "prior_mean": 10.0}
     #: Multiples of the learned precisions each series chooses from (by
-    #: leave-one-out error), besides keeping the prior head.
-    shrinkage_grid = (0.25, 1.0, 4.0, 16.0)
+    #: leave-one-out error), besides keeping the prior head. Measured: a finer
+    #: grid (0.25, 1, 4, 16) closed no more of the gap on generated families
+    #: (its choice is noisier) and was no safer on real series.
+    shrinkage_grid: tuple[float, ...] = (1.0,)
 
     def __init__(
         self,
