@@ -636,7 +636,11 @@ default="lstm"
         for key, task in prepared.items():
             groups.setdefault(len(task["support_x"]), []).append(key)
         adapted = {}
-        learner.to(device).eval()
+        # Moving a module costs about a millisecond even when it is a no-op.
+        on_device = device != "cpu"
+        if on_device:
+            learner.to(device)
+        learner.eval()
         try:
             with torch_runtime(None, self.num_threads):
                 for group in groups.values():
@@ -651,7 +655,8 @@ default="lstm"
                     for i, key in enumerate(group):
                         adapted[key] = {n: p[i].detach().cpu() for n, p in params.items()}
         finally:
-            learner.cpu()
+            if on_device:
+                learner.cpu()
         # Nothing is stored unless every series adapted to finite weights.
         for key, params in adapted.items():
             if not all(torch.isfinite(p).all() for p in params.values()):
@@ -787,7 +792,8 @@ default="lstm"
 
     def _steps(self, fh: ForecastingHorizon, cutoff: pd.Index) -> tuple[np.ndarray, pd.Index]:
         """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
-        steps = fh.to_relative(cutoff).to_numpy()
+        # A relative fh already holds the steps; converting costs milliseconds.
+        steps = (fh if fh.is_relative else fh.to_relative(cutoff)).to_numpy()
         if np.any(steps < 1):
             raise ValueError(
                 "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
