@@ -2,10 +2,11 @@
 
 Part 1. ``MetaLSTMForecaster(random_state=0).pretrain(load_stock_prices())``:
 the full bundled panel (20 companies, 1990-2022, about 172,000 prices) with the
-package defaults. Reports the wall time, the time of each phase (pooled
-training, then meta-training, from skorch's epoch durations, so the ratio is
-measured inside one run), epochs run (early stopping may end a phase) and
-tasks. ``--learners`` adds other learners with the same settings.
+package defaults; also on the first 1 and 5 companies (``--sizes``), to show
+how the cost grows with the panel. Reports the wall time, the time of each
+phase (pooled training, then meta-training, from skorch's epoch durations, so
+the ratio is measured inside one run) and the epochs run (early stopping may
+end a phase). ``--learners`` adds other learners with the same settings.
 
 Part 2. On 10 exchange rates the model never saw (``load_exchange_rates``), the
 last 250 business days each (the protocol of ``speed.py``, where version 0.1
@@ -40,9 +41,16 @@ from sk_metalstm.datasets import load_exchange_rates, load_stock_prices
 HISTORY = 250
 
 
-def pretrain_cost(learner: str, quick: bool) -> tuple[dict[str, Any], MetaLSTMForecaster]:
-    """Wall time and per-phase time of the default pretrain with ``learner``."""
+def pretrain_cost(
+    learner: str, quick: bool, n_series: int | None = None
+) -> tuple[dict[str, Any], MetaLSTMForecaster]:
+    """Wall time and per-phase time of the default pretrain with ``learner``.
+
+    ``n_series`` takes the first companies only (default: all 20).
+    """
     panel = load_stock_prices()
+    if n_series is not None:
+        panel = panel.loc[panel.index.get_level_values(0).unique()[:n_series]]
     extra = {"base_max_epochs": 1, "max_epochs": 1, "tasks_per_epoch": 64} if quick else {}
     forecaster = MetaLSTMForecaster(meta_learner=learner, random_state=0, **extra)
     tic = time.perf_counter()
@@ -117,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--learners", nargs="+", default=[])
+    parser.add_argument(
+        "--sizes", nargs="*", type=int, default=[1, 5], help="also pretrain on N companies"
+    )
     parser.add_argument("--out", default="benchmarks/results/pretrain_cost.json")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", FutureWarning)
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "default": default,
         "others": [pretrain_cost(name, args.quick)[0] for name in args.learners],
+        "sizes": [pretrain_cost(default["learner"], args.quick, n)[0] for n in args.sizes],
         "adaptation": adaptation_cost(forecaster, args.quick),
         "machine": {
             "python": sys.version.split()[0],

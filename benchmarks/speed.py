@@ -394,6 +394,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--skip-adaptation", action="store_true")
+    parser.add_argument(
+        "--adaptation-only",
+        action="store_true",
+        help="re-measure part 2 only, keeping part 1 of the existing results file",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -415,7 +420,10 @@ def main(argv: list[str] | None = None) -> None:
             "threads": 1,
         },
     }
-    result["training"] = training_speed(rounds, 200 if args.quick else 1000)
+    if args.adaptation_only:
+        result["training"] = json.loads(Path(out).read_text())["training"]
+    else:
+        result["training"] = training_speed(rounds, 200 if args.quick else 1000)
     load["after_training"] = os.getloadavg()
     print("\n| contender | median s | x floor (median, range) |\n|---|---|---|")
     for name, r in result["training"]["contenders"].items():
