@@ -63,16 +63,8 @@ def main() -> None:
     test_start = prices.loc[unseen[0]].index[-TEST]
     before_test = prices[prices.index.get_level_values(1) < test_start]
 
-    forecaster = MetaLSTMForecaster(
-        window_length=20,
-        horizon=max(HORIZONS),
-        hidden_size=16,
-        support_size=60,
-        query_size=10,
-        max_epochs=2,
-        base_max_epochs=2,
-        random_state=0,
-    )
+    # The package defaults: the "ridge" learner, progress lines while it trains.
+    forecaster = MetaLSTMForecaster(horizon=max(HORIZONS), random_state=0)
     forecaster.pretrain(before_test.loc[seen])  # steps 1 and 2, once
     adapted = MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_)
 

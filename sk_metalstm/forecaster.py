@@ -129,28 +129,36 @@ class MetaLSTMForecaster(BaseForecaster):
         LSTM hidden units.
     num_layers : int, default=1
         Stacked LSTM layers.
-    meta_learner : {"lstm", "metasgd", "maml", "reptile", "finetune", "none"}, \
-default="lstm"
-        How the base weights are adapted. ``"lstm"``: a learned coordinate-wise
-        LSTM update rule (Ravi & Larochelle 2017, extended); ``"metasgd"``:
-        learned initialisation and per-weight step sizes; ``"maml"``: learned
-        initialisation, SGD steps; ``"reptile"``: Reptile; ``"finetune"``: plain
-        SGD from the pooled weights (not meta-trained); ``"none"``: the pooled
-        LSTM, no adaptation. The default is the one that measured best on the
-        few-shot benchmark (``benchmarks/few_shot.py``; see the docs).
+    meta_learner : {"ridge", "lstm", "metasgd", "maml", "reptile", "finetune", \
+"none"}, default="ridge"
+        How the base network is adapted. ``"ridge"``: a closed-form ridge
+        output layer per series on the LSTM's features and recent lags, shrunk
+        toward the pooled one with meta-learned strengths, kept only where
+        leave-one-out error on the series' own windows says it helps (R2-D2 /
+        ANIL style); ``"lstm"``: a learned coordinate-wise LSTM update rule
+        (Ravi & Larochelle 2017, extended); ``"metasgd"``: learned
+        initialisation and per-weight step sizes; ``"maml"``: learned
+        initialisation, SGD steps; ``"reptile"``: Reptile; ``"finetune"``:
+        plain SGD from the pooled weights (not meta-trained); ``"none"``: the
+        pooled LSTM, no adaptation. The default measured best on generated
+        families and within noise of the pooled model on held-out real series
+        (``benchmarks/few_shot.py``, ``benchmarks/held_out_real.py``; see the
+        docs), and is the cheapest to train and to adapt.
     inner_steps : int, default=5
         Update-rule applications per adaptation, during meta-training and
         (unless ``adapt_steps`` says otherwise) at fit/update time. Learned
         initialisations help only at the step count they were trained for.
+        Not used by ``"ridge"`` (a closed-form solve).
     inner_lr : float, default=0.1
         Inner step size: fixed for ``"maml"``, ``"reptile"`` and ``"finetune"``,
         the starting value of the learned step sizes of ``"metasgd"`` and
         ``"lstm"``.
     first_order : bool, default=True
         Ignore second derivatives in the meta-gradient (about 10x cheaper on CPU).
-    support_size : int, default=32
+    support_size : int, default=100
         Windows in a task's support set, and the number of recent windows used
-        to adapt at fit/update time (fewer if the series is shorter).
+        to adapt at fit/update time (fewer if the series is shorter), so that
+        meta-training tasks look like deployment.
     query_size : int, default=8
         Windows in a task's query set.
     task_stride : int or None, default=None
@@ -188,6 +196,7 @@ default="lstm"
     adapt_steps : int or None, default=None
         Update-rule applications at fit/update time; ``None`` uses the count the
         meta-learner was trained with. Lets a pretrained learner be tuned.
+        ``0`` keeps the learned initialisation (for ``"ridge"``, the prior head).
     transform : {"auto", "log_return", "difference", "none"}, default="auto"
         How each series becomes increments. ``"auto"``: log-returns when all
         values are positive (prices, FX), differences otherwise. It cannot tell a
@@ -218,7 +227,9 @@ default="lstm"
     pretrained_state_ : MetaState
         The meta-trained learner and its settings (pass to ``pretrained=``).
     adapted_params_ : dict
-        Adapted network weights per series (key ``None`` for a single series).
+        Adapted parameters per series (key ``None`` for a single series):
+        network weights, or the ridge head (``"ridge.weight"``) for
+        ``"ridge"``.
 
     Examples
     --------
