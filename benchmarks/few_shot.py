@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -47,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from _reporting import QUICK_FORECASTER, rolling_one_step, to_panel, write_report
 
 from sk_metalstm.forecaster import MetaLSTMForecaster
 
@@ -126,31 +124,10 @@ def _vol(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 FAMILIES: dict[str, Family] = {"ar1": _ar1, "ar2t": _ar2t, "regime": _regime, "vol": _vol}
 
 
-def to_panel(returns: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """Prices ``100 * exp(cumsum(r))`` as a ``("series", "time")`` panel."""
+def to_prices(returns: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """(time x series) prices ``100 * exp(cumsum(r))`` on business days."""
     index = pd.bdate_range("2000-01-03", periods=returns.shape[1])
-    prices = pd.DataFrame(100 * np.exp(np.cumsum(returns, axis=1)).T, index=index, columns=names)
-    panel = prices.stack().swaplevel().sort_index().to_frame("price")
-    panel.index.names = ["series", "time"]
-    return panel
-
-
-def rolling_neural(
-    forecaster: MetaLSTMForecaster, test: pd.DataFrame, history: int, n_eval: int
-) -> np.ndarray:
-    """One-step log-return forecasts, (series, n_eval), by fit then update each step."""
-    wide = test.iloc[:, 0].unstack(level=0)
-    hist = wide.iloc[:history].stack().swaplevel().sort_index().to_frame("price")
-    forecaster.fit(hist, fh=[1])
-    preds = []
-    for t in range(history, history + n_eval):
-        last = wide.iloc[t - 1].to_numpy()
-        pred = forecaster.predict(fh=[1]).iloc[:, 0]
-        pred = pred.groupby(level=0, sort=False).first().reindex(wide.columns)
-        preds.append(np.log(pred.to_numpy() / last))
-        step = wide.iloc[[t]].stack().swaplevel().sort_index().to_frame("price")
-        forecaster.update(step)
-    return np.array(preds).T
+    return pd.DataFrame(100 * np.exp(np.cumsum(returns, axis=1)).T, index=index, columns=names)
 
 
 def rolling_ar(returns: np.ndarray, order: int, history: int, n_eval: int) -> np.ndarray:
@@ -183,10 +160,9 @@ def run(family: str, seed: int, cfg: dict[str, Any], methods: list[str]) -> dict
     returns, oracle, order = FAMILIES[family](n_train + n_test, cfg["train_points"], rng)
     returns[:, 0], oracle[:, : order + 1] = 0.0, 0.0
     names = [f"s{i:03d}" for i in range(n_train + n_test)]
-    panel = to_panel(returns, names)
-    train = panel.loc[names[:n_train]]
+    train = to_panel(to_prices(returns[:n_train], names[:n_train]))
     test_returns = returns[n_train:, : history + n_eval]
-    test = to_panel(test_returns, names[n_train:])
+    test = to_prices(test_returns, names[n_train:])
     actual = test_returns[:, history : history + n_eval]
     scores = {
         "oracle": relative_mse(oracle[n_train:, history : history + n_eval], actual),
@@ -200,7 +176,8 @@ def run(family: str, seed: int, cfg: dict[str, Any], methods: list[str]) -> dict
         )
         forecaster.pretrain(train)
         pretrain_s = time.perf_counter() - start
-        scores[name] = relative_mse(rolling_neural(forecaster, test, history, n_eval), actual)
+        pred = rolling_one_step(forecaster, test, history, "log_return")
+        scores[name] = relative_mse(pred, actual)
         seconds[name] = {"pretrain": pretrain_s, "total": time.perf_counter() - start}
         print(
             f"  {family} seed {seed} {name:9s} relMSE {scores[name].mean():.4f} "
@@ -269,15 +246,7 @@ CONFIGS = {
         "train_points": 200,
         "history": 120,
         "n_eval": 5,
-        "forecaster": {
-            "window_length": 10,
-            "horizon": 1,
-            "hidden_size": 8,
-            "support_size": 32,
-            "inner_steps": 1,
-            "base_max_epochs": 1,
-            "max_epochs": 1,
-        },
+        "forecaster": {**QUICK_FORECASTER, "window_length": 10, "horizon": 1, "support_size": 32},
     },
 }
 
@@ -325,23 +294,7 @@ def merge(files: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def write(cfg: dict[str, Any], runs: list[dict[str, Any]], out: str) -> None:
     """Print the summary and write everything to ``out`` as JSON."""
-    table = summarise(runs)
-    with pd.option_context("display.width", 200):
-        print(table.round(4).to_string())
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "config": cfg,
-        "summary": table.reset_index().to_dict(orient="records"),
-        "runs": runs,
-        "machine": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-        },
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    path.write_text(json.dumps(report, indent=1))
+    write_report(out, summarise(runs), config=cfg, runs=runs)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -41,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from _reporting import QUICK_FORECASTER, rolling_one_step, to_panel, write_report
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_interest_rates, load_stock_prices
@@ -53,33 +51,10 @@ def _wide(panel: pd.DataFrame) -> pd.DataFrame:
     return panel.iloc[:, 0].unstack(level=0)
 
 
-def _long(wide: pd.DataFrame, column: str) -> pd.DataFrame:
-    panel = wide.stack().swaplevel().sort_index().to_frame(column)
-    panel.index.names = ["instance", "time"]
-    return panel
-
-
 def increments(wide: pd.DataFrame, kind: str) -> np.ndarray:
     """(series, time) log-returns or differences."""
     values = wide.to_numpy().T
     return np.diff(np.log(values) if kind == "log_return" else values, axis=1)
-
-
-def rolling_neural(
-    forecaster: MetaLSTMForecaster, wide: pd.DataFrame, history: int, kind: str
-) -> np.ndarray:
-    """One-step increment forecasts (series, n_eval) over the last rows of ``wide``."""
-    n_eval = len(wide) - history
-    column = "value"
-    forecaster.fit(_long(wide.iloc[:history], column), fh=[1])
-    preds = []
-    for t in range(history, history + n_eval):
-        last = wide.iloc[t - 1].to_numpy()
-        pred = forecaster.predict(fh=[1]).iloc[:, 0]
-        pred = pred.groupby(level=0, sort=False).first().reindex(wide.columns).to_numpy()
-        preds.append(np.log(pred / last) if kind == "log_return" else pred - last)
-        forecaster.update(_long(wide.iloc[[t]], column))
-    return np.array(preds).T
 
 
 def rolling_ar1(z: np.ndarray, history: int) -> np.ndarray:
@@ -137,7 +112,7 @@ def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any
         ],
         axis=1,
     ).dropna(how="all")
-    train_panel = _long(train, "value").dropna()
+    train_panel = to_panel(train).dropna()
     return train_panel, groups
 
 
@@ -164,7 +139,7 @@ def run(cfg: dict[str, Any], methods: list[str], seed: int) -> dict[str, Any]:
         state = forecaster.pretrained_state_
         for g in groups:
             model = MetaLSTMForecaster.from_pretrained(state, transform=g["transform"], verbose=0)
-            pred = rolling_neural(model, g["wide"], g["history"], g["kind"])
+            pred = rolling_one_step(model, g["wide"], g["history"], g["kind"])
             mse = np.mean((pred - actual[g["name"]]) ** 2, axis=1)
             rw = np.mean(actual[g["name"]] ** 2, axis=1)
             scores.setdefault(name, {})[g["name"]] = (mse / rw).tolist()
@@ -228,14 +203,7 @@ CONFIGS = {
         "rates_history": 40,
         "n_eval": 3,
         "verbose": 0,
-        "forecaster": {
-            "hidden_size": 8,
-            "support_size": 16,
-            "inner_steps": 1,
-            "base_max_epochs": 1,
-            "max_epochs": 1,
-            "tasks_per_epoch": 64,
-        },
+        "forecaster": {**QUICK_FORECASTER, "support_size": 16},
     },
 }
 
@@ -265,23 +233,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def write(cfg: dict[str, Any], result: dict[str, Any], out: str) -> None:
     """Print the summary and write everything to ``out`` as JSON."""
-    table = summarise(result)
-    with pd.option_context("display.width", 200):
-        print(table.round(4).to_string())
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "config": cfg,
-        "summary": table.reset_index().to_dict(orient="records"),
-        "result": result,
-        "machine": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-        },
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    path.write_text(json.dumps(report, indent=1))
+    write_report(out, summarise(result), config=cfg, result=result)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from _reporting import write_report
 
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_stock_prices
@@ -132,23 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", FutureWarning)
     default, forecaster = pretrain_cost(MetaLSTMForecaster().meta_learner, args.quick)
-    report = {
-        "default": default,
-        "others": [pretrain_cost(name, args.quick)[0] for name in args.learners],
-        "sizes": [pretrain_cost(default["learner"], args.quick, n)[0] for n in args.sizes],
-        "adaptation": adaptation_cost(forecaster, args.quick),
-        "machine": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "date": time.strftime("%Y-%m-%d"),
-        "quick": args.quick,
-    }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1))
+    write_report(
+        args.out,
+        None,
+        default=default,
+        others=[pretrain_cost(name, args.quick)[0] for name in args.learners],
+        sizes=[pretrain_cost(default["learner"], args.quick, n)[0] for n in args.sizes],
+        adaptation=adaptation_cost(forecaster, args.quick),
+        quick=args.quick,
+    )
 
 
 if __name__ == "__main__":
