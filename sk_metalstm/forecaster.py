@@ -76,6 +76,17 @@ def _frequency(index: pd.Index) -> pd.DateOffset | None:
     return None if freq is None else pd.tseries.frequencies.to_offset(freq)
 
 
+def _check_regular(index: pd.Index, where: str) -> None:
+    """Forecast dates need a frequency: reject a DatetimeIndex without one."""
+    if isinstance(index, pd.DatetimeIndex) and _frequency(index) is None:
+        raise ValueError(
+            f"The series{where} has an irregular DatetimeIndex (no freq, and none can be "
+            "inferred, e.g. dates missing from a business-day series), so forecast dates "
+            "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
+            "RangeIndex (y.reset_index(drop=True))."
+        )
+
+
 def _check_common_frequency(pieces: dict[Any, pd.Series]) -> None:
     """Reject a panel whose series have different (known) time frequencies."""
     frequencies = {}
@@ -464,8 +475,11 @@ class MetaLSTMForecaster(BaseForecaster):
         pieces = _instances(y)
         for key, series in pieces.items():
             self._check_series(series, "" if key == _SINGLE else f" (instance {key!r})")
-        if same_frequency and len(pieces) > 1:
-            _check_common_frequency(pieces)
+        if same_frequency:
+            for key, series in pieces.items():
+                _check_regular(series.index, _where(key))
+            if len(pieces) > 1:
+                _check_common_frequency(pieces)
         return pieces
 
     def _check_series(self, series: pd.Series, where: str) -> None:
@@ -745,7 +759,17 @@ class MetaLSTMForecaster(BaseForecaster):
         if kind == "none":
             return increments
         last = float(self._tails[key].iloc[-1])
-        return np.apply_along_axis(lambda inc: from_increments(last, inc, kind), -1, increments)
+        with np.errstate(over="ignore"):  # reported below as a clear error
+            levels = np.apply_along_axis(
+                lambda inc: from_increments(last, inc, kind), -1, increments
+            )
+        if not np.all(np.isfinite(levels)):
+            raise ValueError(
+                f"The forecast of the series{_where(key)} is not finite in float64 (its "
+                f"last value is {last:.3g}): the series is too large to forecast on this "
+                "scale. Rescale it (e.g. divide by a power of ten) and refit."
+            )
+        return levels
 
     def _per_series(self, fh: ForecastingHorizon) -> list[tuple[Any, np.ndarray, pd.Index]]:
         """(key, steps, output index) for every fitted series."""
