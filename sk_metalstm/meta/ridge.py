@@ -102,6 +102,10 @@ class RidgeHeadLearner(MetaLearner):
             lags = nn.functional.pad(lags, (self.n_lags - lags.shape[1], 0))
         return torch.cat([hidden, lags.flip(1), x.new_ones(len(x), 1)], dim=1)
 
+    def _task_features(self, windows: Tensor) -> Tensor:
+        """``features`` of (tasks, n, L, F) windows in one body pass: (tasks, n, d)."""
+        return self.features(windows.flatten(0, 1)).unflatten(0, windows.shape[:2])
+
     def solve(self, phi: Tensor, y: Tensor) -> Tensor:
         """Ridge heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, h).
 
@@ -138,7 +142,7 @@ class RidgeHeadLearner(MetaLearner):
         if inner_steps == 0:
             return {"ridge.weight": self.prior_mean.expand(len(support_x), -1, -1)}
         with torch.enable_grad():
-            phi = self.features(support_x.flatten(0, 1)).unflatten(0, support_x.shape[:2])
+            phi = self._task_features(support_x)
             return {"ridge.weight": self.solve(phi, support_y)}
 
     def adapt_for_inference(
@@ -155,5 +159,5 @@ class RidgeHeadLearner(MetaLearner):
 
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
         """Each task's query windows through its own head."""
-        phi = self.features(query_x.flatten(0, 1)).unflatten(0, query_x.shape[:2])
+        phi = self._task_features(query_x)
         return phi @ params["ridge.weight"]

@@ -73,11 +73,11 @@ def build_meta_net(
         lr = getattr(learner, "default_outer_lr", _DEFAULT_LR)
     has_valid = valid is not None and len(valid) > 0
     n_tasks = len(train) if train is not None else tasks_per_epoch or 1
-    sampling: dict[str, Any] = {"iterator_train__shuffle": True}
+    net_options: dict[str, Any] = {"iterator_train__shuffle": True}
     if train is not None and tasks_per_epoch is not None and tasks_per_epoch < n_tasks:
         # Epochs of a fixed size: cost no longer grows with the panel.
         n_tasks = tasks_per_epoch
-        sampling = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
+        net_options = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
     own: list[Any] = [
         ("stop_on_nonfinite", StopOnNonFiniteLoss(hint=_DIVERGED_HINT)),
         ("keep_best", KeepBestWeights()),
@@ -96,7 +96,7 @@ def build_meta_net(
     multipliers = getattr(learner, "outer_lr_multipliers", {})
     groups = [(name, {"lr": lr * factor}) for name, factor in multipliers.items()]
     if groups:
-        sampling["optimizer__param_groups"] = groups
+        net_options["optimizer__param_groups"] = groups
     return MetaNet(
         learner,
         criterion=torch.nn.MSELoss,
@@ -109,7 +109,7 @@ def build_meta_net(
         callbacks=own + copy.deepcopy(list(callbacks or [])),
         device=device,
         verbose=max(verbose - 1, 0),
-        **sampling,
+        **net_options,
     )
 
 
