@@ -17,8 +17,11 @@ __all__ = [
     "check_numeric",
     "check_not_empty",
     "check_finite",
+    "check_float32_range",
     "as_float_array",
 ]
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_ndim(
@@ -88,6 +91,23 @@ def check_finite(array: np.ndarray, name: str = "X") -> None:
             problems.append(f"{n_inf} infinite value(s)")
         raise ValueError(
             f"{name} contains {' and '.join(problems)}; impute or drop them first."
+        )
+
+
+def check_float32_range(array: np.ndarray, name: str = "X", hint: str = "") -> None:
+    """Raise ``ValueError`` if ``array`` holds values that float32 cannot represent.
+
+    Networks compute in float32, where such values become infinite; saying so
+    beats a diverged training run or infinite predictions.
+    """
+    array = np.asarray(array)
+    if array.size == 0:
+        return
+    peak = float(np.max(np.abs(array)))
+    if peak > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name} has values up to {peak:.3g}, beyond float32's range "
+            f"({_FLOAT32_MAX:.3g}) in which the network computes. {hint}".strip()
         )
 
 

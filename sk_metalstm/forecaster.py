@@ -473,8 +473,13 @@ class MetaLSTMForecaster(BaseForecaster):
         ``pretrain`` allows them, since tasks are cut from each series alone.
         """
         pieces = _instances(y)
+        if not pieces:
+            raise ValueError(
+                f"y is empty; MetaLSTMForecaster needs at least {self._min_length} points "
+                "per series."
+            )
         for key, series in pieces.items():
-            self._check_series(series, "" if key == _SINGLE else f" (instance {key!r})")
+            self._check_series(series, _where(key))
         if same_frequency:
             for key, series in pieces.items():
                 _check_regular(series.index, _where(key))
@@ -508,11 +513,16 @@ class MetaLSTMForecaster(BaseForecaster):
             )
 
     def _features(
-        self, levels: pd.Series, X: pd.DataFrame | None, key: Any
+        self, levels: pd.Series, X: pd.DataFrame | None, key: Any, kind: str | None = None
     ) -> tuple[np.ndarray, str]:
-        """Increments of ``levels`` (with next-step covariates from ``X``) and the transform."""
+        """Increments of ``levels`` (with next-step covariates from ``X``) and the transform.
+
+        ``kind`` is the transform already resolved for the series; by default it
+        is resolved from ``levels``.
+        """
         values = levels.to_numpy(dtype=np.float64)
-        kind = resolve_transform(values, self.transform)
+        if kind is None:
+            kind = resolve_transform(values, self.transform)
         times = levels.index if kind == "none" else levels.index[1:]
         return feature_matrix(to_increments(values, kind), times, X, _where(key)), kind
 
@@ -631,6 +641,12 @@ class MetaLSTMForecaster(BaseForecaster):
         self._is_panel = not isinstance(y, pd.Series)
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
+        # The transform is chosen (and checked) on the whole series, once: its
+        # tail alone could hide a non-positive price from "log_return".
+        self._kinds = {
+            k: resolve_transform(s.to_numpy(dtype=np.float64), self.transform)
+            for k, s in pieces.items()
+        }
         self._tails = {k: self._tail(s) for k, s in pieces.items()}
         self._x_tails = {
             k: None if x is None else x.loc[x.index.intersection(self._tails[k].index)].copy()
@@ -643,7 +659,13 @@ class MetaLSTMForecaster(BaseForecaster):
     def _tail(self, series: pd.Series) -> pd.Series:
         # What adaptation and prediction ever read: support windows + one level.
         keep = self.support_size + self.window_length + self._horizon
-        return series.iloc[-keep:].astype(np.float64).copy()
+        tail = series.iloc[-keep:].astype(np.float64)
+        if isinstance(tail.index, pd.DatetimeIndex) and tail.index.freq is None:
+            # Forecast dates come from the tail's frequency; a user's index may
+            # only imply one (fit checked that it does).
+            freq = _frequency(series.index)
+            tail.index = pd.DatetimeIndex(tail.index, freq=freq)
+        return tail.copy()
 
     def _adapt(self, keys: list[Any]) -> None:
         """Adapt the learned initialisation to each series in ``keys``."""
@@ -653,9 +675,9 @@ class MetaLSTMForecaster(BaseForecaster):
             steps = self.pretrained_state_.config["inner_steps"]
         layout = self._layout()
         device = resolve_device(self.device)
-        prepared, kinds = {}, {}
+        prepared = {}
         for key in keys:
-            z, kinds[key] = self._features(self._tails[key], self._x_tails[key], key)
+            z, _ = self._features(self._tails[key], self._x_tails[key], key, self._kinds[key])
             prepared[key] = support_for_adaptation(z, layout)
         # Series with equally many support windows are adapted in one vmap call.
         groups: dict[int, list[Any]] = {}
@@ -693,7 +715,6 @@ class MetaLSTMForecaster(BaseForecaster):
                 )
         if not hasattr(self, "adapted_params_"):
             self.adapted_params_, self._scales = {}, {}
-        self._kinds = {**getattr(self, "_kinds", {}), **kinds}
         for key, params in adapted.items():
             self.adapted_params_[self._public_key(key)] = params
             self._scales[key] = (prepared[key]["loc"], prepared[key]["scale"])
@@ -774,7 +795,10 @@ class MetaLSTMForecaster(BaseForecaster):
     def _per_series(self, fh: ForecastingHorizon) -> list[tuple[Any, np.ndarray, pd.Index]]:
         """(key, steps, output index) for every fitted series."""
         if not self._is_panel:
-            steps, index = self._steps(fh, self.cutoff)
+            # The tail's cutoff carries the frequency that sktime's may lack
+            # (an update with one date cannot show one).
+            cutoff = get_cutoff(self._tails[_SINGLE], return_index=True)
+            steps, index = self._steps(fh, cutoff)
             return [(_SINGLE, steps, index)]
         names = self._panel_names[0]
         out = []
@@ -879,6 +903,7 @@ class MetaLSTMForecaster(BaseForecaster):
                 raise ValueError(f"update got an instance {key!r} that fit did not see.")
             combined = pd.concat([self._tails[key], series.astype(np.float64)])
             combined = combined[~combined.index.duplicated(keep="last")].sort_index()
+            _check_regular(combined.index, _where(key))
             self._tails[key] = self._tail(combined)
             if uses_x:
                 x = pd.concat([self._x_tails[key], x_pieces[key]])
@@ -890,10 +915,10 @@ class MetaLSTMForecaster(BaseForecaster):
         for key, series in pieces.items():
             values = series.to_numpy(dtype=np.float64)
             if not np.all(np.isfinite(values)):
-                raise ValueError(f"update data for {key!r} contains NaN or infinite values.")
+                raise ValueError(f"update data{_where(key)} contain NaN or infinite values.")
             if self._kinds.get(key) == "log_return" and np.any(values <= 0):
                 raise ValueError(
-                    f"update data for {key!r} has non-positive values, but the series "
+                    f"update data{_where(key)} have non-positive values, but the series "
                     "was fitted with log-returns; refit with transform='difference'."
                 )
         return pieces

@@ -24,7 +24,7 @@ from skorch.helper import predefined_split
 
 from sk_metalstm._tensor_batches import TensorBatches, pass_through
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
-from sk_metalstm._validation import check_ndim
+from sk_metalstm._validation import check_float32_range, check_ndim
 from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.networks import LSTMNetwork
 
@@ -36,6 +36,9 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
 }
 _LAG_ORDERS = ("oldest_first", "newest_first")
+_SCALE_HINT = (
+    "Scale it first (e.g. StandardScaler for X, TransformedTargetRegressor for y)."
+)
 _X_LAYOUT = (
     "Expected (n_samples, sequence_length) for univariate sequences or "
     "(n_samples, sequence_length, n_features)."
@@ -230,7 +233,8 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             multi_output=True,
             y_numeric=True,
         )
-        check_ndim(X, (2, 3), "X", _X_LAYOUT)
+        _check_sequences(X)
+        check_float32_range(y, "y", _SCALE_HINT)
         X3 = self._to_sequences(X)
         # skorch would broadcast a 1-D target against the (n, 1) output in the
         # MSE loss and silently train on the wrong objective.
@@ -292,7 +296,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         _precheck_ndim(X)
         X = validate_data(self, X, reset=False, allow_nd=True, dtype=(np.float64, np.float32))
-        check_ndim(X, (2, 3), "X", _X_LAYOUT)
+        _check_sequences(X)
         X3 = self._to_sequences(X)
         if X3.shape[2] != self.n_sequence_features_:
             raise ValueError(
@@ -304,6 +308,11 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         # base seed from torch's RNG: a private stream keeps the caller's intact.
         with torch_runtime(0, self.num_threads):
             y_pred = self.net_.predict(X3).astype(np.float64)
+        if not np.all(np.isfinite(y_pred)):
+            raise ValueError(
+                "The network's predictions are not finite (float32 overflow): X is far "
+                f"outside the range it was trained on. {_SCALE_HINT}"
+            )
         return y_pred.ravel() if self._y_was_1d else y_pred
 
     @property
@@ -427,6 +436,17 @@ def _precheck_ndim(X: Any) -> None:
     ndim = getattr(X, "ndim", None)
     if isinstance(ndim, int) and ndim > 3:
         check_ndim(X, (2, 3), "X", _X_LAYOUT)
+
+
+def _check_sequences(X: np.ndarray) -> None:
+    """Sequences need a time step and a feature, in float32's range."""
+    check_ndim(X, (2, 3), "X", _X_LAYOUT)
+    if X.shape[1] == 0 or (X.ndim == 3 and X.shape[2] == 0):
+        raise ValueError(
+            f"X of shape {X.shape} has no time steps or no features; each sample must be "
+            "a sequence of at least one step with at least one feature."
+        )
+    check_float32_range(X, "X", _SCALE_HINT)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

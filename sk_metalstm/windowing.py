@@ -201,7 +201,7 @@ def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndar
     dict
         ``support_x`` (S, L), ``support_y`` (S, h), ``query_x`` (Q, L),
         ``query_y`` (Q, h), all float32 and scaled with support statistics only,
-        plus ``loc`` and ``scale``.
+        plus ``loc`` and ``scale`` (float64).
     """
     L, h = layout.window_length, layout.horizon
     block = z[start : start + layout.span]
@@ -215,8 +215,9 @@ def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndar
         "support_y": _scaled(y[: layout.support_size], y_loc, y_scale),
         "query_x": _scaled(x[q0 : q0 + layout.query_size], loc, scale),
         "query_y": _scaled(y[q0 : q0 + layout.query_size], y_loc, y_scale),
-        "loc": np.float32(y_loc),
-        "scale": np.float32(y_scale),
+        # float64: the statistics of a series near 1e200 overflow float32.
+        "loc": np.float64(y_loc),
+        "scale": np.float64(y_scale),
     }
 
 

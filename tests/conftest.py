@@ -10,6 +10,13 @@ import copy
 
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# Example budgets of the property tests that take theirs from the profile
+# (tests/test_fuzz.py): "fast" by default, "slow" with --hypothesis-profile=slow.
+settings.register_profile("fast", max_examples=100)
+settings.register_profile("slow", max_examples=2000)
+settings.load_profile("fast")
 
 #: Forecaster settings small enough for sub-second fits on airline / tiny panels.
 TINY = {

@@ -18,8 +18,13 @@ __all__ = [
 ]
 
 
-class TrainingDiverged(RuntimeError):
-    """Raised when a training loss becomes NaN or infinite."""
+class TrainingDiverged(ValueError, RuntimeError):
+    """Raised when a training loss becomes NaN or infinite.
+
+    A ``ValueError`` as well as a ``RuntimeError``: its causes are the data
+    (extreme values) or the settings (a learning rate too large), the things a
+    ``ValueError`` names in scikit-learn.
+    """
 
 
 class StopOnNonFiniteLoss(Callback):
