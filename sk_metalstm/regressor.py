@@ -246,29 +246,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         self._y_was_1d = y.ndim == 1
 
         X_train, y_train, train_split = self._time_ordered_split(X3, y2)
-        net = NeuralNetRegressor(
-            module=LSTMNetwork,
-            module__input_size=self.n_sequence_features_,
-            module__hidden_size=int(self.hidden_size),
-            module__num_layers=int(self.num_layers),
-            module__output_size=self.n_outputs_,
-            module__dropout=float(self.dropout),
-            criterion=torch.nn.MSELoss,
-            optimizer=self._optimizer_class(),
-            optimizer__weight_decay=float(self.weight_decay),
-            lr=float(self.lr),
-            max_epochs=int(self.max_epochs),
-            batch_size=int(self.batch_size),
-            iterator_train__shuffle=bool(self.shuffle),
-            # Whole mini-batches per fetch instead of per-row indexing + collation.
-            dataset=TensorBatches,
-            iterator_train__collate_fn=pass_through,
-            iterator_valid__collate_fn=pass_through,
-            train_split=train_split,
-            callbacks=self._build_callbacks(),
-            device=resolve_device(self.device),
-            verbose=int(self.verbose),
-        )
+        net = self._make_net(train_split, resolve_device(self.device))
         # A refit that fails (e.g. diverges) must not leave an older net behind.
         self.__dict__.pop("net_", None)
         # Always draw an explicit seed (from numpy's global RNG when
@@ -367,6 +345,32 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 f"device must be 'cpu', 'cuda', 'auto' or a torch device string; "
                 f"got {self.device!r}."
             )
+
+    def _make_net(self, train_split: Any, device: str) -> NeuralNetRegressor:
+        """The skorch net for the fitted shapes (``fit``, and loading a saved fit)."""
+        return NeuralNetRegressor(
+            module=LSTMNetwork,
+            module__input_size=self.n_sequence_features_,
+            module__hidden_size=int(self.hidden_size),
+            module__num_layers=int(self.num_layers),
+            module__output_size=self.n_outputs_,
+            module__dropout=float(self.dropout),
+            criterion=torch.nn.MSELoss,
+            optimizer=self._optimizer_class(),
+            optimizer__weight_decay=float(self.weight_decay),
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train__shuffle=bool(self.shuffle),
+            # Whole mini-batches per fetch instead of per-row indexing + collation.
+            dataset=TensorBatches,
+            iterator_train__collate_fn=pass_through,
+            iterator_valid__collate_fn=pass_through,
+            train_split=train_split,
+            callbacks=self._build_callbacks(),
+            device=device,
+            verbose=int(self.verbose),
+        )
 
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):

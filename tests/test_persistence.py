@@ -1,15 +1,36 @@
-"""save/load for both estimators: identical predictions, across processes, GPU files on CPU."""
+"""save/load for both estimators: identical predictions, across processes, GPU files on CPU.
 
+The safe format (save_pretrained/load_pretrained, save_regressor/load_regressor):
+identical forecasts for every meta_learner, identical regressor predictions,
+parameters that cannot be stored refused by name, crafted pickles refused
+without running, invalid files refused with a clear ValueError, version warning,
+GPU-written files on CPU.
+"""
+
+import json
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
+from conftest import TINY as CONF_TINY
+from conftest import airline_copies
+from skorch.callbacks import EarlyStopping
 from sktime.datasets import load_airline
 
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
-from sk_metalstm.persistence import load, save
+from sk_metalstm.meta import META_LEARNERS
+from sk_metalstm.persistence import (
+    load,
+    load_pretrained,
+    load_regressor,
+    save,
+    save_pretrained,
+    save_regressor,
+)
 
 TINY = dict(
     window_length=6, horizon=3, hidden_size=4, support_size=8, query_size=2,
@@ -80,3 +101,302 @@ def _panel(y):
 
     parts = {f"s{i}": y * (1 + 0.1 * i) for i in range(3)}
     return pd.concat(parts, names=["series", "time"]).to_frame("y")
+
+
+# ===================================================== safe format: pretrained states
+@pytest.fixture(scope="module", params=sorted(META_LEARNERS))
+def pretrained_by_learner(request, _airline):
+    """(settings, MetaState) pretrained with each meta_learner on two airline copies."""
+    settings = {**CONF_TINY, "horizon": 3, "meta_learner": request.param, "verbose": 0}
+    forecaster = MetaLSTMForecaster(**settings).pretrain(airline_copies(_airline, 2))
+    return settings, forecaster.pretrained_state_
+
+
+def test_pretrained_state_safe_round_trip_forecasts_identically(
+    pretrained_by_learner, airline, tmp_path
+):
+    settings, state = pretrained_by_learner
+    save_pretrained(state, tmp_path / "state.pt")
+    rng_before = torch.get_rng_state()
+    loaded = load_pretrained(tmp_path / "state.pt")
+    assert torch.equal(torch.get_rng_state(), rng_before)  # loading draws no random numbers
+    assert type(loaded.learner) is type(state.learner)
+    assert loaded.config == state.config
+    original_weights, loaded_weights = state.learner.state_dict(), loaded.learner.state_dict()
+    assert original_weights.keys() == loaded_weights.keys()
+    for name, tensor in original_weights.items():
+        assert torch.equal(loaded_weights[name], tensor), name
+    for key, values in state.residuals.items():
+        np.testing.assert_array_equal(loaded.residuals[key], values)
+        assert loaded.residuals[key].dtype == values.dtype
+    assert [list(h[:, "train_loss"]) for h in loaded.history] == [
+        list(h[:, "train_loss"]) for h in state.history
+    ]
+
+    fh = [1, 2, 3]
+    expected = MetaLSTMForecaster(**settings, pretrained=state).fit(airline)
+    shared = MetaLSTMForecaster(**settings, pretrained=loaded).fit(airline)
+    np.testing.assert_array_equal(shared.predict(fh=fh), expected.predict(fh=fh))
+    np.testing.assert_array_equal(
+        shared.predict_interval(fh=fh, coverage=0.8), expected.predict_interval(fh=fh, coverage=0.8)
+    )
+
+
+def test_save_pretrained_takes_a_forecaster_and_refuses_one_without_state(
+    pretrained_state, tmp_path
+):
+    owner = MetaLSTMForecaster.from_pretrained(pretrained_state)
+    owner.pretrained_state_ = pretrained_state
+    save_pretrained(owner, tmp_path / "state.pt")
+    assert load_pretrained(tmp_path / "state.pt").config == pretrained_state.config
+    with pytest.raises(ValueError, match="no pretrained_state_"):
+        save_pretrained(MetaLSTMForecaster(), tmp_path / "none.pt")
+
+
+def test_pretrained_history_keeps_json_values_only(pretrained_state, tmp_path):
+    pretrained_state.history[0][-1]["odd"] = object()
+    pretrained_state.history[0][-1]["as_number"] = torch.tensor(2.5)
+    save_pretrained(pretrained_state, tmp_path / "state.pt")
+    last = load_pretrained(tmp_path / "state.pt").history[0][-1]
+    assert "odd" not in last
+    assert last["as_number"] == 2.5
+    assert last["train_loss"] == pretrained_state.history[0][-1]["train_loss"]
+
+
+def test_pretrained_random_state_instance_is_stored_as_none(pretrained_state, tmp_path):
+    pretrained_state.config["random_state"] = np.random.RandomState(0)
+    with pytest.warns(UserWarning, match="random_state"):
+        save_pretrained(pretrained_state, tmp_path / "state.pt")
+    assert load_pretrained(tmp_path / "state.pt").config["random_state"] is None
+
+
+def test_pretrained_config_that_json_cannot_hold_is_refused(pretrained_state, tmp_path):
+    pretrained_state.config["exog_columns"] = [("price", "close")]  # a tuple would come back a list
+    with pytest.raises(ValueError, match="exog_columns"):
+        save_pretrained(pretrained_state, tmp_path / "state.pt")
+
+
+# ============================================================ safe format: regressor
+def _regressor_cases():
+    rng = np.random.default_rng(0)
+    X2, X3 = rng.normal(size=(50, 6)), rng.normal(size=(50, 6, 2))
+    frame = pd.DataFrame(X2, columns=[f"lag_{i}" for i in range(6)])
+    return {
+        "2d": (X2, rng.normal(size=50), {}),
+        "3d_multi_output": (X3, rng.normal(size=(50, 3)), {"num_layers": 2, "dropout": 0.1}),
+        "dataframe_newest_first": (frame, rng.normal(size=50), {"lag_order": "newest_first"}),
+        "torch_optimizer_class": (X2, rng.normal(size=50), {"optimizer": torch.optim.RMSprop}),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_regressor_cases()))
+def test_regressor_safe_round_trip_predicts_identically(case, tmp_path):
+    X, y, params = _regressor_cases()[case]
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0, **params).fit(X, y)
+    save_regressor(model, tmp_path / "regressor.pt")
+    loaded = load_regressor(tmp_path / "regressor.pt")
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert list(loaded.history_[:, "train_loss"]) == list(model.history_[:, "train_loss"])
+    if isinstance(X, pd.DataFrame):
+        np.testing.assert_array_equal(loaded.feature_names_in_, model.feature_names_in_)
+    # Still a regular estimator: it refits.
+    assert loaded.fit(X, y).predict(X).shape == model.predict(X).shape
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("callbacks", [EarlyStopping(monitor="train_loss")]),
+        ("random_state", np.random.RandomState(0)),
+        ("optimizer", type("MyAdam", (torch.optim.Adam,), {})),
+    ],
+)
+def test_save_regressor_refuses_parameters_it_cannot_store_safely(param, value, tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, **{param: value}).fit(X, y)
+    with pytest.raises(ValueError, match=f"{param}=.*cannot be stored safely"):
+        save_regressor(model, tmp_path / "regressor.pt")
+    assert not (tmp_path / "regressor.pt").exists()
+
+
+def test_save_regressor_refuses_an_unfitted_regressor(tmp_path):
+    with pytest.raises(ValueError, match="fitted"):
+        save_regressor(LSTMBaseRegressor(), tmp_path / "regressor.pt")
+
+
+# ========================================================== safe format: bad files
+@pytest.fixture
+def safe_files(pretrained_state, tmp_path):
+    """A pretrained state and a fitted regressor in the safe format: {loader name: path}."""
+    save_pretrained(pretrained_state, tmp_path / "state.pt")
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    save_regressor(LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y), tmp_path / "reg.pt")
+    return {"load_pretrained": tmp_path / "state.pt", "load_regressor": tmp_path / "reg.pt"}
+
+
+LOADERS = {"load_pretrained": load_pretrained, "load_regressor": load_regressor}
+
+
+class _WritesMarker:
+    """Unpickling this object would create ``path``: a stand-in for malicious code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.parametrize("where", ["top_level", "inside_a_valid_looking_file"])
+def test_safe_load_refuses_a_crafted_pickle_without_running_it(
+    loader, where, safe_files, tmp_path
+):
+    marker = tmp_path / "pwned"
+    crafted = _WritesMarker(marker)
+    if where == "inside_a_valid_looking_file":
+        payload = torch.load(safe_files[loader], weights_only=True)
+        payload["tensors"]["extra"] = crafted
+        crafted = payload
+    torch.save(crafted, tmp_path / "crafted.pt")
+    with pytest.raises(ValueError, match="not a safe sk_metalstm file"):
+        LOADERS[loader](tmp_path / "crafted.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_safe_load_refuses_files_written_by_pickle_save(loader, tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    save(LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y), tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match="not a safe sk_metalstm file"):
+        LOADERS[loader](tmp_path / "pickled.pt")
+
+
+def _edit(path, change):
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def _edit_config(change):
+    def edit(payload):
+        config = json.loads(payload["config"])
+        change(config)
+        payload["config"] = json.dumps(config)
+
+    return edit
+
+
+BAD_FILES = {
+    "unknown_format": (lambda p: p.update(format="someone_else/3"), "format is 'someone_else/3'"),
+    "no_format": (lambda p: p.pop("format"), "format is None"),
+    "missing_key": (lambda p: p.pop("tensors"), r"lacks \['tensors'\]"),
+    "extra_key": (lambda p: p.update(note="hi"), "unexpected entries"),
+    "config_not_json": (lambda p: p.update(config="{oops"), "not valid JSON"),
+    "tensors_not_tensors": (lambda p: p["tensors"].update(x=1.0), "map names to tensors"),
+    "missing_tensor": (
+        lambda p: p["tensors"].pop(next(iter(p["tensors"]))),
+        "do not match the architecture",
+    ),
+    "unexpected_tensor": (
+        lambda p: p["tensors"].update(x=torch.zeros(1)),
+        "unexpected tensors|do not match the architecture",
+    ),
+    "not_a_dict": (lambda p: p.clear(), "format is None"),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.parametrize("bad", sorted(BAD_FILES))
+def test_safe_load_refuses_invalid_files_with_a_clear_error(loader, bad, safe_files):
+    change, message = BAD_FILES[bad]
+    _edit(safe_files[loader], change)
+    with pytest.raises(ValueError, match=message):
+        LOADERS[loader](safe_files[loader])
+
+
+def _as_maml(description):
+    # The stored learner is Meta-SGD: its per-weight step sizes have no place in MAML.
+    description["learner"]["name"] = description["config"]["meta_learner"] = "maml"
+
+
+@pytest.mark.parametrize(
+    "loader, change",
+    [
+        ("load_pretrained", _edit_config(lambda c: c["config"].update(hidden_size=5))),
+        ("load_pretrained", _edit_config(lambda c: c["config"].update(horizon=4))),
+        ("load_pretrained", _edit_config(_as_maml)),
+        ("load_regressor", _edit_config(lambda c: c["params"].update(hidden_size=5))),
+        ("load_regressor", _edit_config(lambda c: c["fitted"].update(n_outputs_=2))),
+    ],
+    ids=["state_hidden_size", "state_horizon", "state_learner", "hidden_size", "n_outputs"],
+)
+def test_safe_load_refuses_config_that_does_not_match_tensors(loader, change, safe_files):
+    _edit(safe_files[loader], change)
+    with pytest.raises(ValueError, match="do not match the architecture"):
+        LOADERS[loader](safe_files[loader])
+
+
+def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
+    for loader in LOADERS.values():
+        with pytest.raises(ValueError, match="not a safe sk_metalstm file"):
+            loader(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="read it with load_pretrained"):
+        load_regressor(safe_files["load_pretrained"])
+    with pytest.raises(ValueError, match="read it with load_regressor"):
+        load_pretrained(safe_files["load_regressor"])
+
+
+@pytest.mark.parametrize(
+    "loader, change, message",
+    [
+        ("load_pretrained", lambda c: c["learner"].update(name="evil"), "unknown meta_learner"),
+        ("load_pretrained", lambda c: c["config"].pop("window_length"), "lacks the setting"),
+        ("load_pretrained", lambda c: c["learner"]["options"].update(__dict__={}), "not a"),
+        ("load_pretrained", lambda c: c["learner"]["options"].update(n_lags=2), "unknown"),
+        ("load_pretrained", lambda c: c["learner"]["options"].update(inner_steps="5"), "integer"),
+        ("load_regressor", lambda c: c["params"].update(lag_order="x"), "lag_order must be"),
+        ("load_regressor", lambda c: c["params"].update(evil=1), r"unknown: \['evil'\]"),
+        ("load_regressor", lambda c: c["params"].update(optimizer="torch.optim.os"), "unknown"),
+        ("load_regressor", lambda c: c["fitted"].pop("n_outputs_"), "n_outputs_ must be"),
+    ],
+    ids=[
+        "learner_name", "config_key", "private_option", "foreign_option", "option_type",
+        "param_value", "unknown_param", "optimizer", "fitted_attribute",
+    ],
+)
+def test_safe_load_refuses_invalid_settings(loader, change, message, safe_files):
+    _edit(safe_files[loader], _edit_config(change))
+    with pytest.raises(ValueError, match=message):
+        LOADERS[loader](safe_files[loader])
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_safe_load_warns_on_version_mismatch(loader, safe_files):
+    _edit(safe_files[loader], lambda p: p.update(version="0.0.1"))
+    with pytest.warns(UserWarning, match="written by sk_metalstm 0.0.1"):
+        LOADERS[loader](safe_files[loader])
+
+
+def test_safe_files_written_on_gpu_load_on_cpu(pretrained_state, airline, tmp_path, monkeypatch):
+    """Simulated: every tensor is recorded as a CUDA one, as on a GPU machine."""
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, device="cuda")
+    model.set_params(device="cpu").fit(X, y).set_params(device="cuda")
+    pretrained_state.config["device"] = "cuda"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_pretrained(pretrained_state, tmp_path / "state.pt")
+        save_regressor(model, tmp_path / "reg.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine
+    with pytest.raises(RuntimeError, match="CUDA"):  # what the mapping avoids
+        torch.load(tmp_path / "reg.pt", weights_only=True)
+    state = load_pretrained(tmp_path / "state.pt")
+    assert state.config["device"] == "cpu"
+    assert all(p.device.type == "cpu" for p in state.learner.parameters())
+    MetaLSTMForecaster.from_pretrained(state).fit(airline).predict(fh=[1, 2])
+    loaded = load_regressor(tmp_path / "reg.pt")
+    assert str(loaded.net_.device) == "cpu" and loaded.device == "cuda"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

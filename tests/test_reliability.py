@@ -80,6 +80,17 @@ Persistence
   test_regressor_round_trip_predicts_identically (test_persistence.py)
 - pretrained in one process, loaded in another, identical predictions:
   test_pretrained_state_loads_in_another_process (test_persistence.py)
+- safe sharing (save_pretrained/load_pretrained, save_regressor/load_regressor; no
+  code runs on load), all in test_persistence.py: identical forecasts for every
+  meta_learner test_pretrained_state_safe_round_trip_forecasts_identically; R
+  test_regressor_safe_round_trip_predicts_identically; crafted pickle refused
+  unrun test_safe_load_refuses_a_crafted_pickle_without_running_it; bad files
+  test_safe_load_refuses_invalid_files_with_a_clear_error,
+  test_safe_load_refuses_invalid_settings,
+  test_safe_load_refuses_config_that_does_not_match_tensors; version
+  test_safe_load_warns_on_version_mismatch; unstorable parameters
+  test_save_regressor_refuses_parameters_it_cannot_store_safely; GPU files on CPU
+  (simulated) test_safe_files_written_on_gpu_load_on_cpu
 - GPU files load on CPU (simulated): F test_forecaster_saved_on_cuda_loads_on_cpu,
   R test_regressor_saved_on_cuda_loads_on_cpu (here); R
   test_unpickling_a_cuda_net_on_cpu_falls_back_to_cpu (pickle, test_regressor.py)
