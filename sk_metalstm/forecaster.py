@@ -13,8 +13,8 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_exogenous, feature_matrix, instance_frames
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
+from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta import META_LEARNERS, MetaLearner
-from sk_metalstm.meta.callbacks import TrainingDiverged
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.tasks import with_feature_axis
 from sk_metalstm.meta.training import meta_train

@@ -10,7 +10,6 @@ input shapes and dtypes scikit-learn does not expect.
 
 from __future__ import annotations
 
-import copy
 import numbers
 from typing import Any, Literal
 
@@ -19,13 +18,12 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetRegressor
-from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
 from skorch.helper import predefined_split
 
 from sk_metalstm._tensor_batches import TensorBatches, pass_through
 from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
 from sk_metalstm._validation import check_float32_range, check_ndim
-from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss
+from sk_metalstm.callbacks import training_callbacks
 from sk_metalstm.networks import LSTMNetwork
 
 __all__ = ["LSTMBaseRegressor"]
@@ -409,30 +407,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         return X3[:n_train], y2[:n_train], predefined_split(valid)
 
     def _build_callbacks(self) -> list[Any]:
-        # Deep copies: skorch initialises callbacks in place (e.g. the patience
-        # counter of EarlyStopping), which must not leak into the user's
-        # objects or from one fit into the next.
-        callbacks = copy.deepcopy(list(self.callbacks or []))
         # A NaN/inf loss stops training with TrainingDiverged: never NaN predictions.
-        callbacks.insert(0, ("stop_on_nonfinite", StopOnNonFiniteLoss()))
-        if self.gradient_clip is not None:
-            callbacks.append(
-                (
-                    "gradient_clip",
-                    GradientNormClipping(gradient_clip_value=self.gradient_clip),
-                )
-            )
-        if self.verbose > 0 and not any(
-            isinstance(_callback_of(cb), ProgressBar) or _callback_of(cb) is ProgressBar
-            for cb in callbacks
-        ):
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks
-
-
-def _callback_of(entry: Any) -> Callback | type | Any:
-    """The callback of a skorch ``callbacks`` entry (instance or tuple)."""
-    return entry[1] if isinstance(entry, tuple) else entry
+        return training_callbacks(
+            self.callbacks, gradient_clip=self.gradient_clip, progress_bar=self.verbose > 0
+        )
 
 
 def _precheck_ndim(X: Any) -> None:

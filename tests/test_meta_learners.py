@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.func import vmap
 
+from sk_metalstm.callbacks import StopOnNonFiniteLoss
+from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta import META_LEARNERS, MetaNet, TaskDataset, make_meta_learner
 from sk_metalstm.meta.base import support_loss
-from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss, TrainingDiverged
 from sk_metalstm.meta.training import build_meta_net
 from sk_metalstm.networks import LSTMNetwork, count_layers, functional_forward
 from sk_metalstm.windowing import TaskLayout

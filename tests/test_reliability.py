@@ -134,8 +134,9 @@ from sktime.exceptions import NotFittedError
 
 import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
+from sk_metalstm.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
-from sk_metalstm.meta.callbacks import StopOnNonFiniteLoss, TrainingDiverged
+from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta.tasks import TaskDataset
 from sk_metalstm.persistence import load, save
 from sk_metalstm.windowing import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sk_metalstm import MetaLSTMForecaster
-from sk_metalstm.meta.callbacks import ProgressReport
+from sk_metalstm.callbacks import ProgressReport
 
 
 def _batches(epoch) -> int:

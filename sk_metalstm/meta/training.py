@@ -14,19 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
+from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from torch.utils.data import RandomSampler, Subset
 
+from sk_metalstm.callbacks import (
+    KeepBestWeights,
+    ProgressReport,
+    TimeBudget,
+    training_callbacks,
+)
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import query_residuals
-from sk_metalstm.meta.callbacks import (
-    KeepBestWeights,
-    ProgressReport,
-    StopOnNonFiniteLoss,
-    TimeBudget,
-)
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import PooledLearner
 from sk_metalstm.meta.state import MetaState
@@ -78,12 +78,7 @@ def build_meta_net(
         # Epochs of a fixed size: cost no longer grows with the panel.
         n_tasks = tasks_per_epoch
         net_options = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
-    own: list[Any] = [
-        ("stop_on_nonfinite", StopOnNonFiniteLoss(hint=_DIVERGED_HINT)),
-        ("keep_best", KeepBestWeights()),
-    ]
-    if gradient_clip is not None:
-        own.append(("gradient_clip", GradientNormClipping(gradient_clip)))
+    own: list[Any] = [("keep_best", KeepBestWeights())]
     if has_valid and n_iter_no_change is not None:
         own.append(("early_stopping", EarlyStopping(patience=n_iter_no_change, sink=_silent)))
     if deadline is not None:
@@ -91,8 +86,13 @@ def build_meta_net(
     if verbose >= 1:
         batches = math.ceil(n_tasks / batch_size)
         own.append(("progress", ProgressReport(phase, batches, deadline=deadline)))
-    if verbose >= 2:
-        own.append(("progress_bar", ProgressBar()))
+    callbacks = training_callbacks(
+        callbacks,
+        gradient_clip=gradient_clip,
+        progress_bar=verbose >= 2,
+        hint=_DIVERGED_HINT,
+        own=own,
+    )
     multipliers = getattr(learner, "outer_lr_multipliers", {})
     groups = [(name, {"lr": lr * factor}) for name, factor in multipliers.items()]
     if groups:
@@ -106,7 +106,7 @@ def build_meta_net(
         batch_size=batch_size,
         # Validation tasks are the latest of each series, never a random draw.
         train_split=predefined_split(valid) if has_valid else None,
-        callbacks=own + copy.deepcopy(list(callbacks or [])),
+        callbacks=callbacks,
         device=device,
         verbose=max(verbose - 1, 0),
         **net_options,

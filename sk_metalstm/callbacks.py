@@ -1,30 +1,30 @@
-"""skorch callbacks specific to meta-training."""
+"""skorch callbacks the estimators add, and the set-up both share.
+
+Generic skorch callbacks, usable in any ``NeuralNet``: divergence stop, best
+weights, progress with time left, time budget. ``training_callbacks`` builds the
+list that ``LSTMBaseRegressor`` and meta-training both start from.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
+
+from sk_metalstm.exceptions import TrainingDiverged
 
 __all__ = [
     "KeepBestWeights",
     "ProgressReport",
     "StopOnNonFiniteLoss",
     "TimeBudget",
-    "TrainingDiverged",
+    "training_callbacks",
 ]
-
-
-class TrainingDiverged(ValueError, RuntimeError):
-    """Raised when a training loss becomes NaN or infinite.
-
-    A ``ValueError`` as well as a ``RuntimeError``: its causes are the data
-    (extreme values) or the settings (a learning rate too large), the things a
-    ``ValueError`` names in scikit-learn.
-    """
 
 
 class StopOnNonFiniteLoss(Callback):
@@ -189,3 +189,35 @@ class TimeBudget(Callback):
         """Stop between batches (skorch ends training on ``KeyboardInterrupt``)."""
         if training and time.monotonic() > self.deadline:
             raise KeyboardInterrupt
+
+
+def training_callbacks(
+    user_callbacks: Sequence[Any] | None,
+    *,
+    gradient_clip: float | None,
+    progress_bar: bool,
+    hint: str | None = None,
+    own: Sequence[tuple[str, Callback]] = (),
+) -> list[Any]:
+    """The callbacks every training run of the package uses, then the user's.
+
+    A divergence stop first (never NaN weights), gradient clipping when
+    ``gradient_clip`` is set, the caller's ``own`` callbacks, copies of the
+    user's (skorch initialises callbacks in place, which must not leak into
+    the user's objects or from one fit into the next), and skorch's progress
+    bar when asked for and the user did not pass one.
+    """
+    stop = StopOnNonFiniteLoss() if hint is None else StopOnNonFiniteLoss(hint=hint)
+    callbacks: list[Any] = [("stop_on_nonfinite", stop)]
+    if gradient_clip is not None:
+        callbacks.append(("gradient_clip", GradientNormClipping(gradient_clip_value=gradient_clip)))
+    callbacks.extend(own)
+    user = copy.deepcopy(list(user_callbacks or []))
+    if progress_bar and not any(_is_progress_bar(entry) for entry in user):
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks + user
+
+
+def _is_progress_bar(entry: Any) -> bool:
+    callback = entry[1] if isinstance(entry, tuple) else entry
+    return isinstance(callback, ProgressBar) or callback is ProgressBar
