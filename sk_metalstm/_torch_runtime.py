@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["torch_runtime", "resolve_device", "seed_from"]
+from sk_metalstm.exceptions import InvalidParameterError
+
+__all__ = ["torch_runtime", "check_device", "resolve_device", "seed_from"]
+
+_DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def seed_from(random_state: int | np.random.RandomState | None) -> int:
@@ -22,8 +27,24 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+def check_device(device: Any) -> None:
+    """Raise ``InvalidParameterError`` unless ``device`` names a torch device type.
+
+    The one place where device strings are validated; availability is checked
+    only when a device is used (``resolve_device``), so a model saved on a GPU
+    machine stays loadable without one.
+    """
+    if not isinstance(device, torch.device) and (
+        not isinstance(device, str) or device.split(":")[0] not in _DEVICE_TYPES
+    ):
+        raise InvalidParameterError(
+            f"Unknown device {device!r}; choose 'cpu', 'cuda' (or 'cuda:N'), 'mps' or 'auto'."
+        )
+
+
 def resolve_device(device: str | torch.device) -> str:
-    """Turn ``"auto"`` into ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    """Check ``device`` and turn ``"auto"`` into ``"cuda"`` when a GPU is visible."""
+    check_device(device)
     if str(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():

@@ -1,32 +1,36 @@
-"""Generic array checks with messages that name the problem.
+"""Checks with messages that name the problem: parameters and arrays.
 
-scikit-learn's ``check_array`` covers 2-D tabular input; these helpers cover what
-it does not say clearly for sequence data (allowed numbers of dimensions, 3-D
-panels) and are shared by the estimators of this package. Every function leaves
-its input untouched.
+The one place where the package validates parameter values (both estimators
+and the data generators call these in ``fit``/at call time, never in
+``__init__``), plus the array checks scikit-learn's ``check_array`` does not
+say clearly for sequence data. Every function leaves its input untouched.
+Errors are ``InvalidParameterError``: a ``ValueError`` and a ``TypeError``, as
+in scikit-learn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
+from sk_metalstm.exceptions import InvalidParameterError
+
 __all__ = [
-    "check_ndim",
-    "check_numeric",
-    "check_not_empty",
-    "check_finite",
+    "check_bool",
+    "check_choice",
     "check_float32_range",
-    "as_float_array",
+    "check_int",
+    "check_ndim",
+    "check_real",
 ]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_ndim(
-    array: np.ndarray, allowed: Sequence[int], name: str = "X", hint: str = ""
-) -> None:
+def check_ndim(array: np.ndarray, allowed: Sequence[int], name: str = "X", hint: str = "") -> None:
     """Raise ``ValueError`` unless ``array.ndim`` is one of ``allowed``.
 
     Parameters
@@ -43,55 +47,8 @@ def check_ndim(
     ndim = np.ndim(array)
     if ndim not in allowed:
         expected = " or ".join(f"{d}-D" for d in allowed)
-        message = (
-            f"{name} must be {expected}; got a {ndim}-D array of shape "
-            f"{np.shape(array)}."
-        )
+        message = f"{name} must be {expected}; got a {ndim}-D array of shape {np.shape(array)}."
         raise ValueError(f"{message} {hint}".strip())
-
-
-def check_numeric(array: np.ndarray, name: str = "X") -> None:
-    """Raise ``ValueError`` if ``array`` does not hold real numbers."""
-    array = np.asarray(array)
-    if array.dtype.kind in "biuf":
-        return
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} holds complex numbers; real numbers are required.")
-    if array.dtype.kind == "O":
-        try:
-            # Object arrays of plain numbers (e.g. from mixed lists) are fine.
-            array.astype(np.float64)
-            return
-        except (TypeError, ValueError):
-            pass
-    raise ValueError(
-        f"{name} must hold numbers; got dtype {array.dtype} "
-        f"(first element {array.flat[0]!r})."
-        if array.size
-        else f"{name} must hold numbers; got dtype {array.dtype}."
-    )
-
-
-def check_not_empty(array: np.ndarray, name: str = "X") -> None:
-    """Raise ``ValueError`` if ``array`` has no elements."""
-    if np.size(array) == 0:
-        raise ValueError(f"{name} is empty (shape {np.shape(array)}).")
-
-
-def check_finite(array: np.ndarray, name: str = "X") -> None:
-    """Raise ``ValueError`` naming how many NaN / infinite values ``array`` has."""
-    array = np.asarray(array, dtype=np.float64)
-    n_nan = int(np.isnan(array).sum())
-    n_inf = int(np.isinf(array).sum())
-    if n_nan or n_inf:
-        problems = []
-        if n_nan:
-            problems.append(f"{n_nan} NaN value(s)")
-        if n_inf:
-            problems.append(f"{n_inf} infinite value(s)")
-        raise ValueError(
-            f"{name} contains {' and '.join(problems)}; impute or drop them first."
-        )
 
 
 def check_float32_range(array: np.ndarray, name: str = "X", hint: str = "") -> None:
@@ -111,40 +68,63 @@ def check_float32_range(array: np.ndarray, name: str = "X", hint: str = "") -> N
         )
 
 
-def as_float_array(
-    array: object,
-    name: str = "X",
+def _none_or(allow_none: bool) -> str:
+    return "None or " if allow_none else ""
+
+
+def check_int(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> None:
+    """Raise unless ``value`` is an integer (not a bool) >= ``minimum``."""
+    if value is None and allow_none:
+        return
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise InvalidParameterError(
+            f"{name} must be {_none_or(allow_none)}an integer >= {minimum}; got {value!r}."
+        )
+
+
+def check_real(
+    name: str,
+    value: Any,
     *,
-    allowed_ndim: Sequence[int] | None = None,
-    dtype: type = np.float64,
-) -> np.ndarray:
-    """Return a checked float copy of ``array`` (numpy, pandas or nested lists).
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """Raise unless ``value`` is a finite real number in the given interval."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    ok = ok and bool(np.isfinite(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        interval = "(" if low_open or low is None else "["
+        interval += f"{'-inf' if low is None else low}, {'inf' if high is None else high}"
+        interval += ")" if high_open or high is None else "]"
+        raise InvalidParameterError(
+            f"{name} must be {_none_or(allow_none)}a number in {interval}; got {value!r}."
+        )
 
-    Runs, in order, the numeric, dimension, emptiness and finiteness checks, so
-    the first problem found is the one reported. The result never shares memory
-    with the input, so callers may modify it freely.
 
-    Parameters
-    ----------
-    array : array-like
-        Input data.
-    name : str, default="X"
-        Name of the array in error messages.
-    allowed_ndim : sequence of int or None, default=None
-        Accepted numbers of dimensions; ``None`` accepts any.
-    dtype : numpy float type, default=np.float64
-        dtype of the returned array.
+def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    try:
+        known = value in choices
+    except TypeError:  # unhashable
+        known = False
+    if not known:
+        raise InvalidParameterError(f"Unknown {name} {value!r}; choose one of {sorted(choices)}.")
 
-    Returns
-    -------
-    ndarray
-        A new array of ``dtype``.
-    """
-    raw = np.asarray(array)
-    check_numeric(raw, name)
-    if allowed_ndim is not None:
-        check_ndim(raw, allowed_ndim, name)
-    check_not_empty(raw, name)
-    out = np.array(raw, dtype=dtype, copy=True)
-    check_finite(out, name)
-    return out
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidParameterError(f"{name} must be True or False; got {value!r}.")

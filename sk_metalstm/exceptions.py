@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TrainingDiverged"]
+__all__ = ["InvalidParameterError", "TrainingDiverged"]
 
 
 class TrainingDiverged(ValueError, RuntimeError):
@@ -12,4 +12,12 @@ class TrainingDiverged(ValueError, RuntimeError):
     (extreme values) or the settings (a learning rate too large), the things a
     ``ValueError`` names in scikit-learn. The estimator is left unfitted, so it
     never returns NaN forecasts.
+    """
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """Raised when a parameter has an unsupported type or value.
+
+    Both a ``ValueError`` and a ``TypeError``, like scikit-learn's error of
+    the same name: callers may catch either.
     """

@@ -12,8 +12,9 @@ from sktime.datatypes import get_cutoff
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_exogenous, feature_matrix, instance_frames
-from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
-from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
+from sk_metalstm._validation import check_bool, check_choice, check_int, check_real
+from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
 from sk_metalstm.meta import META_LEARNERS, MetaLearner
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.tasks import with_feature_axis
@@ -30,12 +31,6 @@ from sk_metalstm.windowing import (
 __all__ = ["MetaLSTMForecaster"]
 
 _SINGLE = "__single_series__"
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
 
 
 def _where(key: Any) -> str:
@@ -349,76 +344,30 @@ class MetaLSTMForecaster(BaseForecaster):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        positive = {
-            "window_length": self.window_length,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "support_size": self.support_size,
-            "query_size": self.query_size,
-            "tasks_per_batch": self.tasks_per_batch,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name in ("inner_steps", "max_epochs", "base_max_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
-        if self.horizon is not None and (
-            not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1
-        ):
-            raise ValueError(f"horizon must be None or a positive integer, got {self.horizon!r}.")
-        if self.adapt_steps is not None and (
-            not isinstance(self.adapt_steps, (int, np.integer)) or self.adapt_steps < 0
-        ):
-            raise ValueError(f"adapt_steps must be None or >= 0, got {self.adapt_steps!r}.")
-        if self.meta_learner not in META_LEARNERS:
-            raise ValueError(
-                f"Unknown meta_learner {self.meta_learner!r}; "
-                f"choose one of {sorted(META_LEARNERS)}."
-            )
-        if self.transform not in TRANSFORMS:
-            raise ValueError(f"Unknown transform {self.transform!r}; choose one of {TRANSFORMS}.")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}."
-            )
-        for name in ("task_stride", "tasks_per_epoch", "n_iter_no_change"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be None or a positive integer, got {value!r}.")
-        for name, optional in (
-            ("lr", True),
-            ("inner_lr", False),
-            ("gradient_clip", True),
-            ("max_time", True),
-        ):
-            value = getattr(self, name)
-            if value is None and optional:
-                continue
-            if not _is_real(value) or not np.isfinite(value) or value <= 0:
-                allowed = "None or a positive number" if optional else "a positive number"
-                raise ValueError(f"{name} must be {allowed}, got {value!r}.")
-        if not isinstance(self.first_order, (bool, np.bool_)):
-            raise ValueError(f"first_order must be True or False, got {self.first_order!r}.")
-        if self.num_threads is not None and (
-            not isinstance(self.num_threads, (int, np.integer)) or self.num_threads < 1
-        ):
-            raise ValueError(
-                f"num_threads must be None or a positive integer, got {self.num_threads!r}."
-            )
-        if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
-            raise ValueError(f"verbose must be a non-negative integer, got {self.verbose!r}.")
+        positive = ("window_length", "hidden_size", "num_layers", "support_size", "query_size")
+        for name in (*positive, "tasks_per_batch"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("inner_steps", "max_epochs", "base_max_epochs", "verbose"):
+            check_int(name, getattr(self, name), 0)
+        for name in ("horizon", "task_stride", "tasks_per_epoch", "n_iter_no_change"):
+            check_int(name, getattr(self, name), 1, allow_none=True)
+        check_int("num_threads", self.num_threads, 1, allow_none=True)
+        check_int("adapt_steps", self.adapt_steps, 0, allow_none=True)
+        check_choice("meta_learner", self.meta_learner, META_LEARNERS)
+        check_choice("transform", self.transform, TRANSFORMS)
+        check_real(
+            "validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True
+        )
+        check_real("inner_lr", self.inner_lr, low=0.0, low_open=True)
+        for name in ("lr", "gradient_clip", "max_time"):
+            check_real(name, getattr(self, name), low=0.0, low_open=True, allow_none=True)
+        check_bool("first_order", self.first_order)
         if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise ValueError(
+            raise InvalidParameterError(
                 "callbacks must be None or a list of skorch callbacks, got "
                 f"{type(self.callbacks).__name__}."
             )
-        device = str(self.device)
-        if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError(
-                f"Unknown device {self.device!r}; choose 'cpu', 'cuda' (or 'cuda:N') or 'auto'."
-            )
+        check_device(self.device)
         if self.pretrained is not None:
             if not isinstance(self.pretrained, MetaState):
                 raise TypeError(
@@ -434,7 +383,6 @@ class MetaLSTMForecaster(BaseForecaster):
                     f"pretrained state does not match this forecaster: {detail}. "
                     "Use MetaLSTMForecaster.from_pretrained(state, ...) to copy them."
                 )
-        resolve_device(self.device)
 
     def _resolve_horizon(self, fh: ForecastingHorizon | None, cutoff: Any = None) -> None:
         """Fix the horizon: a pretrained state's, the parameter, or ``fh``'s reach."""

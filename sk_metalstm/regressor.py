@@ -10,7 +10,6 @@ input shapes and dtypes scikit-learn does not expect.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Literal
 
 import numpy as np
@@ -21,9 +20,17 @@ from skorch import NeuralNetRegressor
 from skorch.helper import predefined_split
 
 from sk_metalstm._tensor_batches import TensorBatches, pass_through
-from sk_metalstm._torch_runtime import resolve_device, seed_from, torch_runtime
-from sk_metalstm._validation import check_float32_range, check_ndim
+from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
+from sk_metalstm._validation import (
+    check_bool,
+    check_choice,
+    check_float32_range,
+    check_int,
+    check_ndim,
+    check_real,
+)
 from sk_metalstm.callbacks import training_callbacks
+from sk_metalstm.exceptions import InvalidParameterError
 from sk_metalstm.networks import LSTMNetwork
 
 __all__ = ["LSTMBaseRegressor"]
@@ -34,9 +41,7 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
 }
 _LAG_ORDERS = ("oldest_first", "newest_first")
-_SCALE_HINT = (
-    "Scale it first (e.g. StandardScaler for X, TransformedTargetRegressor for y)."
-)
+_SCALE_HINT = "Scale it first (e.g. StandardScaler for X, TransformedTargetRegressor for y)."
 _X_LAYOUT = (
     "Expected (n_samples, sequence_length) for univariate sequences or "
     "(n_samples, sequence_length, n_features)."
@@ -307,42 +312,25 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------- helpers
 
     def _check_params(self) -> None:
-        """Raise ``ValueError`` for hyperparameters outside their domain."""
-        _check_int("hidden_size", self.hidden_size, minimum=1)
-        _check_int("num_layers", self.num_layers, minimum=1)
-        _check_int("max_epochs", self.max_epochs, minimum=1)
-        _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("verbose", self.verbose, minimum=0)
-        if self.num_threads is not None:
-            _check_int("num_threads", self.num_threads, minimum=1)
-        _check_real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
-        _check_real(
-            "validation_fraction",
-            self.validation_fraction,
-            low=0.0,
-            high=1.0,
-            high_open=True,
-        )
-        _check_real("lr", self.lr, low=0.0, low_open=True)
-        _check_real("weight_decay", self.weight_decay, low=0.0)
-        if self.gradient_clip is not None:
-            _check_real("gradient_clip", self.gradient_clip, low=0.0, low_open=True)
-        if self.lag_order not in _LAG_ORDERS:
-            raise ValueError(f"lag_order must be one of {_LAG_ORDERS}; got {self.lag_order!r}.")
-        if not isinstance(self.shuffle, bool | np.bool_):
-            raise ValueError(f"shuffle must be a bool; got {self.shuffle!r}.")
+        """Raise ``InvalidParameterError`` for hyperparameters outside their domain."""
+        for name in ("hidden_size", "num_layers", "max_epochs", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+        check_int("verbose", self.verbose, 0)
+        check_int("num_threads", self.num_threads, 1, allow_none=True)
+        for name in ("dropout", "validation_fraction"):
+            check_real(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+        check_real("lr", self.lr, low=0.0, low_open=True)
+        check_real("weight_decay", self.weight_decay, low=0.0)
+        check_real("gradient_clip", self.gradient_clip, low=0.0, low_open=True, allow_none=True)
+        check_choice("lag_order", self.lag_order, _LAG_ORDERS)
+        check_bool("shuffle", self.shuffle)
         self._optimizer_class()
         if self.callbacks is not None and not isinstance(self.callbacks, list | tuple):
-            raise ValueError(
+            raise InvalidParameterError(
                 "callbacks must be None or a list of skorch callbacks or "
                 f"(name, callback) tuples; got {type(self.callbacks).__name__}."
             )
-        device = str(self.device)
-        if device != "auto" and device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError(
-                f"device must be 'cpu', 'cuda', 'auto' or a torch device string; "
-                f"got {self.device!r}."
-            )
+        check_device(self.device)
 
     def _make_net(self, train_split: Any, device: str) -> NeuralNetRegressor:
         """The skorch net for the fitted shapes (``fit``, and loading a saved fit)."""
@@ -375,9 +363,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             return self.optimizer
         if isinstance(self.optimizer, str) and self.optimizer.lower() in _OPTIMIZERS:
             return _OPTIMIZERS[self.optimizer.lower()]
-        raise ValueError(
-            f"optimizer must be one of {sorted(_OPTIMIZERS)} or a torch.optim."
-            f"Optimizer subclass; got {self.optimizer!r}."
+        raise InvalidParameterError(
+            f"Unknown optimizer {self.optimizer!r}; choose one of {sorted(_OPTIMIZERS)} or a "
+            "torch.optim.Optimizer subclass."
         )
 
     def _to_sequences(self, X: np.ndarray) -> np.ndarray:
@@ -429,34 +417,3 @@ def _check_sequences(X: np.ndarray) -> None:
             "a sequence of at least one step with at least one feature."
         )
     check_float32_range(X, "X", _SCALE_HINT)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool | np.bool_)
-        or value < minimum
-    ):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-
-
-def _check_real(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-    ok = ok and np.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        interval = f"{lo}{'-inf' if low is None else low}, "
-        interval += f"{'inf' if high is None else high}{hi}"
-        raise ValueError(f"{name} must be a number in {interval}; got {value!r}.")

@@ -430,7 +430,7 @@ def test_duplicated_index_raises(airline, tiny):
     [
         ({"meta_learner": "sgd"}, "Unknown meta_learner 'sgd'"),
         ({"transform": "sqrt"}, "Unknown transform 'sqrt'"),
-        ({"window_length": 0}, "window_length must be a positive integer"),
+        ({"window_length": 0}, "window_length must be an integer >= 1"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"device": "cuda:7" if not torch.cuda.is_available() else "nonsense"}, "device"),
     ],

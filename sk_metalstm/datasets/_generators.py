@@ -8,12 +8,12 @@ can be computed in tests and teaching material.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from .._validation import check_int
 from ._utils import wide_to_panel
 
 __all__ = [
@@ -27,11 +27,8 @@ _INITIAL_PRICE = 100.0
 SeriesOrPanel = pd.Series | pd.DataFrame
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+def _checked_int(value: object, name: str, minimum: int) -> int:
+    check_int(name, value, minimum)
     return int(value)
 
 
@@ -46,8 +43,7 @@ def _check_range(
     if a > b or below or b >= high:
         bracket = "(" if open_low else "["
         raise ValueError(
-            f"{name} must satisfy low <= high within {bracket}{low}, {high}), "
-            f"got {value!r}."
+            f"{name} must satisfy low <= high within {bracket}{low}, {high}), got {value!r}."
         )
     return a, b
 
@@ -126,8 +122,8 @@ def make_ar_returns_panel(
     >>> y.shape, list(params.columns)
     ((750, 1), ['phi', 'sigma'])
     """
-    n_series = _check_int(n_series, "n_series", 1)
-    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
+    n_series = _checked_int(n_series, "n_series", 1)
+    n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
     phi_lo, phi_hi = _check_range(phi_range, "phi_range", -1.0, 1.0, open_low=True)
     sig_lo, sig_hi = _check_range(sigma_range, "sigma_range", 0.0, np.inf, True)
     rng = np.random.default_rng(random_state)
@@ -236,18 +232,16 @@ def make_regime_switching_panel(
     >>> sorted(params["regime"].unique().tolist())
     [0, 1]
     """
-    n_series = _check_int(n_series, "n_series", 1)
-    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
-    n_regimes = _check_int(n_regimes, "n_regimes", 1)
+    n_series = _checked_int(n_series, "n_series", 1)
+    n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
+    n_regimes = _checked_int(n_regimes, "n_regimes", 1)
     default_phis, default_sigmas = _default_regime_params(n_regimes)
     phis_arr = default_phis if phis is None else np.asarray(phis, dtype=float)
     sigmas_arr = default_sigmas if sigmas is None else np.asarray(sigmas, dtype=float)
     if phis_arr.shape != (n_regimes,) or np.any(np.abs(phis_arr) >= 1):
         raise ValueError(f"phis must hold {n_regimes} values in (-1, 1), got {phis!r}.")
     if sigmas_arr.shape != (n_regimes,) or np.any(sigmas_arr <= 0):
-        raise ValueError(
-            f"sigmas must hold {n_regimes} positive values, got {sigmas!r}."
-        )
+        raise ValueError(f"sigmas must hold {n_regimes} positive values, got {sigmas!r}.")
     if transition_matrix is None:
         if not 0.0 <= persistence <= 1.0:
             raise ValueError(f"persistence must be in [0, 1], got {persistence!r}.")
@@ -368,9 +362,9 @@ def make_garch_returns(
     >>> r.index.freqstr, len(r)
     ('B', 500)
     """
-    n_timepoints = _check_int(n_timepoints, "n_timepoints", 2)
+    n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
     single = n_series is None
-    n = 1 if single else _check_int(n_series, "n_series", 1)
+    n = 1 if single else _checked_int(n_series, "n_series", 1)
     if omega <= 0 or alpha < 0 or beta < 0 or alpha + beta >= 1:
         raise ValueError(
             "Need omega > 0, alpha >= 0, beta >= 0 and alpha + beta < 1 for a "
@@ -394,9 +388,7 @@ def make_garch_returns(
         vol_out = pd.Series(vol[:, 0], index=index, name="volatility")
     else:
         names = _instance_names(n)
-        out = wide_to_panel(
-            pd.DataFrame(returns, index=index, columns=names), "series", "return"
-        )
+        out = wide_to_panel(pd.DataFrame(returns, index=index, columns=names), "series", "return")
         vol_out = wide_to_panel(
             pd.DataFrame(vol, index=index, columns=names), "series", "volatility"
         )
