@@ -10,7 +10,7 @@ from torch.func import vmap
 from sk_metalstm.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta import META_LEARNERS, MetaNet, TaskDataset, make_meta_learner
-from sk_metalstm.meta.base import support_loss
+from sk_metalstm.meta.base import param_name, support_loss
 from sk_metalstm.meta.training import build_meta_net
 from sk_metalstm.networks import LSTMNetwork, count_layers, functional_forward
 from sk_metalstm.windowing import TaskLayout
@@ -248,23 +248,23 @@ def test_metasgd_meta_gradient_reaches_step_sizes():
 def test_reptile_gradient_points_to_adapted_weights():
     learner = _learner("reptile", inner_steps=3, inner_lr=0.1).train()
     sx, sy, qx, qy = _tasks()
-    pred = learner(sx, sy, qx, qy)
+    pred, terms = learner(sx, sy, qx, qy)  # a TrainingOutput while training
     query_loss = torch.nn.functional.mse_loss(pred, qy)
-    loss = learner.outer_loss(query_loss)
+    loss = learner.outer_loss(query_loss, terms)
     assert loss.item() == pytest.approx(query_loss.item())  # reported loss is the query MSE
     loss.backward()
     # Reptile adapts training tasks on support + query windows.
     adapted = learner.adapt_batch(torch.cat([sx, qx], 1), torch.cat([sy, qy], 1))
     theta0 = learner.initial_params()
     for key, p in learner.theta0.items():
-        name = key.replace("__", ".")
+        name = param_name(key)
         expected = theta0[name].detach() - adapted[name].detach().mean(0)
         torch.testing.assert_close(p.grad, expected, atol=1e-6, rtol=1e-5)
     # So an SGD step (theta0 -= lr * grad) moves theta0 toward the adapted mean.
     before = {n: p.detach().clone() for n, p in learner.theta0.items()}
     torch.optim.SGD(learner.parameters(), lr=0.5).step()
     for key, p in learner.theta0.items():
-        target = adapted[key.replace("__", ".")].detach().mean(0)
+        target = adapted[param_name(key)].detach().mean(0)
         assert torch.norm(p.detach() - target) < torch.norm(before[key] - target)
 
 
@@ -273,18 +273,18 @@ def test_reptile_evaluation_adapts_on_support_only():
     sx, sy, qx, qy = _tasks()
     expected = learner.predict_batch(learner.adapt_batch(sx, sy), qx)
     torch.testing.assert_close(learner(sx, sy, qx, qy), expected)
-    assert learner.outer_loss(torch.tensor(2.0)) == 2.0
+    assert learner.outer_loss(torch.tensor(2.0), {}) == 2.0
 
 
 def test_pooled_training_loss_weights_support_and_query():
     learner = _learner("none").train()
     sx, sy, qx, qy = _tasks(support=6, query=2)
-    pred = learner(sx, sy, qx)
+    pred, terms = learner(sx, sy, qx)
     query_loss = torch.nn.functional.mse_loss(pred, qy)
     theta0 = learner.initial_params()
     support = torch.mean((functional_forward(theta0, sx.flatten(0, 1)) - sy.flatten(0, 1)) ** 2)
     expected = (6 * support + 2 * query_loss) / 8
-    torch.testing.assert_close(learner.outer_loss(query_loss), expected)
+    torch.testing.assert_close(learner.outer_loss(query_loss, terms), expected)
 
 
 def test_unknown_meta_learner():

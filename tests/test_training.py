@@ -55,9 +55,9 @@ def test_progress_lines_show_time_left_and_verbose_zero_is_silent(
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"tasks_per_epoch": 0}, "tasks_per_epoch must be None or a positive integer"),
-        ({"n_iter_no_change": 1.5}, "n_iter_no_change must be None or a positive integer"),
-        ({"max_time": -1.0}, "max_time must be None or a positive number"),
+        ({"tasks_per_epoch": 0}, "tasks_per_epoch must be None or an integer >= 1"),
+        ({"n_iter_no_change": 1.5}, "n_iter_no_change must be None or an integer >= 1"),
+        ({"max_time": -1.0}, "max_time must be None or a number in \\(0.0, inf\\)"),
     ],
 )
 def test_training_control_options_are_checked(airline, tiny, params, match):

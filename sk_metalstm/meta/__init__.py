@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sk_metalstm._validation import check_choice
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.lstm_rule import LSTMRuleLearner
 from sk_metalstm.meta.maml import MAMLLearner
@@ -39,11 +40,7 @@ def make_meta_learner(name: str, base: LSTMNetwork, **options: Any) -> MetaLearn
     """Build the meta-learner called ``name`` starting from ``base``'s weights.
 
     ``options`` are ``inner_steps``, ``first_order``, ``vectorize`` and
-    ``inner_lr``; learners without an inner learning rate ignore it.
+    ``inner_lr``, which every learner takes (and ignores where unused).
     """
-    if name not in META_LEARNERS:
-        raise ValueError(f"Unknown meta_learner {name!r}; choose one of {sorted(META_LEARNERS)}.")
-    cls = META_LEARNERS[name]
-    if cls is PooledLearner:
-        options.pop("inner_lr", None)
-    return cls(base, **options)
+    check_choice("meta_learner", name, META_LEARNERS)
+    return META_LEARNERS[name](base, **options)

@@ -10,7 +10,7 @@ one sample is one task.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -18,9 +18,20 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
-__all__ = ["MetaLearner", "Params", "support_loss"]
+__all__ = ["MetaLearner", "Params", "TrainingOutput", "param_name", "support_loss"]
 
 Params = dict[str, Tensor]
+
+
+class TrainingOutput(NamedTuple):
+    """``forward``'s result while training, when the loss needs more than the query.
+
+    ``MetaNet`` scores ``prediction`` against the query targets and hands the
+    query loss with ``terms`` to the learner's ``outer_loss``.
+    """
+
+    prediction: Tensor
+    terms: dict[str, Any]
 
 
 def _to_key(name: str) -> str:
@@ -28,7 +39,8 @@ def _to_key(name: str) -> str:
     return name.replace(".", "__")
 
 
-def _to_name(key: str) -> str:
+def param_name(key: str) -> str:
+    """The network parameter name (``"lstm.weight_ih_l0"``) of a ``ParameterDict`` key."""
     return key.replace("__", ".")
 
 
@@ -40,7 +52,7 @@ def support_loss(params: Params, x: Tensor, y: Tensor) -> Tensor:
 class MetaLearner(nn.Module):
     """Base class: learned initial weights plus an ``inner_steps``-step update rule.
 
-    Subclasses implement ``init_state`` and ``update``; everything that touches
+    Subclasses override ``init_state`` and ``update``; everything that touches
     ``vmap``, ``grad`` and no-grad callers lives here once.
 
     Parameters
@@ -55,6 +67,9 @@ class MetaLearner(nn.Module):
     vectorize : bool
         Batch tasks with ``torch.func.vmap``; ``False`` loops over tasks in
         Python (the reference the throughput benchmark compares against).
+    inner_lr : float
+        Step size of the default update rule (a plain gradient step), or the
+        starting value of a learned one. Learners without steps ignore it.
     """
 
     #: Whether meta-training changes anything (False for fixed rules).
@@ -73,6 +88,7 @@ class MetaLearner(nn.Module):
         inner_steps: int = 5,
         first_order: bool = True,
         vectorize: bool = True,
+        inner_lr: float = 0.1,
     ) -> None:
         super().__init__()
         self.theta0 = nn.ParameterDict(
@@ -81,6 +97,7 @@ class MetaLearner(nn.Module):
         self.inner_steps = inner_steps
         self.first_order = first_order
         self.vectorize = vectorize
+        self.inner_lr = inner_lr
 
     # -- the pieces subclasses define ------------------------------------------
     def init_state(self, params: Params) -> Any:
@@ -90,13 +107,17 @@ class MetaLearner(nn.Module):
     def update(
         self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
     ) -> tuple[Params, Any]:
-        """One application of the update rule."""
-        raise NotImplementedError
+        """One application of the update rule: by default a gradient step of ``inner_lr``.
+
+        That is the rule of MAML, Reptile and plain fine-tuning; learned rules
+        override it.
+        """
+        return {n: p - self.inner_lr * grads[n] for n, p in params.items()}, state
 
     # -- shared machinery ------------------------------------------------------
     def initial_params(self) -> Params:
         """``theta0`` as a dict keyed like ``LSTMNetwork.named_parameters()``."""
-        return {_to_name(k): v for k, v in self.theta0.items()}
+        return {param_name(k): v for k, v in self.theta0.items()}
 
     def adapt(self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None) -> Params:
         """Adapt ``theta0`` to one task (unbatched; ``vmap`` adds the task axis)."""
@@ -194,10 +215,14 @@ class MetaLearner(nn.Module):
         Shapes: ``support_x`` (tasks, S, L, F), ``support_y`` (tasks, S, h),
         ``query_x`` (tasks, Q, L, F); returns (tasks, Q, h). ``query_y`` is
         ignored except by Reptile's training step, which adapts on all of a
-        training task's windows.
+        training task's windows. Learners whose training loss needs more
+        return a ``TrainingOutput`` while training.
         """
         return self.predict_batch(self.adapt_batch(support_x, support_y), query_x)
 
-    def outer_loss(self, query_loss: Tensor) -> Tensor:
-        """Training loss from the query loss (hook for Reptile and pooling)."""
+    def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
+        """Training loss from the query loss and ``forward``'s ``TrainingOutput.terms``.
+
+        The query loss itself by default; Reptile and the pooled learner shape it.
+        """
         return query_loss

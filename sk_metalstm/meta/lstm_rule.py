@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.meta.base import MetaLearner, Params, param_name
 
 __all__ = ["LSTMRuleLearner", "preprocess"]
 
@@ -56,8 +56,6 @@ class LSTMRuleLearner(MetaLearner):
     ----------
     *args, **kwargs
         Passed to ``MetaLearner``.
-    inner_lr : float
-        Initial value of the per-coordinate base step ``alpha``.
     gate_hidden : int
         Width of the shared coordinate-wise gate network.
     embedding_dim : int
@@ -69,7 +67,6 @@ class LSTMRuleLearner(MetaLearner):
     def __init__(
         self,
         *args: Any,
-        inner_lr: float = 0.1,
         gate_hidden: int = 16,
         embedding_dim: int = 4,
         momentum: float = 0.9,
@@ -78,7 +75,7 @@ class LSTMRuleLearner(MetaLearner):
         super().__init__(*args, **kwargs)
         self.momentum = momentum
         sizes = [p.numel() for p in self.theta0.values()]
-        self.alpha = nn.Parameter(torch.full((sum(sizes),), float(inner_lr)))
+        self.alpha = nn.Parameter(torch.full((sum(sizes),), float(self.inner_lr)))
         self.tensor_embedding = nn.Parameter(0.1 * torch.randn(len(sizes), embedding_dim))
         self.register_buffer(
             "tensor_index",
@@ -96,7 +93,7 @@ class LSTMRuleLearner(MetaLearner):
         return torch.cat([params[n].reshape(-1) for n in self._names()])
 
     def _names(self) -> list[str]:
-        return [k.replace("__", ".") for k in self.theta0]
+        return [param_name(k) for k in self.theta0]
 
     def init_state(self, params: Params) -> dict[str, Tensor]:
         """Zero momentum, neutral previous gates, no previous loss."""

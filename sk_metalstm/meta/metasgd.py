@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.meta.base import MetaLearner, Params, param_name
 
 __all__ = ["MetaSGDLearner"]
 
@@ -19,15 +19,15 @@ class MetaSGDLearner(MetaLearner):
     meta-training the rule is MAML's.
     """
 
-    def __init__(self, *args: Any, inner_lr: float = 0.1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.alpha = nn.ParameterDict(
-            {k: nn.Parameter(torch.full_like(p, inner_lr)) for k, p in self.theta0.items()}
+            {k: nn.Parameter(torch.full_like(p, self.inner_lr)) for k, p in self.theta0.items()}
         )
 
     def update(
         self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
     ) -> tuple[Params, Any]:
         """Gradient step with learned per-weight step sizes."""
-        alpha = {k.replace("__", "."): a for k, a in self.alpha.items()}
+        alpha = {param_name(k): a for k, a in self.alpha.items()}
         return {n: p - alpha[n] * grads[n] for n, p in params.items()}, state

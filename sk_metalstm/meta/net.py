@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from skorch import NeuralNet
 
+from sk_metalstm.meta.base import TrainingOutput
+
 __all__ = ["MetaNet"]
 
 
@@ -19,10 +21,17 @@ class MetaNet(NeuralNet):
     """
 
     def get_loss(
-        self, y_pred: torch.Tensor, y_true: torch.Tensor, X: Any = None, training: bool = False
+        self,
+        y_pred: torch.Tensor | TrainingOutput,
+        y_true: torch.Tensor,
+        X: Any = None,
+        training: bool = False,
     ) -> torch.Tensor:
         """Query-set MSE, passed through the learner's ``outer_loss`` when training."""
+        terms: dict[str, Any] = {}
+        if isinstance(y_pred, TrainingOutput):
+            y_pred, terms = y_pred
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if training:
-            loss = self.module_.outer_loss(loss)
+            loss = self.module_.outer_loss(loss, terms)
         return loss

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.meta.base import MetaLearner, Params, TrainingOutput
 from sk_metalstm.networks import network_like
 
 __all__ = ["PooledLearner", "FineTuneLearner"]
@@ -47,22 +47,23 @@ class PooledLearner(MetaLearner):
         support_y: Tensor,
         query_x: Tensor,
         query_y: Tensor | None = None,
-    ) -> Tensor:
+    ) -> Tensor | TrainingOutput:
         """Predict query windows with the shared weights."""
         params = self.initial_params()
-        if self.training:
-            # Pooled training fits every window of the task, not only the query.
-            support_loss = torch.mean((_predict_windows(params, support_x) - support_y) ** 2)
-            self._support_term = (support_loss, support_y.shape[1], query_x.shape[1])
-        return _predict_windows(params, query_x)
+        prediction = _predict_windows(params, query_x)
+        if not self.training:
+            return prediction
+        # Pooled training fits every window of the task, not only the query.
+        support = torch.mean((_predict_windows(params, support_x) - support_y) ** 2)
+        counts = (support_y.shape[1], query_x.shape[1])
+        return TrainingOutput(prediction, {"support_loss": support, "counts": counts})
 
-    def outer_loss(self, query_loss: Tensor) -> Tensor:
+    def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
         """Mean of support and query losses, weighted by their window counts."""
-        term = self.__dict__.pop("_support_term", None)
-        if term is None:
+        if "support_loss" not in terms:
             return query_loss
-        support_loss, n_support, n_query = term
-        return (n_support * support_loss + n_query * query_loss) / (n_support + n_query)
+        n_support, n_query = terms["counts"]
+        return (n_support * terms["support_loss"] + n_query * query_loss) / (n_support + n_query)
 
 
 class FineTuneLearner(MetaLearner):
@@ -73,13 +74,3 @@ class FineTuneLearner(MetaLearner):
     """
 
     trainable = False
-
-    def __init__(self, *args: Any, inner_lr: float = 0.1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.inner_lr = inner_lr
-
-    def update(
-        self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
-    ) -> tuple[Params, Any]:
-        """Gradient step with a fixed learning rate."""
-        return {n: p - self.inner_lr * grads[n] for n, p in params.items()}, state

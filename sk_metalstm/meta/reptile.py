@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.meta.base import MetaLearner, TrainingOutput
 
 __all__ = ["ReptileLearner"]
 
@@ -27,23 +27,13 @@ class ReptileLearner(MetaLearner):
     outer_optimizer = torch.optim.SGD
     default_outer_lr = 0.5
 
-    def __init__(self, *args: Any, inner_lr: float = 0.1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.inner_lr = inner_lr
-
-    def update(
-        self, params: Params, grads: Params, loss: Tensor, state: Any, step: int
-    ) -> tuple[Params, Any]:
-        """Gradient step with the fixed inner learning rate."""
-        return {n: p - self.inner_lr * grads[n] for n, p in params.items()}, state
-
     def forward(
         self,
         support_x: Tensor,
         support_y: Tensor,
         query_x: Tensor,
         query_y: Tensor | None = None,
-    ) -> Tensor:
+    ) -> Tensor | TrainingOutput:
         """Adapt (on all task windows when training) and predict the query set."""
         if not self.training or query_y is None:
             return super().forward(support_x, support_y, query_x)
@@ -53,14 +43,12 @@ class ReptileLearner(MetaLearner):
         adapted = {n: p.detach() for n, p in adapted.items()}
         theta0 = self.initial_params()
         n_tasks = support_x.shape[0]
-        self._surrogate = (
-            sum(0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0) / n_tasks
-        )
-        return self.predict_batch(adapted, query_x)
+        surrogate = sum(0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0) / n_tasks
+        return TrainingOutput(self.predict_batch(adapted, query_x), {"surrogate": surrogate})
 
-    def outer_loss(self, query_loss: Tensor) -> Tensor:
+    def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
         """Report the query loss; take the gradient of Reptile's surrogate."""
-        surrogate = self.__dict__.pop("_surrogate", None)
-        if surrogate is None:
+        if "surrogate" not in terms:
             return query_loss
+        surrogate = terms["surrogate"]
         return query_loss.detach() + surrogate - surrogate.detach()

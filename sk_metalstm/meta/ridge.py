@@ -47,11 +47,9 @@ class RidgeHeadLearner(MetaLearner):
     prior_precision : float
         Starting value of every feature's prior precision ``lambda_j`` (in units
         of support windows: 10 weighs the prior like 10 windows).
-    inner_lr : float or None
-        Ignored: a closed-form head takes no gradient steps.
     **kwargs
-        ``inner_steps``, ``first_order``, ``vectorize`` of every learner
-        (unused here: there are no inner steps).
+        ``inner_steps``, ``first_order``, ``vectorize``, ``inner_lr`` of every
+        learner (unused here: a closed-form head takes no gradient steps).
     """
 
     #: One batched solve serves any number of series.
@@ -73,7 +71,6 @@ class RidgeHeadLearner(MetaLearner):
         base: LSTMNetwork,
         n_lags: int = 5,
         prior_precision: float = 10.0,
-        inner_lr: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(base, **kwargs)

@@ -182,8 +182,10 @@ def meta_train(
         deadline = None
         if budget is not None:
             # The pooled phase may use its share of the budget; the meta phase the rest.
-            share = 1.0 if phase != "pooled" or name == "none" else base_epochs / max(
-                base_epochs + meta_epochs, 1
+            share = (
+                1.0
+                if phase != "pooled" or name == "none"
+                else base_epochs / max(base_epochs + meta_epochs, 1)
             )
             deadline = start + budget * share
         net = build_meta_net(
