@@ -5,6 +5,8 @@ covariates of the *next* time point ``t + 1``: covariates are known in advance
 (calendar effects, other assets' lagged returns), so the last input row of a
 forecast carries the covariates of the first forecast step. That row is filled
 in at predict time from the ``X`` passed to ``predict``.
+
+``X`` is split per instance the way ``y`` is (``sk_metalstm._series``).
 """
 
 from __future__ import annotations
@@ -13,21 +15,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sktime.forecasting.base import ForecastingHorizon
 
-__all__ = ["instance_frames", "feature_matrix", "check_exogenous"]
+from sk_metalstm._series import SINGLE, instance_frames, where
 
-
-def instance_frames(X: pd.DataFrame, single_key: Any) -> dict[Any, pd.DataFrame]:
-    """One DataFrame per instance of ``X`` (``single_key`` for a plain frame)."""
-    if not isinstance(X.index, pd.MultiIndex):
-        return {single_key: X}
-    levels = list(range(X.index.nlevels - 1))
-    frames = {}
-    for key, group in X.groupby(level=levels, sort=False):
-        if isinstance(key, tuple) and len(key) == 1:
-            key = key[0]
-        frames[key] = group.droplevel(levels)
-    return frames
+__all__ = [
+    "check_columns",
+    "check_exogenous",
+    "exogenous_pieces",
+    "feature_matrix",
+    "first_step_covariates",
+]
 
 
 def check_exogenous(X: pd.DataFrame, where: str) -> None:
@@ -74,3 +72,61 @@ def feature_matrix(
     features = np.full((len(increments), X.shape[1]), np.nan)
     features[:-1] = X.loc[next_times].to_numpy(dtype=np.float64)
     return np.column_stack([increments, features])
+
+
+def exogenous_pieces(X: pd.DataFrame | None, keys: list[Any]) -> dict[Any, pd.DataFrame | None]:
+    """The covariates of each series in ``keys`` (``None`` without ``X``)."""
+    if X is None:
+        return dict.fromkeys(keys)
+    check_exogenous(X, "")
+    frames = instance_frames(X)
+    pieces = {}
+    for key in keys:
+        # A multi-column pretrain panel names series (instance..., column).
+        owner = key if key in frames else (key[:-1] if len(key) > 2 else key[0])
+        if owner not in frames:
+            raise ValueError(f"X has no rows for instance {key!r} of y.")
+        pieces[key] = frames[owner]
+    return pieces
+
+
+def check_columns(expected: list[str] | None, X: pd.DataFrame | None) -> None:
+    """``X`` must have the columns the meta-learner was trained with (or be absent)."""
+    given = None if X is None else list(X.columns)
+    if expected is not None and given is None:
+        raise ValueError(
+            f"The meta-learner was trained with exogenous X (columns {expected}); "
+            "pass X with the same columns."
+        )
+    if expected is None and given is not None:
+        raise ValueError(
+            "The meta-learner was trained without exogenous X, so X cannot be "
+            "used; pretrain with X, or leave X out."
+        )
+    if expected != given:
+        raise ValueError(f"X has columns {given}, but the meta-learner expects {expected}.")
+
+
+def first_step_covariates(
+    X: pd.DataFrame, cutoffs: dict[Any, pd.Index], freq: Any
+) -> dict[Any, np.ndarray]:
+    """Covariates of the first time point after each series' cutoff, from ``X``.
+
+    ``freq`` is the forecasting horizon's frequency (``None``: each cutoff's).
+    """
+    check_exogenous(X, " passed to predict")
+    frames = instance_frames(X)
+    rows = {}
+    for key, cutoff in cutoffs.items():
+        owner = key if key in frames else SINGLE
+        first = ForecastingHorizon(
+            [1], is_relative=True, freq=freq or getattr(cutoff, "freq", None)
+        )
+        t1 = first.to_absolute_index(cutoff)[0]
+        if owner not in frames or t1 not in frames[owner].index:
+            raise ValueError(
+                f"X{where(key)} has no row for {t1}, the first step after the cutoff; "
+                "X must cover the forecast period from that step on."
+            )
+        rows[key] = frames[owner].loc[t1].to_numpy(dtype=np.float64)
+    return rows

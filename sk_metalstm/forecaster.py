@@ -1,4 +1,10 @@
-"""MetaLSTMForecaster: sktime orchestration of pretrain (meta-train), fit (adapt), predict."""
+"""MetaLSTMForecaster: sktime orchestration of pretrain (meta-train), fit (adapt), predict.
+
+The work itself lives elsewhere: splitting and checking series
+(``_series``), covariates (``_exogenous``), per-series state
+(``_series_state``), meta-training (``meta.training``), adaptation and
+forecasting with a learner (``meta.adaptation``).
+"""
 
 from __future__ import annotations
 
@@ -7,95 +13,39 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from sktime.datatypes import get_cutoff
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
-from sk_metalstm._exogenous import check_exogenous, feature_matrix, instance_frames
+from sk_metalstm._exogenous import (
+    check_columns,
+    exogenous_pieces,
+    feature_matrix,
+    first_step_covariates,
+)
+from sk_metalstm._series import (
+    SINGLE,
+    check_common_frequency,
+    check_regular,
+    check_series,
+    split_instances,
+    where,
+)
+from sk_metalstm._series_state import SeriesState
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
 from sk_metalstm._validation import check_bool, check_choice, check_int, check_real
-from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
-from sk_metalstm.meta import META_LEARNERS, MetaLearner
+from sk_metalstm.exceptions import InvalidParameterError
+from sk_metalstm.meta import META_LEARNERS
+from sk_metalstm.meta.adaptation import adapt_to_supports, forecast_window
 from sk_metalstm.meta.state import MetaState
-from sk_metalstm.meta.tasks import with_feature_axis
 from sk_metalstm.meta.training import meta_train
 from sk_metalstm.windowing import (
     TRANSFORMS,
     TaskLayout,
-    from_increments,
     resolve_transform,
     support_for_adaptation,
     to_increments,
 )
 
 __all__ = ["MetaLSTMForecaster"]
-
-_SINGLE = "__single_series__"
-
-
-def _where(key: Any) -> str:
-    """`` (instance 'a')`` for panel series, empty for a single series (error messages)."""
-    return "" if key == _SINGLE else f" (instance {key!r})"
-
-
-def _instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
-    """Split a series or a (hierarchical) panel into one ``pd.Series`` per instance.
-
-    A panel with several columns (accepted by ``pretrain``) gives one series per
-    (instance, column).
-    """
-    if isinstance(y, pd.Series):
-        return {_SINGLE: y}
-    if not isinstance(y.index, pd.MultiIndex):
-        return {_SINGLE: y.iloc[:, 0]}
-    levels = list(range(y.index.nlevels - 1))
-    pieces = {}
-    for key, group in y.groupby(level=levels, sort=False):
-        group = group.droplevel(levels)
-        if isinstance(key, tuple) and len(key) == 1:
-            key = key[0]  # pandas gives 1-tuples; key instances by their name
-        for column in y.columns:
-            name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
-            pieces[name] = group[column]
-    return pieces
-
-
-def _frequency(index: pd.Index) -> pd.DateOffset | None:
-    """The time frequency of ``index``: its own, else inferred; ``None`` if irregular."""
-    freq = getattr(index, "freq", None)
-    if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
-        try:
-            freq = pd.infer_freq(index)
-        except (TypeError, ValueError):
-            freq = None
-    return None if freq is None else pd.tseries.frequencies.to_offset(freq)
-
-
-def _check_regular(index: pd.Index, where: str) -> None:
-    """Forecast dates need a frequency: reject a DatetimeIndex without one."""
-    if isinstance(index, pd.DatetimeIndex) and _frequency(index) is None:
-        raise ValueError(
-            f"The series{where} has an irregular DatetimeIndex (no freq, and none can be "
-            "inferred, e.g. dates missing from a business-day series), so forecast dates "
-            "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
-            "RangeIndex (y.reset_index(drop=True))."
-        )
-
-
-def _check_common_frequency(pieces: dict[Any, pd.Series]) -> None:
-    """Reject a panel whose series have different (known) time frequencies."""
-    frequencies = {}
-    for key, series in pieces.items():
-        freq = _frequency(series.index)
-        if freq is not None:
-            frequencies.setdefault(freq.freqstr, key)
-    if len(frequencies) > 1:
-        found = ", ".join(f"{f!r} (e.g. instance {k!r})" for f, k in frequencies.items())
-        raise ValueError(
-            f"The series of the panel have different frequencies: {found}. A panel "
-            "forecast needs one frequency; resample the series to a common one, or fit "
-            "one forecaster per frequency (pretrain may mix frequencies)."
-        )
 
 
 class MetaLSTMForecaster(BaseForecaster):
@@ -236,7 +186,7 @@ class MetaLSTMForecaster(BaseForecaster):
     adapted_params_ : dict
         Adapted parameters per series (key ``None`` for a single series):
         network weights, or the ridge head (``"ridge.weight"``) for
-        ``"ridge"``.
+        ``"ridge"``. Read-only, from the per-series state.
 
     Examples
     --------
@@ -349,9 +299,14 @@ class MetaLSTMForecaster(BaseForecaster):
             check_int(name, getattr(self, name), 1)
         for name in ("inner_steps", "max_epochs", "base_max_epochs", "verbose"):
             check_int(name, getattr(self, name), 0)
-        for name in ("horizon", "task_stride", "tasks_per_epoch", "n_iter_no_change"):
+        for name in (
+            "horizon",
+            "task_stride",
+            "tasks_per_epoch",
+            "n_iter_no_change",
+            "num_threads",
+        ):
             check_int(name, getattr(self, name), 1, allow_none=True)
-        check_int("num_threads", self.num_threads, 1, allow_none=True)
         check_int("adapt_steps", self.adapt_steps, 0, allow_none=True)
         check_choice("meta_learner", self.meta_learner, META_LEARNERS)
         check_choice("transform", self.transform, TRANSFORMS)
@@ -406,105 +361,48 @@ class MetaLSTMForecaster(BaseForecaster):
             centre=self.transform == "none",
         )
 
-    @property
-    def _min_length(self) -> int:
+    def _split_series(self, y: Any, same_frequency: bool = True) -> dict[Any, pd.Series]:
+        """One checked ``pd.Series`` per instance.
+
+        ``same_frequency`` rejects irregular dates, and panels whose series have
+        different frequencies (their forecasts would need one horizon each);
+        ``pretrain`` allows both, since tasks are cut from each series alone.
+        """
+        pieces = split_instances(y)
         # One complete window of increments, plus the level the first one needs.
-        return self.window_length + self._horizon + (self.transform != "none")
-
-    def _split_series(
-        self, y: pd.Series | pd.DataFrame, same_frequency: bool = True
-    ) -> dict[Any, pd.Series]:
-        """One ``pd.Series`` per instance, each validated.
-
-        ``same_frequency`` rejects panels whose series have different time
-        frequencies: their forecasts would need one horizon per series.
-        ``pretrain`` allows them, since tasks are cut from each series alone.
-        """
-        pieces = _instances(y)
+        needs_level = self.transform != "none"
+        min_length = self.window_length + self._horizon + needs_level
+        rule = "window_length + horizon" + (" + 1" if needs_level else "")
         if not pieces:
-            raise ValueError(
-                f"y is empty; MetaLSTMForecaster needs at least {self._min_length} points "
-                "per series."
-            )
+            raise ValueError(f"y is empty; MetaLSTMForecaster needs at least {min_length} points.")
         for key, series in pieces.items():
-            self._check_series(series, _where(key))
-        if same_frequency:
-            for key, series in pieces.items():
-                _check_regular(series.index, _where(key))
-            if len(pieces) > 1:
-                _check_common_frequency(pieces)
+            check_series(series, key, min_length, rule)
+            if same_frequency:
+                check_regular(series.index, key)
+        if same_frequency and len(pieces) > 1:
+            check_common_frequency(pieces)
         return pieces
 
-    def _check_series(self, series: pd.Series, where: str) -> None:
-        values = series.to_numpy(dtype=np.float64)
-        if len(values) == 0:
-            raise ValueError(
-                f"Series{where} is empty; MetaLSTMForecaster needs at least "
-                f"window_length + horizon{' + 1' if self.transform != 'none' else ''} = "
-                f"{self._min_length} points."
-            )
-        if len(values) < self._min_length:
-            raise ValueError(
-                f"Series{where} has {len(values)} points; MetaLSTMForecaster needs at "
-                f"least window_length + horizon{' + 1' if self.transform != 'none' else ''}"
-                f" = {self._min_length}."
-            )
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"Series{where} contains NaN or infinite values.")
-        if not series.index.is_unique:
-            raise ValueError(f"Series{where} has a duplicated time index.")
-        if not series.index.is_monotonic_increasing:
-            raise ValueError(f"Series{where} has an unsorted time index; sort it first.")
-        if np.ptp(values) == 0:
-            raise ValueError(
-                f"Series{where} is constant; there is nothing to forecast beyond its value."
-            )
-
-    def _features(
-        self, levels: pd.Series, X: pd.DataFrame | None, key: Any, kind: str | None = None
-    ) -> tuple[np.ndarray, str]:
-        """Increments of ``levels`` (with next-step covariates from ``X``) and the transform.
-
-        ``kind`` is the transform already resolved for the series; by default it
-        is resolved from ``levels``.
-        """
-        values = levels.to_numpy(dtype=np.float64)
-        if kind is None:
-            kind = resolve_transform(values, self.transform)
-        times = levels.index if kind == "none" else levels.index[1:]
-        return feature_matrix(to_increments(values, kind), times, X, _where(key)), kind
-
-    def _exogenous_pieces(
-        self, X: pd.DataFrame | None, keys: list[Any]
-    ) -> dict[Any, pd.DataFrame | None]:
-        """The covariates of each series in ``keys`` (``None`` without ``X``)."""
-        if X is None:
-            return dict.fromkeys(keys)
-        check_exogenous(X, "")
-        frames = instance_frames(X, _SINGLE)
-        pieces = {}
-        for key in keys:
-            # A multi-column pretrain panel names series (instance..., column).
-            owner = key if key in frames else (key[:-1] if len(key) > 2 else key[0])
-            if owner not in frames:
-                raise ValueError(f"X has no rows for instance {key!r} of y.")
-            pieces[key] = frames[owner]
-        return pieces
+    @property
+    def _exog_columns(self) -> list[str] | None:
+        return self.pretrained_state_.config.get("exog_columns")
 
     # ---------------------------------------------------------- meta-training
-    def _meta_train(
-        self,
-        pieces: dict[Any, pd.Series],
-        x_pieces: dict[Any, pd.DataFrame | None],
-        warm_start: MetaState | None,
-    ) -> MetaState:
-        features = [self._features(s, x_pieces[k], k)[0] for k, s in pieces.items()]
+    def _meta_train(self, y: Any, X: Any, warm_start: MetaState | None) -> MetaState:
+        pieces = self._split_series(y, same_frequency=False)
+        x_pieces = exogenous_pieces(X, list(pieces))
+        features = []
+        for key, series in pieces.items():
+            values = series.to_numpy(dtype=np.float64)
+            kind = resolve_transform(values, self.transform)
+            times = series.index if kind == "none" else series.index[1:]
+            z = feature_matrix(to_increments(values, kind), times, x_pieces[key], where(key))
+            features.append(z)
         config = self.get_params(deep=False)
         for key in ("pretrained", "callbacks"):
             config.pop(key)
         config["horizon"] = self._horizon
-        first_x = next(iter(x_pieces.values()))
-        config["exog_columns"] = None if first_x is None else list(first_x.columns)
+        config["exog_columns"] = None if X is None else list(X.columns)
         with torch_runtime(seed_from(self.random_state), self.num_threads):
             return meta_train(
                 features,
@@ -519,9 +417,7 @@ class MetaLSTMForecaster(BaseForecaster):
         """Steps 1 and 2 on every series of the panel ``y``."""
         self._check_params()
         self._resolve_horizon(fh)
-        pieces = self._split_series(y, same_frequency=False)
-        x_pieces = self._exogenous_pieces(X, list(pieces))
-        self.pretrained_state_ = self._meta_train(pieces, x_pieces, warm_start=None)
+        self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
         return self
 
     def _pretrain_update(
@@ -532,30 +428,9 @@ class MetaLSTMForecaster(BaseForecaster):
         # the private horizon, so resolve it again (from the state).
         self._check_params()
         self._resolve_horizon(fh)
-        pieces = self._split_series(y, same_frequency=False)
-        x_pieces = self._exogenous_pieces(X, list(pieces))
-        self._check_exogenous_matches(X)
-        self.pretrained_state_ = self._meta_train(
-            pieces, x_pieces, warm_start=self.pretrained_state_
-        )
+        check_columns(self._exog_columns, X)
+        self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained_state_)
         return self
-
-    def _check_exogenous_matches(self, X: pd.DataFrame | None) -> None:
-        """``X`` must have the columns the meta-learner was trained with."""
-        expected = self.pretrained_state_.config.get("exog_columns")
-        given = None if X is None else list(X.columns)
-        if expected is not None and given is None:
-            raise ValueError(
-                f"The meta-learner was trained with exogenous X (columns {expected}); "
-                "pass X with the same columns."
-            )
-        if expected is None and given is not None:
-            raise ValueError(
-                "The meta-learner was trained without exogenous X, so X cannot be "
-                "used; pretrain with X, or leave X out."
-            )
-        if expected != given:
-            raise ValueError(f"X has columns {given}, but the meta-learner expects {expected}.")
 
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
@@ -573,198 +448,111 @@ class MetaLSTMForecaster(BaseForecaster):
         return cls(**{**settings, **params, "pretrained": state})
 
     # ------------------------------------------------------------ adaptation
-    def _fit(
-        self, y: pd.Series | pd.DataFrame, X: Any = None, fh: Any = None
-    ) -> MetaLSTMForecaster:
+    def _fit(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         self._check_params()
         self._resolve_horizon(fh, self.cutoff)
         pieces = self._split_series(y)
-        x_pieces = self._exogenous_pieces(X, list(pieces))
         if self.pretrained is not None:
             self.pretrained_state_ = self.pretrained
         elif not hasattr(self, "pretrained_state_"):
-            self.pretrained_state_ = self._meta_train(pieces, x_pieces, warm_start=None)
-        self._check_exogenous_matches(X)
+            self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
+        check_columns(self._exog_columns, X)
+        x_pieces = exogenous_pieces(X, list(pieces))
         self._is_panel = not isinstance(y, pd.Series)
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
         # The transform is chosen (and checked) on the whole series, once: its
         # tail alone could hide a non-positive price from "log_return".
-        self._kinds = {
-            k: resolve_transform(s.to_numpy(dtype=np.float64), self.transform)
-            for k, s in pieces.items()
-        }
-        self._tails = {k: self._tail(s) for k, s in pieces.items()}
-        self._x_tails = {
-            k: None if x is None else x.loc[x.index.intersection(self._tails[k].index)].copy()
-            for k, x in x_pieces.items()
-        }
-        self._adapt(list(self._tails))
+        states = [
+            SeriesState.start(
+                key,
+                series,
+                x_pieces[key],
+                resolve_transform(series.to_numpy(dtype=np.float64), self.transform),
+                self._keep,
+            )
+            for key, series in pieces.items()
+        ]
+        self._states = self._adapted(states)
         self._committed_cutoff = self._cutoff
         return self
 
-    def _tail(self, series: pd.Series) -> pd.Series:
+    @property
+    def _keep(self) -> int:
         # What adaptation and prediction ever read: support windows + one level.
-        keep = self.support_size + self.window_length + self._horizon
-        tail = series.iloc[-keep:].astype(np.float64)
-        if isinstance(tail.index, pd.DatetimeIndex) and tail.index.freq is None:
-            # Forecast dates come from the tail's frequency; a user's index may
-            # only imply one (fit checked that it does).
-            freq = _frequency(series.index)
-            tail.index = pd.DatetimeIndex(tail.index, freq=freq)
-        return tail.copy()
+        return self.support_size + self.window_length + self._horizon
 
-    def _adapt(self, keys: list[Any]) -> None:
-        """Adapt the learned initialisation to each series in ``keys``."""
-        learner: MetaLearner = self.pretrained_state_.learner
+    def _adapted(self, states: list[SeriesState]) -> dict[Any, SeriesState]:
+        """``states`` adapted by the learned update rule, keyed by series."""
+        layout = self._layout()
+        supports = [support_for_adaptation(state.features(), layout) for state in states]
         steps = self.adapt_steps
         if steps is None:
             steps = self.pretrained_state_.config["inner_steps"]
-        layout = self._layout()
-        device = resolve_device(self.device)
-        prepared = {}
-        for key in keys:
-            z, _ = self._features(self._tails[key], self._x_tails[key], key, self._kinds[key])
-            prepared[key] = support_for_adaptation(z, layout)
-        # Series with equally many support windows are adapted in one vmap call.
-        groups: dict[int, list[Any]] = {}
-        for key, task in prepared.items():
-            groups.setdefault(len(task["support_x"]), []).append(key)
-        adapted = {}
-        # Moving a module costs about a millisecond even when it is a no-op.
-        on_device = device != "cpu"
-        if on_device:
-            learner.to(device)
-        learner.eval()
-        try:
-            with torch_runtime(None, self.num_threads):
-                for group in groups.values():
-                    sx = torch.stack(
-                        [
-                            torch.from_numpy(with_feature_axis(prepared[k]["support_x"]))
-                            for k in group
-                        ]
-                    )
-                    sy = torch.stack([torch.from_numpy(prepared[k]["support_y"]) for k in group])
-                    params = learner.adapt_for_inference(sx.to(device), sy.to(device), steps)
-                    for i, key in enumerate(group):
-                        adapted[key] = {n: p[i].detach().cpu() for n, p in params.items()}
-        finally:
-            if on_device:
-                learner.cpu()
-        # Nothing is stored unless every series adapted to finite weights.
-        for key, params in adapted.items():
-            if not all(torch.isfinite(p).all() for p in params.values()):
-                raise TrainingDiverged(
-                    f"Adapting to the series{_where(key)} gave non-finite weights, so "
-                    "forecasts would be NaN. Lower inner_lr (for 'finetune', 'maml', "
-                    "'reptile') or adapt_steps, or check the series for extreme values."
-                )
-        if not hasattr(self, "adapted_params_"):
-            self.adapted_params_, self._scales = {}, {}
-        for key, params in adapted.items():
-            self.adapted_params_[self._public_key(key)] = params
-            self._scales[key] = (prepared[key]["loc"], prepared[key]["scale"])
+        params = adapt_to_supports(
+            self.pretrained_state_.learner,
+            supports,
+            steps=steps,
+            device=resolve_device(self.device),
+            num_threads=self.num_threads,
+            labels=[where(state.key) for state in states],
+        )
+        return {
+            state.key: state.adapted(support, p)
+            for state, support, p in zip(states, supports, params, strict=True)
+        }
 
-    @staticmethod
-    def _public_key(key: Any) -> Any:
-        return None if key == _SINGLE else key
+    @property
+    def adapted_params_(self) -> dict[Any, dict[str, Any]]:
+        """Adapted parameters per series (key ``None`` for a single series)."""
+        return {None if k == SINGLE else k: s.params for k, s in self._states.items()}
 
     # -------------------------------------------------------------- predict
-    def _central_increments(
-        self, key: Any, x_next: np.ndarray | None = None
-    ) -> tuple[np.ndarray, float]:
-        """Forecast increments for steps 1..horizon (user scale) and the support scale.
+    def _increments(self, state: SeriesState, x_next: np.ndarray | None) -> np.ndarray:
+        """Forecast increments for steps 1..horizon, in the series' own scale."""
+        out = forecast_window(
+            self.pretrained_state_.learner,
+            state.params,
+            state.scaled_window(self.window_length, x_next),
+            self.num_threads,
+        )
+        loc, scale = state.target_scale
+        return out * scale + loc
 
-        ``x_next`` holds the covariates of the first forecast step, when the
-        forecaster uses exogenous ``X``.
-        """
-        z, _ = self._features(self._tails[key], self._x_tails[key], key)
-        if x_next is not None:
-            z[-1, 1:] = x_next
-        loc, scale = self._scales[key]
-        window = (z[-self.window_length :] - loc) / scale
-        window = torch.as_tensor(with_feature_axis(window[None]), dtype=torch.float32)
-        params = self.adapted_params_[self._public_key(key)]
-        learner = self.pretrained_state_.learner
-        with torch.no_grad(), torch_runtime(None, self.num_threads):
-            out = learner.forecast(params, window)[0].numpy()
-        y_loc, y_scale = float(np.atleast_1d(loc)[0]), float(np.atleast_1d(scale)[0])
-        return out.astype(np.float64) * y_scale + y_loc, y_scale
-
-    def _next_covariates(self, X: pd.DataFrame | None) -> dict[Any, np.ndarray | None]:
-        """Covariates of the first time point after each series' cutoff, from ``X``."""
-        keys = list(self._tails)
-        if self.pretrained_state_.config.get("exog_columns") is None:
-            return dict.fromkeys(keys)
+    def _first_step_covariates(self, X: pd.DataFrame | None) -> dict[Any, np.ndarray | None]:
+        if self._exog_columns is None:
+            return dict.fromkeys(self._states)
         if X is None:
             raise ValueError(
                 "This forecaster uses exogenous X: pass X to predict, covering the "
                 "forecast period from the first step after the cutoff."
             )
-        self._check_exogenous_matches(X)
-        check_exogenous(X, " passed to predict")
-        frames = instance_frames(X, _SINGLE)
-        rows = {}
-        for key, tail in self._tails.items():
-            owner = key if key in frames else _SINGLE
-            first = ForecastingHorizon([1], is_relative=True, freq=self._fh_freq(tail))
-            t1 = first.to_absolute_index(get_cutoff(tail, return_index=True))[0]
-            if owner not in frames or t1 not in frames[owner].index:
-                raise ValueError(
-                    f"X{_where(key)} has no row for {t1}, the first step after the cutoff; "
-                    "X must cover the forecast period from that step on."
-                )
-            rows[key] = frames[owner].loc[t1].to_numpy(dtype=np.float64)
-        return rows
+        check_columns(self._exog_columns, X)
+        cutoffs = {key: state.cutoff for key, state in self._states.items()}
+        return first_step_covariates(X, cutoffs, getattr(self._fh, "freq", None))
 
-    def _fh_freq(self, tail: pd.Series) -> Any:
-        return getattr(self._fh, "freq", None) or getattr(tail.index, "freq", None)
-
-    def _to_levels(self, key: Any, increments: np.ndarray) -> np.ndarray:
-        """Map increments for steps 1..k (last axis) to levels; ``"none"`` is levels already."""
-        kind = self._kinds[key]
-        if kind == "none":
-            return increments
-        last = float(self._tails[key].iloc[-1])
-        with np.errstate(over="ignore"):  # reported below as a clear error
-            levels = np.apply_along_axis(
-                lambda inc: from_increments(last, inc, kind), -1, increments
-            )
-        if not np.all(np.isfinite(levels)):
-            raise ValueError(
-                f"The forecast of the series{_where(key)} is not finite in float64 (its "
-                f"last value is {last:.3g}): the series is too large to forecast on this "
-                "scale. Rescale it (e.g. divide by a power of ten) and refit."
-            )
-        return levels
-
-    def _per_series(self, fh: ForecastingHorizon) -> list[tuple[Any, np.ndarray, pd.Index]]:
-        """(key, steps, output index) for every fitted series."""
-        if not self._is_panel:
-            # The tail's cutoff carries the frequency that sktime's may lack
-            # (an update with one date cannot show one).
-            cutoff = get_cutoff(self._tails[_SINGLE], return_index=True)
-            steps, index = self._steps(fh, cutoff)
-            return [(_SINGLE, steps, index)]
-        names = self._panel_names[0]
+    def _per_series(self, fh: ForecastingHorizon) -> list[tuple[SeriesState, np.ndarray, Any]]:
+        """(state, steps, output index) for every fitted series."""
         out = []
-        for key, tail in self._tails.items():
-            # A relative fh counts from each series' own last point.
-            steps, index = self._steps(fh, get_cutoff(tail, return_index=True))
-            prefix = key if isinstance(key, tuple) else (key,)
-            multi = pd.MultiIndex.from_tuples([(*prefix, t) for t in index], names=names)
-            out.append((key, steps, multi))
+        for state in self._states.values():
+            # A relative fh counts from each series' own last point, whose
+            # cutoff carries the frequency sktime's may lack.
+            steps, index = self._steps(fh, state.cutoff)
+            if self._is_panel:
+                prefix = state.key if isinstance(state.key, tuple) else (state.key,)
+                index = pd.MultiIndex.from_tuples(
+                    [(*prefix, t) for t in index], names=self._panel_names[0]
+                )
+            out.append((state, steps, index))
         return out
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
-        x_next = self._next_covariates(X)
+        x_next = self._first_step_covariates(X)
         frames = []
-        for key, steps, index in self._per_series(fh):
-            values = self._to_levels(key, self._central_increments(key, x_next[key])[0])
-            values = values[steps - 1]
+        for state, steps, index in self._per_series(fh):
+            values = state.to_levels(self._increments(state, x_next[state.key]))[steps - 1]
             if not self._is_panel:
                 return pd.Series(values, index=index, name=self._y_name)
             frames.append(pd.DataFrame({self._panel_names[1][0]: values}, index=index))
@@ -783,18 +571,18 @@ class MetaLSTMForecaster(BaseForecaster):
         if residuals is None:
             raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
-        x_next = self._next_covariates(X)
+        x_next = self._first_step_covariates(X)
         frames = []
-        for key, steps, index in self._per_series(fh):
-            increments, scale = self._central_increments(key, x_next[key])
-            if self._kinds[key] == "none":
-                spread = np.quantile(residuals["step"], alpha, axis=0) * scale
-                values = increments[None, :] + spread
+        for state, steps, index in self._per_series(fh):
+            increments = self._increments(state, x_next[state.key])
+            scale = state.target_scale[1]
+            if state.kind == "none":
+                values = increments[None, :] + np.quantile(residuals["step"], alpha, axis=0) * scale
             else:
                 # Quantiles of the cumulated increments map monotonically to levels.
                 spread = np.quantile(residuals["cumulative"], alpha, axis=0) * scale
                 cumulative = np.cumsum(increments)[None, :] + spread
-                values = self._to_levels(key, np.diff(cumulative, axis=1, prepend=0.0))
+                values = state.to_levels(np.diff(cumulative, axis=1, prepend=0.0))
             frames.append(pd.DataFrame(values[:, steps - 1].T, index=index, columns=columns))
         return pd.concat(frames)
 
@@ -815,61 +603,41 @@ class MetaLSTMForecaster(BaseForecaster):
         return steps, fh.to_absolute_index(cutoff)
 
     # --------------------------------------------------------------- update
-    def _update(
-        self, y: pd.Series | pd.DataFrame, X: Any = None, update_params: bool = True
-    ) -> MetaLSTMForecaster:
+    def _update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:
         """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
-        # A failed update (bad data, diverging adaptation) leaves the forecaster as
-        # it was, cutoff included (sktime moves the cutoff before calling _update).
-        saved = dict(self._tails), dict(self._x_tails)
+        # New states replace the old only when every series succeeded; sktime
+        # moves the cutoff before calling _update, so a failure moves it back.
         try:
-            pieces = self._split_series_update(y)
-            uses_x = self.pretrained_state_.config.get("exog_columns") is not None
-            x_pieces = self._exogenous_pieces(X if uses_x else None, list(pieces))
-            if uses_x:
-                self._check_exogenous_matches(X)
-            self._append(pieces, x_pieces, uses_x)
-            if update_params:
-                self._adapt(list(pieces))
+            pieces = split_instances(y)
+            if self._exog_columns is not None:
+                check_columns(self._exog_columns, X)
+            x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
+            states = []
+            for key, series in pieces.items():
+                if key not in self._states:
+                    raise ValueError(f"update got an instance {key!r} that fit did not see.")
+                state = self._states[key]
+                self._check_update(series, state)
+                states.append(state.appended(series, x_pieces[key], self._keep))
+            new = self._adapted(states) if update_params else {s.key: s for s in states}
         except Exception:
-            self._tails, self._x_tails = saved
             if getattr(self, "_committed_cutoff", None) is not None:
                 self._set_cutoff(self._committed_cutoff)
             raise
+        self._states = {**self._states, **new}
         self._committed_cutoff = self._cutoff
         return self
 
-    def _append(
-        self,
-        pieces: dict[Any, pd.Series],
-        x_pieces: dict[Any, pd.DataFrame | None],
-        uses_x: bool,
-    ) -> None:
-        """Append new observations (and covariates) to each series' kept tail."""
-        for key, series in pieces.items():
-            if key not in self._tails:
-                raise ValueError(f"update got an instance {key!r} that fit did not see.")
-            combined = pd.concat([self._tails[key], series.astype(np.float64)])
-            combined = combined[~combined.index.duplicated(keep="last")].sort_index()
-            _check_regular(combined.index, _where(key))
-            self._tails[key] = self._tail(combined)
-            if uses_x:
-                x = pd.concat([self._x_tails[key], x_pieces[key]])
-                x = x[~x.index.duplicated(keep="last")].sort_index()
-                self._x_tails[key] = x.loc[x.index.intersection(self._tails[key].index)]
-
-    def _split_series_update(self, y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
-        pieces = _instances(y)
-        for key, series in pieces.items():
-            values = series.to_numpy(dtype=np.float64)
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"update data{_where(key)} contain NaN or infinite values.")
-            if self._kinds.get(key) == "log_return" and np.any(values <= 0):
-                raise ValueError(
-                    f"update data{_where(key)} have non-positive values, but the series "
-                    "was fitted with log-returns; refit with transform='difference'."
-                )
-        return pieces
+    @staticmethod
+    def _check_update(series: pd.Series, state: SeriesState) -> None:
+        values = series.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"update data{where(state.key)} contain NaN or infinite values.")
+        if state.kind == "log_return" and np.any(values <= 0):
+            raise ValueError(
+                f"update data{where(state.key)} have non-positive values, but the series "
+                "was fitted with log-returns; refit with transform='difference'."
+            )
 
     # ------------------------------------------------------------ test params
     @classmethod

@@ -1,0 +1,133 @@
+"""Series and panels as the forecaster reads them: one series per instance, checked.
+
+sktime hands a forecaster a ``pd.Series`` or a (hierarchical) panel with a
+``MultiIndex`` whose last level is time. These helpers split both (and the
+exogenous ``X`` that goes with them) into per-instance pieces, and check what
+forecasting needs of each: enough points, finite values, a sorted, unique and
+regular time index, one frequency across a panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SINGLE",
+    "check_common_frequency",
+    "check_regular",
+    "check_series",
+    "frequency",
+    "instance_frames",
+    "split_instances",
+    "where",
+]
+
+#: The key of the only series of non-panel data (never shown to users).
+SINGLE = "__single_series__"
+
+
+def where(key: Any) -> str:
+    """`` (instance 'a')`` for panel series, empty for a single series (error messages)."""
+    return "" if key == SINGLE else f" (instance {key!r})"
+
+
+def _instance_groups(data: pd.Series | pd.DataFrame) -> Iterator[tuple[Any, Any]]:
+    """(instance key, its rows indexed by time) for plain or panel ``data``."""
+    if not isinstance(data.index, pd.MultiIndex):
+        yield SINGLE, data
+        return
+    levels = list(range(data.index.nlevels - 1))
+    for key, group in data.groupby(level=levels, sort=False):
+        if isinstance(key, tuple) and len(key) == 1:
+            key = key[0]  # pandas gives 1-tuples; key instances by their name
+        yield key, group.droplevel(levels)
+
+
+def split_instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
+    """One ``pd.Series`` per instance of a series or a (hierarchical) panel.
+
+    A panel with several columns (accepted by ``pretrain``) gives one series per
+    (instance, column).
+    """
+    if isinstance(y, pd.Series):
+        return {SINGLE: y}
+    pieces = {}
+    for key, group in _instance_groups(y):
+        for column in y.columns:
+            name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
+            pieces[name] = group[column]
+    return pieces
+
+
+def instance_frames(X: pd.DataFrame) -> dict[Any, pd.DataFrame]:
+    """One covariate DataFrame per instance of ``X`` (``SINGLE`` for a plain frame)."""
+    return dict(_instance_groups(X))
+
+
+def check_series(series: pd.Series, key: Any, min_length: int, rule: str) -> None:
+    """Raise ``ValueError`` naming what makes ``series`` unusable for forecasting.
+
+    ``rule`` spells out ``min_length`` for the message (e.g.
+    ``"window_length + horizon + 1"``).
+    """
+    values = series.to_numpy(dtype=np.float64)
+    at = where(key)
+    if len(values) == 0:
+        raise ValueError(
+            f"Series{at} is empty; MetaLSTMForecaster needs at least {rule} = {min_length} points."
+        )
+    if len(values) < min_length:
+        raise ValueError(
+            f"Series{at} has {len(values)} points; MetaLSTMForecaster needs at least "
+            f"{rule} = {min_length}."
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"Series{at} contains NaN or infinite values.")
+    if not series.index.is_unique:
+        raise ValueError(f"Series{at} has a duplicated time index.")
+    if not series.index.is_monotonic_increasing:
+        raise ValueError(f"Series{at} has an unsorted time index; sort it first.")
+    if np.ptp(values) == 0:
+        raise ValueError(f"Series{at} is constant; there is nothing to forecast beyond its value.")
+
+
+def frequency(index: pd.Index) -> pd.DateOffset | None:
+    """The time frequency of ``index``: its own, else inferred; ``None`` if irregular."""
+    freq = getattr(index, "freq", None)
+    if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
+        try:
+            freq = pd.infer_freq(index)
+        except (TypeError, ValueError):
+            freq = None
+    return None if freq is None else pd.tseries.frequencies.to_offset(freq)
+
+
+def check_regular(index: pd.Index, key: Any) -> None:
+    """Forecast dates need a frequency: reject a DatetimeIndex without one."""
+    if isinstance(index, pd.DatetimeIndex) and frequency(index) is None:
+        raise ValueError(
+            f"The series{where(key)} has an irregular DatetimeIndex (no freq, and none can be "
+            "inferred, e.g. dates missing from a business-day series), so forecast dates "
+            "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
+            "RangeIndex (y.reset_index(drop=True))."
+        )
+
+
+def check_common_frequency(pieces: dict[Any, pd.Series]) -> None:
+    """Reject a panel whose series have different (known) time frequencies."""
+    frequencies: dict[str, Any] = {}
+    for key, series in pieces.items():
+        freq = frequency(series.index)
+        if freq is not None:
+            frequencies.setdefault(freq.freqstr, key)
+    if len(frequencies) > 1:
+        found = ", ".join(f"{f!r} (e.g. instance {k!r})" for f, k in frequencies.items())
+        raise ValueError(
+            f"The series of the panel have different frequencies: {found}. A panel "
+            "forecast needs one frequency; resample the series to a common one, or fit "
+            "one forecaster per frequency (pretrain may mix frequencies)."
+        )

@@ -1,0 +1,130 @@
+"""What the forecaster keeps of each fitted series between calls.
+
+One immutable record per series: the most recent levels (and covariates) that
+adaptation and prediction read, the transform chosen for the series, the
+support-set scaling and the adapted parameters. ``update`` builds new records
+and swaps them in only when every series succeeded, so a failed update
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sktime.datatypes import get_cutoff
+
+from sk_metalstm._exogenous import feature_matrix
+from sk_metalstm._series import check_regular, frequency, where
+from sk_metalstm.meta.base import Params
+from sk_metalstm.windowing import from_increments, to_increments
+
+__all__ = ["SeriesState"]
+
+
+def _last(frame: Any, keep: int) -> Any:
+    """The last ``keep`` rows as float64, with a DatetimeIndex's implied frequency set."""
+    tail = frame.iloc[-keep:].astype(np.float64)
+    if isinstance(tail.index, pd.DatetimeIndex) and tail.index.freq is None:
+        # Forecast dates come from the tail's frequency; a user's index may
+        # only imply one (fit checked that it does).
+        tail.index = pd.DatetimeIndex(tail.index, freq=frequency(frame.index))
+    return tail.copy()
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """One fitted series.
+
+    Attributes
+    ----------
+    key : hashable
+        The series' instance key (``SINGLE`` for a single series).
+    tail : pd.Series
+        The most recent levels: enough for the support windows plus one level.
+    x_tail : pd.DataFrame or None
+        Covariates at the times of ``tail`` (``None`` without exogenous ``X``).
+    kind : str
+        The transform resolved for the whole series (``"log_return"``...).
+    loc, scale : float or array, optional
+        Support-set scaling of the last adaptation.
+    params : dict, optional
+        Adapted parameters of the last adaptation.
+    """
+
+    key: Any
+    tail: pd.Series
+    x_tail: pd.DataFrame | None
+    kind: str
+    loc: Any = None
+    scale: Any = None
+    params: Params | None = None
+
+    @classmethod
+    def start(
+        cls, key: Any, series: pd.Series, x: pd.DataFrame | None, kind: str, keep: int
+    ) -> SeriesState:
+        """The state of a newly fitted series, not yet adapted."""
+        tail = _last(series, keep)
+        x_tail = None if x is None else x.loc[x.index.intersection(tail.index)].copy()
+        return cls(key, tail, x_tail, kind)
+
+    def appended(self, series: pd.Series, x: pd.DataFrame | None, keep: int) -> SeriesState:
+        """A copy with new observations appended (later values win on repeated times)."""
+        combined = pd.concat([self.tail, series.astype(np.float64)])
+        combined = combined[~combined.index.duplicated(keep="last")].sort_index()
+        check_regular(combined.index, self.key)
+        tail = _last(combined, keep)
+        x_tail = self.x_tail
+        if x is not None and x_tail is not None:
+            frames = pd.concat([x_tail, x])
+            frames = frames[~frames.index.duplicated(keep="last")].sort_index()
+            x_tail = frames.loc[frames.index.intersection(tail.index)]
+        return dataclasses.replace(self, tail=tail, x_tail=x_tail)
+
+    def adapted(self, support: dict[str, Any], params: Params) -> SeriesState:
+        """A copy with the scaling and parameters of a new adaptation."""
+        return dataclasses.replace(self, loc=support["loc"], scale=support["scale"], params=params)
+
+    def features(self, x_next: np.ndarray | None = None) -> np.ndarray:
+        """Increments of the tail, with next-step covariates (``x_next`` fills the last row)."""
+        values = self.tail.to_numpy(dtype=np.float64)
+        times = self.tail.index if self.kind == "none" else self.tail.index[1:]
+        z = feature_matrix(to_increments(values, self.kind), times, self.x_tail, where(self.key))
+        if x_next is not None:
+            z[-1, 1:] = x_next
+        return z
+
+    def scaled_window(self, window_length: int, x_next: np.ndarray | None = None) -> np.ndarray:
+        """The most recent input window, in the support set's scale."""
+        return (self.features(x_next)[-window_length:] - self.loc) / self.scale
+
+    @property
+    def target_scale(self) -> tuple[float, float]:
+        """(loc, scale) of the target column."""
+        return float(np.atleast_1d(self.loc)[0]), float(np.atleast_1d(self.scale)[0])
+
+    @property
+    def cutoff(self) -> pd.Index:
+        """The series' last time point, with its frequency."""
+        return get_cutoff(self.tail, return_index=True)
+
+    def to_levels(self, increments: np.ndarray) -> np.ndarray:
+        """Map increments for steps 1..k (last axis) to levels; ``"none"`` is levels already."""
+        if self.kind == "none":
+            return increments
+        last = float(self.tail.iloc[-1])
+        with np.errstate(over="ignore"):  # reported below as a clear error
+            levels = np.apply_along_axis(
+                lambda inc: from_increments(last, inc, self.kind), -1, increments
+            )
+        if not np.all(np.isfinite(levels)):
+            raise ValueError(
+                f"The forecast of the series{where(self.key)} is not finite in float64 (its "
+                f"last value is {last:.3g}): the series is too large to forecast on this "
+                "scale. Rescale it (e.g. divide by a power of ten) and refit."
+            )
+        return levels
