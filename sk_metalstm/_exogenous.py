@@ -108,12 +108,22 @@ def check_columns(expected: list[str] | None, X: pd.DataFrame | None) -> None:
 
 
 def first_step_covariates(
-    X: pd.DataFrame, cutoffs: dict[Any, pd.Index], freq: Any
-) -> dict[Any, np.ndarray]:
+    X: pd.DataFrame | None, expected: list[str] | None, cutoffs: dict[Any, pd.Index], freq: Any
+) -> dict[Any, np.ndarray | None]:
     """Covariates of the first time point after each series' cutoff, from ``X``.
 
-    ``freq`` is the forecasting horizon's frequency (``None``: each cutoff's).
+    ``expected`` are the columns the meta-learner was trained with (``None``:
+    no covariates); ``freq`` is the forecasting horizon's (``None``: each
+    cutoff's).
     """
+    if expected is None:
+        return dict.fromkeys(cutoffs)
+    if X is None:
+        raise ValueError(
+            "This forecaster uses exogenous X: pass X to predict, covering the "
+            "forecast period from the first step after the cutoff."
+        )
+    check_columns(expected, X)
     check_exogenous(X, " passed to predict")
     frames = instance_frames(X)
     rows = {}

@@ -17,6 +17,7 @@ import pandas as pd
 
 __all__ = [
     "SINGLE",
+    "checked_instances",
     "check_common_frequency",
     "check_regular",
     "check_series",
@@ -131,3 +132,23 @@ def check_common_frequency(pieces: dict[Any, pd.Series]) -> None:
             "forecast needs one frequency; resample the series to a common one, or fit "
             "one forecaster per frequency (pretrain may mix frequencies)."
         )
+
+
+def checked_instances(
+    y: pd.Series | pd.DataFrame, min_length: int, rule: str, same_frequency: bool
+) -> dict[Any, pd.Series]:
+    """``split_instances`` with every series checked (``check_series``).
+
+    ``same_frequency`` also rejects irregular dates, and panels whose series have
+    different frequencies (their forecasts would need one horizon each).
+    """
+    pieces = split_instances(y)
+    if not pieces:
+        raise ValueError(f"y is empty; MetaLSTMForecaster needs at least {min_length} points.")
+    for key, series in pieces.items():
+        check_series(series, key, min_length, rule)
+        if same_frequency:
+            check_regular(series.index, key)
+    if same_frequency and len(pieces) > 1:
+        check_common_frequency(pieces)
+    return pieces

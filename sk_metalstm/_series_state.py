@@ -19,10 +19,24 @@ from sktime.datatypes import get_cutoff
 
 from sk_metalstm._exogenous import feature_matrix
 from sk_metalstm._series import check_regular, frequency, where
-from sk_metalstm.meta.base import Params
-from sk_metalstm.windowing import from_increments, to_increments
+from sk_metalstm.meta.adaptation import adapt_to_supports
+from sk_metalstm.meta.base import MetaLearner, Params
+from sk_metalstm.windowing import (
+    TaskLayout,
+    from_increments,
+    resolve_transform,
+    support_for_adaptation,
+    to_increments,
+)
 
-__all__ = ["SeriesState"]
+__all__ = ["SeriesState", "adapt_states", "series_features"]
+
+
+def series_features(levels: pd.Series, x: pd.DataFrame | None, kind: str, key: Any) -> np.ndarray:
+    """Increments of ``levels`` under ``kind``, with next-step covariates from ``x``."""
+    values = levels.to_numpy(dtype=np.float64)
+    times = levels.index if kind == "none" else levels.index[1:]
+    return feature_matrix(to_increments(values, kind), times, x, where(key))
 
 
 def _last(frame: Any, keep: int) -> Any:
@@ -65,15 +79,28 @@ class SeriesState:
 
     @classmethod
     def start(
-        cls, key: Any, series: pd.Series, x: pd.DataFrame | None, kind: str, keep: int
+        cls, key: Any, series: pd.Series, x: pd.DataFrame | None, transform: str, keep: int
     ) -> SeriesState:
-        """The state of a newly fitted series, not yet adapted."""
+        """The state of a newly fitted series, not yet adapted.
+
+        The transform is resolved (and checked) on the whole series, once: its
+        tail alone could hide a non-positive price from ``"log_return"``.
+        """
+        kind = resolve_transform(series.to_numpy(dtype=np.float64), transform)
         tail = _last(series, keep)
         x_tail = None if x is None else x.loc[x.index.intersection(tail.index)].copy()
         return cls(key, tail, x_tail, kind)
 
     def appended(self, series: pd.Series, x: pd.DataFrame | None, keep: int) -> SeriesState:
         """A copy with new observations appended (later values win on repeated times)."""
+        values = series.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"update data{where(self.key)} contain NaN or infinite values.")
+        if self.kind == "log_return" and np.any(values <= 0):
+            raise ValueError(
+                f"update data{where(self.key)} have non-positive values, but the series "
+                "was fitted with log-returns; refit with transform='difference'."
+            )
         combined = pd.concat([self.tail, series.astype(np.float64)])
         combined = combined[~combined.index.duplicated(keep="last")].sort_index()
         check_regular(combined.index, self.key)
@@ -91,9 +118,7 @@ class SeriesState:
 
     def features(self, x_next: np.ndarray | None = None) -> np.ndarray:
         """Increments of the tail, with next-step covariates (``x_next`` fills the last row)."""
-        values = self.tail.to_numpy(dtype=np.float64)
-        times = self.tail.index if self.kind == "none" else self.tail.index[1:]
-        z = feature_matrix(to_increments(values, self.kind), times, self.x_tail, where(self.key))
+        z = series_features(self.tail, self.x_tail, self.kind, self.key)
         if x_next is not None:
             z[-1, 1:] = x_next
         return z
@@ -128,3 +153,28 @@ class SeriesState:
                 "scale. Rescale it (e.g. divide by a power of ten) and refit."
             )
         return levels
+
+
+def adapt_states(
+    states: list[SeriesState],
+    learner: MetaLearner,
+    layout: TaskLayout,
+    *,
+    steps: int | None,
+    device: str,
+    num_threads: int | None,
+) -> dict[Any, SeriesState]:
+    """``states`` adapted by ``learner`` on their most recent windows, keyed by series."""
+    supports = [support_for_adaptation(state.features(), layout) for state in states]
+    params = adapt_to_supports(
+        learner,
+        supports,
+        steps=steps,
+        device=device,
+        num_threads=num_threads,
+        labels=[where(state.key) for state in states],
+    )
+    return {
+        state.key: state.adapted(support, p)
+        for state, support, p in zip(states, supports, params, strict=True)
+    }

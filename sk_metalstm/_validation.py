@@ -11,7 +11,8 @@ in scikit-learn.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,17 @@ import numpy as np
 from sk_metalstm.exceptions import InvalidParameterError
 
 __all__ = [
+    "Bool",
+    "Int",
+    "OneOf",
+    "Real",
     "check_bool",
     "check_choice",
     "check_float32_range",
     "check_int",
     "check_ndim",
     "check_real",
+    "validate_params",
 ]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -128,3 +134,61 @@ def check_bool(name: str, value: Any) -> None:
     """Raise unless ``value`` is ``True`` or ``False``."""
     if not isinstance(value, bool | np.bool_):
         raise InvalidParameterError(f"{name} must be True or False; got {value!r}.")
+
+
+# -- declarative constraints, as scikit-learn's ``_parameter_constraints`` ----------
+@dataclass(frozen=True)
+class Int:
+    """An integer >= ``minimum`` (or ``None`` when ``none``)."""
+
+    minimum: int
+    none: bool = False
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        check_int(name, value, self.minimum, allow_none=self.none)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number in an interval (or ``None`` when ``none``)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    none: bool = False
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        check_real(
+            name,
+            value,
+            low=self.low,
+            high=self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            allow_none=self.none,
+        )
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``choices``."""
+
+    choices: Collection[Any]
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        check_choice(name, value, self.choices)
+
+
+@dataclass(frozen=True)
+class Bool:
+    """``True`` or ``False``."""
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        check_bool(name, value)
+
+
+def validate_params(params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
+    """Check every parameter that has a constraint; raise on the first violation."""
+    for name, rule in constraints.items():
+        rule.check(name, params[name])

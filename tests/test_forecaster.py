@@ -313,6 +313,7 @@ def test_adapt_steps_zero_keeps_learned_initialisation(airline, pretrained_state
 
 
 def test_transformed_target_pipeline(airline, pretrained_state):
+    pytest.importorskip("statsmodels")  # sktime's Deseasonalizer needs it
     pipe = TransformedTargetForecaster(
         [
             ("log", LogTransformer()),

@@ -95,9 +95,7 @@ def select_names(
         raise ValueError(f"No {kind} requested: pass at least one {kind}.")
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ValueError(
-            f"Unknown {kind}(s) {unknown}. Valid choices are: {sorted(available)}."
-        )
+        raise ValueError(f"Unknown {kind}(s) {unknown}. Valid choices are: {sorted(available)}.")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"Duplicate {kind}(s) requested: {dupes}.")
@@ -232,9 +230,7 @@ def wide_to_output(
     return wide_to_panel(wide, instance_name, value_name)
 
 
-def wide_to_panel(
-    wide: pd.DataFrame, instance_name: str, value_name: str
-) -> pd.DataFrame:
+def wide_to_panel(wide: pd.DataFrame, instance_name: str, value_name: str) -> pd.DataFrame:
     """Stack a time x series frame into an sktime ``pd-multiindex`` panel.
 
     Parameters
@@ -252,9 +248,7 @@ def wide_to_panel(
         Panel indexed by ``(instance_name, "time")``, instances in column order.
     """
     time = wide.index.rename("time")
-    index = pd.MultiIndex.from_product(
-        [pd.Index(wide.columns, name=instance_name), time]
-    )
+    index = pd.MultiIndex.from_product([pd.Index(wide.columns, name=instance_name), time])
     # Column-major ravel matches from_product order: all times of series 0 first.
     values = wide.to_numpy(dtype="float64").ravel(order="F")
     return pd.DataFrame({value_name: values}, index=index)

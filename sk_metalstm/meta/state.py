@@ -42,3 +42,13 @@ class MetaState:
             for k in ARCHITECTURE_KEYS
             if params.get(k) is not None and params[k] != self.config[k]
         }
+
+    def check_matches(self, params: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming the architecture settings ``params`` changes."""
+        mismatches = self.mismatches(params)
+        if mismatches:
+            detail = ", ".join(f"{k}={v[0]!r} (state has {v[1]!r})" for k, v in mismatches.items())
+            raise ValueError(
+                f"pretrained state does not match this forecaster: {detail}. "
+                "Use MetaLSTMForecaster.from_pretrained(state, ...) to copy them."
+            )

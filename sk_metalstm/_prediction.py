@@ -1,0 +1,102 @@
+"""Forecasts of fitted series: steps, output index, point forecasts and quantiles.
+
+Forecasts are direct multi-step: the adapted network outputs increments for
+steps 1..horizon, which map back exactly to levels. Quantiles are
+split-conformal: residuals of adapted networks on meta-training query windows,
+in task scale, scaled by each series' support scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sktime.forecasting.base import ForecastingHorizon
+
+from sk_metalstm._series_state import SeriesState
+from sk_metalstm.meta.adaptation import forecast_window
+from sk_metalstm.meta.base import MetaLearner
+
+__all__ = ["forecast_steps", "forecasts", "increments", "output_index", "quantile_levels"]
+
+
+def forecast_steps(
+    fh: ForecastingHorizon, cutoff: pd.Index, horizon: int
+) -> tuple[np.ndarray, pd.Index]:
+    """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
+    # A relative fh already holds the steps; converting costs milliseconds.
+    steps = (fh if fh.is_relative else fh.to_relative(cutoff)).to_numpy()
+    if np.any(steps < 1):
+        raise ValueError(
+            "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
+            f"the cutoff, got relative steps {steps.tolist()}."
+        )
+    if np.any(steps > horizon):
+        raise ValueError(
+            f"fh reaches {int(steps.max())} steps ahead, beyond horizon={horizon}. "
+            f"Set horizon >= {int(steps.max())} (or pass that fh to fit) and refit."
+        )
+    return steps, fh.to_absolute_index(cutoff)
+
+
+def output_index(state: SeriesState, times: pd.Index, names: Sequence[Any] | None) -> pd.Index:
+    """``times`` for a single series; (instance..., time) tuples for a panel's."""
+    if names is None:
+        return times
+    prefix = state.key if isinstance(state.key, tuple) else (state.key,)
+    return pd.MultiIndex.from_tuples([(*prefix, t) for t in times], names=names)
+
+
+def increments(
+    state: SeriesState,
+    learner: MetaLearner,
+    window_length: int,
+    num_threads: int | None,
+    x_next: np.ndarray | None = None,
+) -> np.ndarray:
+    """Forecast increments for steps 1..horizon, in the series' own scale."""
+    window = state.scaled_window(window_length, x_next)
+    out = forecast_window(learner, state.params, window, num_threads)
+    loc, scale = state.target_scale
+    return out * scale + loc
+
+
+def quantile_levels(
+    state: SeriesState, central: np.ndarray, residuals: dict[str, np.ndarray], alpha: list[float]
+) -> np.ndarray:
+    """Level quantiles (len(alpha), horizon) around the central increments.
+
+    For increment transforms the quantiles of the cumulated increments are
+    used: they map monotonically to levels, so quantiles never cross.
+    """
+    scale = state.target_scale[1]
+    if state.kind == "none":
+        return central[None, :] + np.quantile(residuals["step"], alpha, axis=0) * scale
+    spread = np.quantile(residuals["cumulative"], alpha, axis=0) * scale
+    cumulative = np.cumsum(central)[None, :] + spread
+    return state.to_levels(np.diff(cumulative, axis=1, prepend=0.0))
+
+
+def forecasts(
+    states: Sequence[SeriesState],
+    learner: MetaLearner,
+    fh: ForecastingHorizon,
+    *,
+    horizon: int,
+    window_length: int,
+    num_threads: int | None,
+    x_next: dict[Any, np.ndarray | None],
+    names: Sequence[Any] | None,
+) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, np.ndarray]]:
+    """(state, steps, output index, central increments) for every series.
+
+    A relative ``fh`` counts from each series' own last point, whose cutoff
+    carries the frequency that sktime's may lack. ``names`` are a panel's index
+    names (``None`` for a single series).
+    """
+    for state in states:
+        steps, times = forecast_steps(fh, state.cutoff, horizon)
+        central = increments(state, learner, window_length, num_threads, x_next[state.key])
+        yield state, steps, output_index(state, times, names), central
