@@ -279,7 +279,7 @@ def test_reptile_evaluation_adapts_on_support_only():
 def test_pooled_training_loss_weights_support_and_query():
     learner = _learner("none").train()
     sx, sy, qx, qy = _tasks(support=6, query=2)
-    pred, terms = learner(sx, sy, qx)
+    pred, terms = learner(sx, sy, qx, qy)
     query_loss = torch.nn.functional.mse_loss(pred, qy)
     theta0 = learner.initial_params()
     support = torch.mean((functional_forward(theta0, sx.flatten(0, 1)) - sy.flatten(0, 1)) ** 2)

@@ -211,8 +211,7 @@ def make_regime_switching_panel(
     return_params : bool, default=False
         Also return the true per-timepoint parameters.
     start : str, Timestamp or None, default="2000-01-03"
-        First date of a business-day (``freq="B"``) index; None gives an
-        integer ``RangeIndex``.
+        As in ``make_ar_returns_panel``.
 
     Returns
     -------

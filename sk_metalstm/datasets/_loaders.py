@@ -150,9 +150,7 @@ def load_exchange_rates(
         return a panel or wide frame; None selects the 17 currencies with full
         history since 1999. Case-insensitive.
     start, end : str, date, Timestamp or None, default=None
-        Inclusive date bounds; None means the start (end) of the data. A
-        partial date string covers its whole span (``end="2020"`` keeps all of
-        2020), as in pandas indexing.
+        Inclusive date bounds, read as in ``load_stock_prices``.
     as_panel : bool, default=True
         For several currencies: True returns an sktime ``pd-multiindex`` panel,
         False a wide ``pd.DataFrame`` with one column per currency.
@@ -168,11 +166,9 @@ def load_exchange_rates(
 
     Raises
     ------
-    ValueError
-        Unknown or duplicate currency codes (the message lists the valid
-        ones), ``start`` after ``end``, or no common data in the range.
-    TypeError
-        ``currencies`` or ``as_panel`` of the wrong type.
+    ValueError, TypeError
+        As ``load_stock_prices``, for currency codes (no common data in the
+        range is a ``ValueError`` too).
 
     Examples
     --------
@@ -244,8 +240,8 @@ def load_interest_rates(
         Output frequency. None picks ``"Q"`` if TB3MS is selected and ``"M"``
         otherwise. ``"M"`` with TB3MS raises a ValueError.
     as_panel : bool, default=True
-        For several names: True returns an sktime ``pd-multiindex`` panel,
-        False a wide ``pd.DataFrame`` with one column per name.
+        How several names come back: an sktime ``pd-multiindex`` panel, or
+        (False) a wide ``pd.DataFrame`` with one column per name.
 
     Returns
     -------

@@ -18,9 +18,18 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
-__all__ = ["MetaLearner", "Params", "TrainingOutput", "param_name", "support_loss"]
+__all__ = ["MetaLearner", "Params", "TaskBatch", "TrainingOutput", "param_name", "support_loss"]
 
 Params = dict[str, Tensor]
+
+
+class TaskBatch(NamedTuple):
+    """A batch of tasks: support and query windows with their targets."""
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor | None
 
 
 class TrainingOutput(NamedTuple):
@@ -209,16 +218,27 @@ class MetaLearner(nn.Module):
         support_y: Tensor,
         query_x: Tensor,
         query_y: Tensor | None = None,
-    ) -> Tensor:
+    ) -> Tensor | TrainingOutput:
         """Adapt on each task's support set and predict its query windows.
 
         Shapes: ``support_x`` (tasks, S, L, F), ``support_y`` (tasks, S, h),
-        ``query_x`` (tasks, Q, L, F); returns (tasks, Q, h). ``query_y`` is
-        ignored except by Reptile's training step, which adapts on all of a
-        training task's windows. Learners whose training loss needs more
-        return a ``TrainingOutput`` while training.
+        ``query_x`` (tasks, Q, L, F); returns (tasks, Q, h). While training
+        with ``query_y`` given, ``training_step`` decides (Reptile adapts on
+        all of a task's windows; learners whose loss needs more than the query
+        prediction return a ``TrainingOutput``).
         """
-        return self.predict_batch(self.adapt_batch(support_x, support_y), query_x)
+        tasks = TaskBatch(support_x, support_y, query_x, query_y)
+        if self.training and query_y is not None:
+            return self.training_step(tasks)
+        return self.predict_tasks(tasks)
+
+    def predict_tasks(self, tasks: TaskBatch) -> Tensor:
+        """Adapt on each task's support set and predict its query windows."""
+        return self.predict_batch(self.adapt_batch(tasks.support_x, tasks.support_y), tasks.query_x)
+
+    def training_step(self, tasks: TaskBatch) -> Tensor | TrainingOutput:
+        """``forward`` while meta-training: by default as at deployment."""
+        return self.predict_tasks(tasks)
 
     def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
         """Training loss from the query loss and ``forward``'s ``TrainingOutput.terms``.

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sk_metalstm.meta.base import MetaLearner, Params, TrainingOutput
+from sk_metalstm.meta.base import MetaLearner, Params, TaskBatch, TrainingOutput
 from sk_metalstm.networks import network_like
 
 __all__ = ["PooledLearner", "FineTuneLearner"]
@@ -41,22 +41,20 @@ class PooledLearner(MetaLearner):
             for n, p in self.initial_params().items()
         }
 
-    def forward(
-        self,
-        support_x: Tensor,
-        support_y: Tensor,
-        query_x: Tensor,
-        query_y: Tensor | None = None,
-    ) -> Tensor | TrainingOutput:
+    def predict_tasks(self, tasks: TaskBatch) -> Tensor:
         """Predict query windows with the shared weights."""
-        params = self.initial_params()
-        prediction = _predict_windows(params, query_x)
-        if not self.training:
-            return prediction
+        return _predict_windows(self.initial_params(), tasks.query_x)
+
+    def training_step(self, tasks: TaskBatch) -> TrainingOutput:
+        """The query prediction, and the loss on the support windows as well."""
         # Pooled training fits every window of the task, not only the query.
-        support = torch.mean((_predict_windows(params, support_x) - support_y) ** 2)
-        counts = (support_y.shape[1], query_x.shape[1])
-        return TrainingOutput(prediction, {"support_loss": support, "counts": counts})
+        support = torch.mean(
+            (_predict_windows(self.initial_params(), tasks.support_x) - tasks.support_y) ** 2
+        )
+        counts = (tasks.support_y.shape[1], tasks.query_x.shape[1])
+        return TrainingOutput(
+            self.predict_tasks(tasks), {"support_loss": support, "counts": counts}
+        )
 
     def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
         """Mean of support and query losses, weighted by their window counts."""

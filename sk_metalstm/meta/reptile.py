@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sk_metalstm.meta.base import MetaLearner, TrainingOutput
+from sk_metalstm.meta.base import MetaLearner, TaskBatch, TrainingOutput
 
 __all__ = ["ReptileLearner"]
 
@@ -27,24 +27,17 @@ class ReptileLearner(MetaLearner):
     outer_optimizer = torch.optim.SGD
     default_outer_lr = 0.5
 
-    def forward(
-        self,
-        support_x: Tensor,
-        support_y: Tensor,
-        query_x: Tensor,
-        query_y: Tensor | None = None,
-    ) -> Tensor | TrainingOutput:
-        """Adapt (on all task windows when training) and predict the query set."""
-        if not self.training or query_y is None:
-            return super().forward(support_x, support_y, query_x)
+    def training_step(self, tasks: TaskBatch) -> TrainingOutput:
+        """Adapt on all of each task's windows; the query prediction and a surrogate."""
         adapted = self.adapt_batch(
-            torch.cat([support_x, query_x], dim=1), torch.cat([support_y, query_y], dim=1)
+            torch.cat([tasks.support_x, tasks.query_x], dim=1),
+            torch.cat([tasks.support_y, tasks.query_y], dim=1),
         )
         adapted = {n: p.detach() for n, p in adapted.items()}
         theta0 = self.initial_params()
-        n_tasks = support_x.shape[0]
+        n_tasks = tasks.support_x.shape[0]
         surrogate = sum(0.5 * torch.sum((theta0[n] - adapted[n]) ** 2) for n in theta0) / n_tasks
-        return TrainingOutput(self.predict_batch(adapted, query_x), {"surrogate": surrogate})
+        return TrainingOutput(self.predict_batch(adapted, tasks.query_x), {"surrogate": surrogate})
 
     def outer_loss(self, query_loss: Tensor, terms: dict[str, Any]) -> Tensor:
         """Report the query loss; take the gradient of Reptile's surrogate."""
