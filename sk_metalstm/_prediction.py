@@ -16,7 +16,7 @@ import pandas as pd
 from sktime.forecasting.base import ForecastingHorizon
 
 from sk_metalstm._series_state import SeriesState
-from sk_metalstm.meta.adaptation import forecast_window
+from sk_metalstm.meta.adaptation import forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 
 __all__ = ["forecast_steps", "forecasts", "increments", "output_index", "quantile_levels"]
@@ -50,17 +50,17 @@ def output_index(state: SeriesState, times: pd.Index, names: Sequence[Any] | Non
 
 
 def increments(
-    state: SeriesState,
+    states: Sequence[SeriesState],
     learner: MetaLearner,
     window_length: int,
     num_threads: int | None,
-    x_next: np.ndarray | None = None,
+    x_next: dict[Any, np.ndarray | None],
 ) -> np.ndarray:
-    """Forecast increments for steps 1..horizon, in the series' own scale."""
-    window = state.scaled_window(window_length, x_next)
-    out = forecast_window(learner, state.params, window, num_threads)
-    loc, scale = state.target_scale
-    return out * scale + loc
+    """Forecast increments (n_series, horizon) in each series' own scale, in one batch."""
+    windows = np.stack([s.scaled_window(window_length, x_next[s.key]) for s in states])
+    out = forecast_windows(learner, [s.params for s in states], windows, num_threads)
+    scales = np.array([s.target_scale for s in states])
+    return out * scales[:, 1:] + scales[:, :1]
 
 
 def quantile_levels(
@@ -96,7 +96,7 @@ def forecasts(
     carries the frequency that sktime's may lack. ``names`` are a panel's index
     names (``None`` for a single series).
     """
-    for state in states:
+    central = increments(states, learner, window_length, num_threads, x_next)
+    for state, row in zip(states, central, strict=True):
         steps, times = forecast_steps(fh, state.cutoff, horizon)
-        central = increments(state, learner, window_length, num_threads, x_next[state.key])
-        yield state, steps, output_index(state, times, names), central
+        yield state, steps, output_index(state, times, names), row

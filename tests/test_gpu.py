@@ -2,11 +2,13 @@
 
 Tests marked ``gpu`` need a CUDA device and are skipped without one (run them
 alone with ``pytest -m gpu``). The others run anywhere: they hide CUDA from
-torch with ``monkeypatch`` to check what a CPU-only machine does.
+torch with ``monkeypatch`` to check what a CPU-only machine does, or (skipped
+where CUDA is present) load files that a GPU run would have saved.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import subprocess
@@ -18,10 +20,11 @@ import pandas as pd
 import pytest
 import torch
 from conftest import airline_copies
+from skorch.exceptions import DeviceWarning
 
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm._torch_runtime import resolve_device
-from sk_metalstm.persistence import save
+from sk_metalstm.persistence import load, save
 
 #: The device the ``gpu`` tests train on.
 GPU = "cuda"
@@ -93,6 +96,36 @@ def test_cuda_on_cpu_only_machine_raises_clear_error_at_fit(monkeypatch, y, cpu_
         MetaLSTMForecaster.from_pretrained(cpu_state, device="cuda").fit(y)  # adapts only
     with pytest.raises(ValueError, match="cuda:1"):
         LSTMBaseRegressor(hidden_size=4, max_epochs=1, device="cuda:1").fit(X, target)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_forecaster_saved_on_cuda_loads_on_cpu(airline, pretrained_state, tmp_path):
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:130])
+    reference = copy.deepcopy(forecaster)
+    forecaster.device = "cuda"  # as a GPU run leaves it (its tensors are on the CPU)
+    # Without load's mapping, adapting again would ask for the missing GPU.
+    with pytest.raises(ValueError, match="no CUDA device"):
+        pickle.loads(pickle.dumps(forecaster)).update(airline[130:133])
+    save(forecaster, tmp_path / "gpu.pt")
+    loaded = load(tmp_path / "gpu.pt")
+    assert loaded.device == "cpu"
+    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
+    loaded.update(airline[130:133])
+    reference.update(airline[130:133])
+    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+def test_regressor_saved_on_cuda_loads_on_cpu(tmp_path):
+    X, target = _windows()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, target)
+    expected = reg.predict(X)
+    reg.device, reg.net_.device = "cuda", "cuda"
+    save(reg, tmp_path / "gpu.pt")
+    with pytest.warns(DeviceWarning):
+        loaded = load(tmp_path / "gpu.pt")
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), expected)
 
 
 # ----------------------------------------------------------------- GPU
@@ -203,3 +236,17 @@ def test_gpu_trained_models_load_and_predict_in_cpu_only_process(tmp_path, y):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.gpu
+@cuda_only
+def test_forecaster_fitted_on_gpu_loads_on_cpu(airline, tiny, tmp_path, monkeypatch):
+    forecaster = MetaLSTMForecaster(horizon=2, device="cuda", **tiny).fit(airline[:130])
+    gpu_pred = forecaster.predict(fh=[1, 2])
+    save(forecaster, tmp_path / "gpu.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine
+    loaded = load(tmp_path / "gpu.pt")
+    assert loaded.device == "cpu"
+    np.testing.assert_allclose(loaded.predict(fh=[1, 2]), gpu_pred, rtol=1e-5)
+    loaded.update(airline[130:133])
+    assert np.all(np.isfinite(loaded.predict(fh=[1, 2])))

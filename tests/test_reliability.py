@@ -56,12 +56,12 @@ Property-based (hypothesis)
   test_cut_task_scaling_ignores_values_after_support, test_cut_task_matches_deployment
   (test_windowing.py)
 - task construction (sizes, query after support, random layouts):
-  test_task_dataset_construction_property (here)
+  test_task_dataset_construction_property (test_tasks.py)
 - 2-D (exogenous) windows: test_sliding_windows_2d_property,
-  test_cut_task_2d_query_after_support_and_finite (here)
+  test_cut_task_2d_query_after_support_and_finite (test_windowing.py)
 - scaling uses support values only: test_cut_task_scaling_ignores_values_after_support
-  (1-D, test_windowing.py), test_cut_task_2d_scaling_uses_support_only,
-  test_support_for_adaptation_ignores_older_values (here)
+  (1-D), test_cut_task_2d_scaling_uses_support_only,
+  test_support_for_adaptation_ignores_older_values (test_windowing.py)
 
 Training divergence (TrainingDiverged, never NaN forecasts)
 - F meta-training: test_forecaster_huge_lr_raises_training_diverged,
@@ -92,10 +92,10 @@ Persistence
   test_save_regressor_refuses_parameters_it_cannot_store_safely; GPU files on CPU
   (simulated) test_safe_files_written_on_gpu_load_on_cpu
 - GPU files load on CPU (simulated): F test_forecaster_saved_on_cuda_loads_on_cpu,
-  R test_regressor_saved_on_cuda_loads_on_cpu (here); R
+  R test_regressor_saved_on_cuda_loads_on_cpu (test_gpu.py); R
   test_unpickling_a_cuda_net_on_cpu_falls_back_to_cpu (pickle, test_regressor.py)
 - GPU files load on CPU (real GPU, skipped without CUDA): F
-  test_forecaster_fitted_on_gpu_loads_on_cpu (here); R
+  test_forecaster_fitted_on_gpu_loads_on_cpu (test_gpu.py); R
   test_fit_on_cuda_then_predict_on_cpu_after_pickle (test_regressor.py)
 
 Checkpoints
@@ -116,7 +116,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -125,11 +124,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from skorch.callbacks import Callback, Checkpoint, GradientNormClipping, LoadInitState
-from skorch.exceptions import DeviceWarning
 from sktime.exceptions import NotFittedError
 
 import sk_metalstm.meta.net as meta_net_module
@@ -137,17 +133,6 @@ from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
 from sk_metalstm.exceptions import TrainingDiverged
-from sk_metalstm.meta.tasks import TaskDataset
-from sk_metalstm.persistence import load, save
-from sk_metalstm.windowing import (
-    TaskLayout,
-    cut_task,
-    sliding_windows,
-    support_for_adaptation,
-    task_starts,
-)
-
-SETTINGS = settings(max_examples=40, deadline=None)
 
 
 def _regression_data(n: int = 64, length: int = 5, seed: int = 0):
@@ -363,158 +348,6 @@ def test_regressor_never_modifies_pandas_or_3d_inputs():
     np.testing.assert_array_equal(X3, copies[2])
 
 
-# ============================================================ property-based tests
-layouts = st.builds(
-    TaskLayout,
-    window_length=st.integers(1, 5),
-    horizon=st.integers(1, 3),
-    support_size=st.integers(1, 6),
-    query_size=st.integers(1, 4),
-    centre=st.booleans(),
-)
-
-
-@SETTINGS
-@given(
-    layout=layouts,
-    lengths=st.lists(st.integers(0, 60), min_size=1, max_size=4),
-    stride=st.integers(1, 7),
-)
-def test_task_dataset_construction_property(layout, lengths, stride):
-    # Each value encodes (series, position): 1000 * (series + 1) + position.
-    series = [1000.0 * (i + 1) + np.arange(n, dtype=np.float64) for i, n in enumerate(lengths)]
-    data = TaskDataset(series, layout, stride)
-    expected = sum(len(task_starts(n, layout, stride)) for n in lengths)
-    assert len(data) == expected
-    for i, n in enumerate(lengths):
-        starts = data.index[data.index[:, 0] == i, 1]
-        np.testing.assert_array_equal(starts, task_starts(n, layout, stride))
-        if len(starts):
-            # Every task fits; one more stride would not.
-            assert starts[0] == 0 and np.all(np.diff(starts) == stride)
-            assert starts[-1] + layout.span <= n < starts[-1] + stride + layout.span
-        else:
-            assert n < layout.span
-    S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
-    for k in range(len(data)):
-        X, y = data[k]
-        assert X["support_x"].shape == (S, L, 1) and X["support_y"].shape == (S, h)
-        assert X["query_x"].shape == (Q, L, 1) and y.shape == (Q, h)
-        assert torch.equal(y, X["query_y"])
-        task = cut_task(series[data.index[k, 0]], int(data.index[k, 1]), layout)
-        scale, loc = float(task["scale"]), float(task["loc"])
-        sy = np.rint(X["support_y"].numpy().astype(np.float64) * scale + loc)
-        qy = np.rint(X["query_y"].numpy().astype(np.float64) * scale + loc)
-        sx = np.rint(X["support_x"].numpy().astype(np.float64) * scale + loc)
-        assert qy.min() > sy.max()  # query targets strictly after support targets
-        assert sx.max() < sy.max() + 1  # inputs never reach past the last support target
-        assert len(np.unique(np.floor(np.r_[sx.ravel(), qy.ravel()] / 1000))) == 1
-
-
-@SETTINGS
-@given(
-    n=st.integers(0, 30),
-    n_features=st.integers(1, 3),
-    window_length=st.integers(1, 5),
-    horizon=st.integers(1, 3),
-)
-def test_sliding_windows_2d_property(n, n_features, window_length, horizon):
-    # Column c of row t holds 100 * c + t: windows can be traced back exactly.
-    z = np.arange(n, dtype=np.float64)[:, None] + 100.0 * np.arange(1 + n_features)
-    x, y = sliding_windows(z, window_length, horizon)
-    x1, y1 = sliding_windows(z[:, 0], window_length, horizon)
-    n_windows = max(0, n - window_length - horizon + 1)
-    assert x.shape == (n_windows, window_length, 1 + n_features)
-    assert y.shape == (n_windows, horizon)
-    np.testing.assert_array_equal(x[..., 0], x1)  # the target column is the 1-D windowing
-    np.testing.assert_array_equal(y, y1)  # targets come from column 0 only
-    for i in range(n_windows):
-        for c in range(1 + n_features):
-            np.testing.assert_array_equal(x[i, :, c], 100.0 * c + np.arange(i, i + window_length))
-        # No input row (of any column) is at or after the first target.
-        assert x[i, :, :].max() % 100 < y[i, 0]
-
-
-def _exogenous_z(n: int, n_features: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    z = np.column_stack([rng.normal(size=n), rng.normal(3.0, 2.0, size=(n, n_features))])
-    z[-1, 1:] = np.nan  # covariates of the next, unobserved, time point (as at fit time)
-    return z
-
-
-@SETTINGS
-@given(layout=layouts, start=st.integers(0, 5), n_features=st.integers(1, 3))
-def test_cut_task_2d_query_after_support_and_finite(layout, start, n_features):
-    n = start + layout.span
-    z = np.column_stack(
-        [np.arange(n, dtype=np.float64) + 1000.0]
-        + [np.arange(n, dtype=np.float64) + 1000.0 * (c + 2) for c in range(n_features)]
-    )
-    z[-1, 1:] = np.nan  # the last task of a series ends on this row
-    task = cut_task(z, start, layout)
-    S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
-    assert task["support_x"].shape == (S, L, 1 + n_features)
-    assert task["query_x"].shape == (Q, L, 1 + n_features)
-    assert task["support_y"].shape == (S, h) and task["query_y"].shape == (Q, h)
-    for key in ("support_x", "support_y", "query_x", "query_y"):
-        assert np.all(np.isfinite(task[key])), key  # the NaN row is never an input
-    loc, scale = float(task["loc"]), float(task["scale"])
-    sy = np.rint(task["support_y"].astype(np.float64) * scale + loc)
-    qy = np.rint(task["query_y"].astype(np.float64) * scale + loc)
-    qx = np.rint(task["query_x"][..., 0].astype(np.float64) * scale + loc)
-    assert qy.min() > sy.max()
-    assert qx[0, -1] == sy.max()  # first query window = deployment window after adapting
-
-
-@SETTINGS
-@given(
-    layout=layouts,
-    start=st.integers(0, 5),
-    n_features=st.integers(1, 3),
-    seed=st.integers(0, 2**16),
-    junk=st.floats(-1e6, 1e6, allow_nan=False),
-)
-def test_cut_task_2d_scaling_uses_support_only(layout, start, n_features, seed, junk):
-    z = _exogenous_z(start + layout.span + 2, n_features, seed)
-    support_end = start + layout.support_size - 1 + layout.window_length + layout.horizon
-    changed = z.copy()
-    changed[support_end:-1] = junk  # every column, after the support set
-    changed[:start] = junk  # and before the task
-    a, b = cut_task(z, start, layout), cut_task(changed, start, layout)
-    for key in ("support_x", "support_y", "loc", "scale"):
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    # Covariates are standardised with the support rows' mean and std, exactly.
-    support_rows = z[start:support_end, 1:]
-    mean, std = np.nanmean(support_rows, axis=0), np.nanstd(support_rows, axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
-    x, _ = sliding_windows(z[start : start + layout.span], layout.window_length, layout.horizon)
-    expected = (x[: layout.support_size, :, 1:] - mean) / std
-    np.testing.assert_allclose(a["support_x"][..., 1:], expected, rtol=1e-5, atol=1e-5)
-
-
-@SETTINGS
-@given(
-    layout=layouts,
-    extra=st.integers(0, 20),
-    n_features=st.integers(0, 2),
-    seed=st.integers(0, 2**16),
-)
-def test_support_for_adaptation_ignores_older_values(layout, extra, n_features, seed):
-    L, h, S = layout.window_length, layout.horizon, layout.support_size
-    n = S + L + h - 1 + extra  # exactly S complete windows after `extra` older values
-    z = (
-        _exogenous_z(n, n_features, seed)
-        if n_features
-        else np.random.default_rng(seed).normal(size=n)
-    )
-    older = z.copy()
-    older[:extra] = 1e6  # values before the S most recent windows must not matter
-    a, b = support_for_adaptation(z, layout), support_for_adaptation(older, layout)
-    for key in ("support_x", "support_y", "query_x", "loc", "scale"):
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert len(a["support_x"]) == S
-
-
 # ============================================================== training divergence
 def test_forecaster_huge_lr_raises_training_diverged(airline, tiny):
     forecaster = MetaLSTMForecaster(horizon=1, **{**tiny, "lr": 1e6})
@@ -597,51 +430,6 @@ def test_meta_training_clips_gradients_by_default(airline, tiny):
         airline
     )
     assert "gradient_clip" not in _RecordCallbacks.seen[0]
-
-
-# ===================================================================== persistence
-@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
-def test_forecaster_saved_on_cuda_loads_on_cpu(airline, pretrained_state, tmp_path):
-    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:130])
-    reference = copy.deepcopy(forecaster)
-    forecaster.device = "cuda"  # as a GPU run leaves it (its tensors are on the CPU)
-    # Without load's mapping, adapting again would ask for the missing GPU.
-    with pytest.raises(ValueError, match="no CUDA device"):
-        pickle.loads(pickle.dumps(forecaster)).update(airline[130:133])
-    save(forecaster, tmp_path / "gpu.pt")
-    loaded = load(tmp_path / "gpu.pt")
-    assert loaded.device == "cpu"
-    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
-    loaded.update(airline[130:133])
-    reference.update(airline[130:133])
-    pd.testing.assert_series_equal(loaded.predict(fh=[1, 2]), reference.predict(fh=[1, 2]))
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
-def test_regressor_saved_on_cuda_loads_on_cpu(tmp_path):
-    X, y = _regression_data()
-    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, y)
-    expected = reg.predict(X)
-    reg.device, reg.net_.device = "cuda", "cuda"
-    save(reg, tmp_path / "gpu.pt")
-    with pytest.warns(DeviceWarning):
-        loaded = load(tmp_path / "gpu.pt")
-    assert str(loaded.net_.device) == "cpu"
-    np.testing.assert_array_equal(loaded.predict(X), expected)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_forecaster_fitted_on_gpu_loads_on_cpu(airline, tiny, tmp_path, monkeypatch):
-    forecaster = MetaLSTMForecaster(horizon=2, device="cuda", **tiny).fit(airline[:130])
-    gpu_pred = forecaster.predict(fh=[1, 2])
-    save(forecaster, tmp_path / "gpu.pt")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine
-    loaded = load(tmp_path / "gpu.pt")
-    assert loaded.device == "cpu"
-    np.testing.assert_allclose(loaded.predict(fh=[1, 2]), gpu_pred, rtol=1e-5)
-    loaded.update(airline[130:133])
-    assert np.all(np.isfinite(loaded.predict(fh=[1, 2])))
 
 
 # ===================================================================== checkpoints

@@ -44,7 +44,7 @@ def test_ridge_finds_an_autoregression_in_a_long_history():
     # Lag features follow the LSTM state; the first is the latest input.
     lag1 = head[learner.theta0["lstm__weight_hh_l0"].shape[1], 0]
     with torch.no_grad():
-        pred = learner.forecast({"ridge.weight": head}, sx[0])
+        pred = learner.predict_batch({"ridge.weight": head[None]}, sx[:1])[0]
     r2 = 1 - torch.mean((pred - sy[0]) ** 2) / torch.mean(sy[0] ** 2)
     assert float(r2) > 0.4  # an AR(1) with phi = 0.7 explains 49%
     assert abs(float(lag1)) > 0.2

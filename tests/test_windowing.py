@@ -209,3 +209,108 @@ def test_support_for_adaptation_short_series_and_error():
     assert out["support_x"].shape == (3, 3)
     with pytest.raises(ValueError, match="at least window_length \\+ horizon = 5"):
         support_for_adaptation(np.arange(4.0), layout)
+
+
+# --------------------------------------------- 2-D (exogenous) windows and tasks
+@SETTINGS
+@given(
+    n=st.integers(0, 30),
+    n_features=st.integers(1, 3),
+    window_length=st.integers(1, 5),
+    horizon=st.integers(1, 3),
+)
+def test_sliding_windows_2d_property(n, n_features, window_length, horizon):
+    # Column c of row t holds 100 * c + t: windows can be traced back exactly.
+    z = np.arange(n, dtype=np.float64)[:, None] + 100.0 * np.arange(1 + n_features)
+    x, y = sliding_windows(z, window_length, horizon)
+    x1, y1 = sliding_windows(z[:, 0], window_length, horizon)
+    n_windows = max(0, n - window_length - horizon + 1)
+    assert x.shape == (n_windows, window_length, 1 + n_features)
+    assert y.shape == (n_windows, horizon)
+    np.testing.assert_array_equal(x[..., 0], x1)  # the target column is the 1-D windowing
+    np.testing.assert_array_equal(y, y1)  # targets come from column 0 only
+    for i in range(n_windows):
+        for c in range(1 + n_features):
+            np.testing.assert_array_equal(x[i, :, c], 100.0 * c + np.arange(i, i + window_length))
+        # No input row (of any column) is at or after the first target.
+        assert x[i, :, :].max() % 100 < y[i, 0]
+
+
+def _exogenous_z(n: int, n_features: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = np.column_stack([rng.normal(size=n), rng.normal(3.0, 2.0, size=(n, n_features))])
+    z[-1, 1:] = np.nan  # covariates of the next, unobserved, time point (as at fit time)
+    return z
+
+
+@SETTINGS
+@given(layout=layouts, start=st.integers(0, 5), n_features=st.integers(1, 3))
+def test_cut_task_2d_query_after_support_and_finite(layout, start, n_features):
+    n = start + layout.span
+    z = np.column_stack(
+        [np.arange(n, dtype=np.float64) + 1000.0]
+        + [np.arange(n, dtype=np.float64) + 1000.0 * (c + 2) for c in range(n_features)]
+    )
+    z[-1, 1:] = np.nan  # the last task of a series ends on this row
+    task = cut_task(z, start, layout)
+    S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
+    assert task["support_x"].shape == (S, L, 1 + n_features)
+    assert task["query_x"].shape == (Q, L, 1 + n_features)
+    assert task["support_y"].shape == (S, h) and task["query_y"].shape == (Q, h)
+    for key in ("support_x", "support_y", "query_x", "query_y"):
+        assert np.all(np.isfinite(task[key])), key  # the NaN row is never an input
+    loc, scale = float(task["loc"]), float(task["scale"])
+    sy = np.rint(task["support_y"].astype(np.float64) * scale + loc)
+    qy = np.rint(task["query_y"].astype(np.float64) * scale + loc)
+    qx = np.rint(task["query_x"][..., 0].astype(np.float64) * scale + loc)
+    assert qy.min() > sy.max()
+    assert qx[0, -1] == sy.max()  # first query window = deployment window after adapting
+
+
+@SETTINGS
+@given(
+    layout=layouts,
+    start=st.integers(0, 5),
+    n_features=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+    junk=st.floats(-1e6, 1e6, allow_nan=False),
+)
+def test_cut_task_2d_scaling_uses_support_only(layout, start, n_features, seed, junk):
+    z = _exogenous_z(start + layout.span + 2, n_features, seed)
+    support_end = start + layout.support_size - 1 + layout.window_length + layout.horizon
+    changed = z.copy()
+    changed[support_end:-1] = junk  # every column, after the support set
+    changed[:start] = junk  # and before the task
+    a, b = cut_task(z, start, layout), cut_task(changed, start, layout)
+    for key in ("support_x", "support_y", "loc", "scale"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # Covariates are standardised with the support rows' mean and std, exactly.
+    support_rows = z[start:support_end, 1:]
+    mean, std = np.nanmean(support_rows, axis=0), np.nanstd(support_rows, axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    x, _ = sliding_windows(z[start : start + layout.span], layout.window_length, layout.horizon)
+    expected = (x[: layout.support_size, :, 1:] - mean) / std
+    np.testing.assert_allclose(a["support_x"][..., 1:], expected, rtol=1e-5, atol=1e-5)
+
+
+@SETTINGS
+@given(
+    layout=layouts,
+    extra=st.integers(0, 20),
+    n_features=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_support_for_adaptation_ignores_older_values(layout, extra, n_features, seed):
+    L, h, S = layout.window_length, layout.horizon, layout.support_size
+    n = S + L + h - 1 + extra  # exactly S complete windows after `extra` older values
+    z = (
+        _exogenous_z(n, n_features, seed)
+        if n_features
+        else np.random.default_rng(seed).normal(size=n)
+    )
+    older = z.copy()
+    older[:extra] = 1e6  # values before the S most recent windows must not matter
+    a, b = support_for_adaptation(z, layout), support_for_adaptation(older, layout)
+    for key in ("support_x", "support_y", "query_x", "loc", "scale"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(a["support_x"]) == S

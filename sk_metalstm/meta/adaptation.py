@@ -17,7 +17,7 @@ from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta.base import MetaLearner, Params
 from sk_metalstm.meta.tasks import with_feature_axis
 
-__all__ = ["adapt_to_supports", "forecast_window"]
+__all__ = ["adapt_to_supports", "forecast_windows"]
 
 
 def adapt_to_supports(
@@ -83,11 +83,19 @@ def adapt_to_supports(
     return adapted
 
 
-def forecast_window(
-    learner: MetaLearner, params: Params, window: np.ndarray, num_threads: int | None
+def forecast_windows(
+    learner: MetaLearner,
+    params: Sequence[Params],
+    windows: np.ndarray,
+    num_threads: int | None,
 ) -> np.ndarray:
-    """The network outputs (steps 1..horizon, task scale) for one scaled input window."""
-    x = torch.as_tensor(with_feature_axis(window[None]), dtype=torch.float32)
+    """Network outputs (n, horizon), task scale, for one scaled window per series.
+
+    ``params[i]`` are series ``i``'s adapted parameters and ``windows[i]`` its
+    most recent input window; all series go through one batched call.
+    """
+    stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
+    x = torch.as_tensor(with_feature_axis(windows), dtype=torch.float32)[:, None]
     with torch.no_grad(), torch_runtime(None, num_threads):
-        out: Any = learner.forecast(params, x)[0]
+        out: Any = learner.predict_batch(stacked, x)[:, 0]
     return out.numpy().astype(np.float64)

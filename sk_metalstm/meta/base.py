@@ -197,10 +197,6 @@ class MetaLearner(nn.Module):
         """An eval-mode ``LSTMNetwork`` shaped like ``theta0`` (its weights unused)."""
         return network_like(self.initial_params())
 
-    def forecast(self, params: Params, x: Tensor) -> Tensor:
-        """Forecast windows ``x`` (n, L, F) with one series' adapted ``params``."""
-        return functional_forward(params, x)
-
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
         """Predict each task's query windows with its own adapted weights."""
         if self.vectorize:

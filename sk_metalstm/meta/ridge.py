@@ -150,10 +150,6 @@ class RidgeHeadLearner(MetaLearner):
             adapted = self.adapt_batch(support_x, support_y, inner_steps)
         return {n: p.detach() for n, p in adapted.items()}
 
-    def forecast(self, params: Params, x: Tensor) -> Tensor:
-        """Forecast windows ``x`` (n, L, F) with one series' head."""
-        return self.features(x) @ params["ridge.weight"]
-
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
         """Each task's query windows through its own head."""
         phi = self._task_features(query_x)

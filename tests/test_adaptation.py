@@ -1,0 +1,124 @@
+"""meta.adaptation: adapting one learner to many support sets at once, and forecasting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm.meta import make_meta_learner
+from sk_metalstm.meta.adaptation import adapt_to_supports, forecast_windows
+from sk_metalstm.networks import LSTMNetwork, functional_forward
+
+WINDOW, HORIZON = 4, 2
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny networks run many times slower with several threads on a busy CPU.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _learner(name="metasgd", input_size=1, **options):
+    torch.manual_seed(0)
+    base = LSTMNetwork(input_size, 4, 1, HORIZON)
+    return make_meta_learner(name, base, **{"inner_steps": 3, "inner_lr": 0.05, **options})
+
+
+def _support(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A scaled support set as ``support_for_adaptation`` gives it (univariate)."""
+    return {
+        "support_x": rng.standard_normal((n, WINDOW)).astype(np.float32),
+        "support_y": rng.standard_normal((n, HORIZON)).astype(np.float32),
+    }
+
+
+def _adapt(learner, supports, labels=None, steps=None):
+    labels = labels or [f" (instance {i})" for i in range(len(supports))]
+    return adapt_to_supports(
+        learner, supports, steps=steps, device="cpu", num_threads=1, labels=labels
+    )
+
+
+@pytest.mark.parametrize("name", ["ridge", "metasgd"])
+def test_supports_of_different_sizes_adapt_as_if_alone(name):
+    learner = _learner(name)
+    rng = np.random.default_rng(0)
+    supports = [_support(n, rng) for n in (5, 3, 5, 2, 3)]
+    calls = []
+    adapt_for_inference = learner.adapt_for_inference
+
+    def recording(sx, sy, steps):
+        calls.append(tuple(sx.shape))
+        return adapt_for_inference(sx, sy, steps)
+
+    learner.adapt_for_inference = recording
+    together = _adapt(learner, supports)
+    # One batched call per support size, in order of first appearance.
+    assert calls == [(2, 5, WINDOW, 1), (2, 3, WINDOW, 1), (1, 2, WINDOW, 1)]
+    assert len(together) == len(supports)
+    for support, params in zip(supports, together, strict=True):
+        alone = _adapt(learner, [support])[0]
+        assert params.keys() == alone.keys()
+        for key, value in params.items():
+            assert value.device.type == "cpu" and not value.requires_grad
+            torch.testing.assert_close(value, alone[key], rtol=1e-5, atol=1e-6, msg=key)
+    # Each series got its own weights.
+    for key in together[0]:
+        assert not torch.allclose(together[0][key], together[1][key]), key
+    assert not learner.training  # left in eval mode
+
+
+def test_steps_overrides_the_learners_inner_steps():
+    learner = _learner("metasgd")
+    support = _support(4, np.random.default_rng(1))
+    unchanged = _adapt(learner, [support], steps=0)[0]
+    for key, value in learner.initial_params().items():
+        torch.testing.assert_close(unchanged[key], value.detach(), rtol=0, atol=0)
+    one, three = _adapt(learner, [support], steps=1)[0], _adapt(learner, [support])[0]
+    assert any(not torch.equal(one[k], three[k]) for k in one)
+
+
+def test_non_finite_adapted_weights_raise_naming_the_series():
+    learner = _learner("metasgd")
+    rng = np.random.default_rng(2)
+    exploding = _support(3, rng)
+    exploding["support_y"][:] = 1e30  # a squared error of 1e60: infinite in float32
+    labels = [" (instance 'a')", " (instance 'b')", " (instance 'c')"]
+    with pytest.raises(TrainingDiverged, match="series \\(instance 'b'\\) gave non-finite weights"):
+        _adapt(learner, [_support(3, rng), exploding, _support(2, rng)], labels=labels)
+
+
+@pytest.mark.parametrize("name", ["metasgd", "ridge"])
+def test_forecast_windows_batches_series_like_one_at_a_time(name):
+    learner = _learner(name)
+    rng = np.random.default_rng(3)
+    supports = [_support(4, rng), _support(4, rng), _support(2, rng)]
+    params = _adapt(learner, supports)
+    windows = np.stack([s["support_x"][-1] for s in supports])
+    out = forecast_windows(learner, params, windows, num_threads=1)
+    assert out.shape == (3, HORIZON) and out.dtype == np.float64
+    for i, p in enumerate(params):
+        alone = forecast_windows(learner, [p], windows[i : i + 1], num_threads=1)[0]
+        np.testing.assert_allclose(out[i], alone, rtol=1e-5, atol=1e-6)
+    if name == "metasgd":  # the network's own forward pass, for one series
+        with torch.no_grad():
+            x = torch.from_numpy(windows[0])[None, :, None]
+            expected = functional_forward(params[0], x)[0]
+        np.testing.assert_allclose(out[0], expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_forecast_windows_with_covariates():
+    learner = _learner("metasgd", input_size=3)
+    rng = np.random.default_rng(4)
+    support = {
+        "support_x": rng.standard_normal((5, WINDOW, 3)).astype(np.float32),
+        "support_y": rng.standard_normal((5, HORIZON)).astype(np.float32),
+    }
+    params = _adapt(learner, [support])
+    out = forecast_windows(learner, params, support["support_x"][-1:], num_threads=1)
+    assert out.shape == (1, HORIZON) and np.all(np.isfinite(out))
