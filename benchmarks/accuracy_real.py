@@ -52,17 +52,15 @@ Run ``python benchmarks/accuracy_real.py`` (full, ~20-25 min on 2 busy cores) or
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from _reporting import command_line, environment, to_panel, write_json
 
 LEARNERS = ["none", "finetune", "metasgd", "maml", "reptile", "lstm"]
 HORIZONS = [1, 5]  # scored steps
@@ -130,11 +128,6 @@ def load_class(name: str, spec: dict) -> tuple[pd.DataFrame, str]:
         return np.log(load_exchange_rates(start=spec["start"], as_panel=False)), "difference"
     # AAA and BAA monthly; TB3MS is quarterly only and left out.
     return load_interest_rates(["AAA", "BAA"], start=spec["start"], as_panel=False), "difference"
-
-
-def to_panel(wide: pd.DataFrame) -> pd.DataFrame:
-    """Wide frame -> sktime pd-multiindex panel (instance, time)."""
-    return wide.stack().swaplevel().sort_index().to_frame("y").rename_axis(["series", "time"])
 
 
 # --------------------------------------------------------------- evaluate
@@ -272,7 +265,7 @@ def backtest_class(name: str, spec: dict, cfg: dict, log: Any) -> tuple[list[dic
     first_origin = wide.index[initial - 1]
     train_names = [c for c in wide.columns if c not in spec["test"]]
     # No look-ahead: other series' data up to the first origin only.
-    pretrain_panel = to_panel(wide.loc[:first_origin, train_names])
+    pretrain_panel = to_panel(wide.loc[:first_origin, train_names], "y", ("series", "time"))
     cv = ExpandingWindowSplitter(initial_window=initial, step_length=1, fh=FH)
     cv_changes = ExpandingWindowSplitter(initial_window=initial - 1, step_length=1, fh=FH)
     epochs = cfg["rates_epochs"] if name == "rates" else cfg["meta"]["max_epochs"]
@@ -360,7 +353,7 @@ def few_shot(cfg: dict, log: Any) -> tuple[list[dict], dict]:
     first_origin_pos = len(wide) - n_eval - hmax  # 0-based position of the first origin
     first_origin = wide.index[first_origin_pos]
     train_names = [c for c in wide.columns if c not in spec["test"]]
-    panel = to_panel(wide.loc[:first_origin, train_names])
+    panel = to_panel(wide.loc[:first_origin, train_names], "y", ("series", "time"))
     meta = {**cfg["meta"], "window_length": window}
     info = {"first_origin": str(first_origin), "n_origins": n_eval, "pretrain_seconds": {}}
     rows: list[dict] = []
@@ -479,28 +472,6 @@ def markdown(summary: list[dict], by: list[str]) -> str:
     return "\n".join(lines)
 
 
-def environment() -> dict:
-    """Machine, versions and load."""
-    import sklearn
-    import skorch
-    import sktime
-    import statsmodels
-
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "skorch": skorch.__version__,
-        "sktime": sktime.__version__,
-        "scikit-learn": sklearn.__version__,
-        "statsmodels": statsmodels.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -538,9 +509,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\nAll series pooled:")
     print(markdown(overall, ["class"]))
     result = {
-        "environment": environment(),
+        "environment": environment("sktime", "scikit-learn", "statsmodels", "pandas"),
         "config": cfg,
-        "command": "python benchmarks/accuracy_real.py" + (" --quick" if args.quick else ""),
+        "command": command_line("accuracy_real", argv),
         "backtests": {"info": infos, "rows": rows, "summary": summary, "overall": overall},
     }
     if not args.skip_few_shot:
@@ -553,10 +524,7 @@ def main(argv: list[str] | None = None) -> None:
     result["load_average"] = load
     result["total_seconds"] = time.perf_counter() - started
     log(f"done; load average at start {load['start']}, end {load['end']}")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=str))
-    print(f"wrote {path}")
+    print(f"wrote {write_json(out, result)}")
 
 
 if __name__ == "__main__":

@@ -55,11 +55,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import logging
 import os
-import statistics
-import sys
 import threading
 import time
 from pathlib import Path
@@ -68,15 +65,21 @@ from typing import Any
 import joblib
 import numpy as np
 import torch
+from _reporting import (
+    RESULTS,
+    ar1_series,
+    command_line,
+    environment,
+    lag_windows,
+    rotate,
+    time_stats,
+    write_json,
+)
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from meta_throughput import environment  # noqa: E402
+from sk_metalstm import LSTMBaseRegressor
 
-from sk_metalstm import LSTMBaseRegressor  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "dask_threads.json"
+DEFAULT_OUTPUT = RESULTS / "dask_threads.json"
 
 WINDOW = 20
 GRID = {"lr": [1e-3, 1e-2], "num_layers": [1, 2]}
@@ -86,13 +89,7 @@ WORKERS = 2
 
 def ar_windows(n_windows: int, seed: int, phi: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """Windows of length ``WINDOW`` of an AR(1) series and the value after each."""
-    rng = np.random.default_rng(seed)
-    z = np.zeros(n_windows + WINDOW)
-    eps = rng.standard_normal(len(z))
-    for t in range(1, len(z)):
-        z[t] = phi * z[t - 1] + eps[t]
-    X = np.lib.stride_tricks.sliding_window_view(z[:-1], WINDOW)
-    return np.ascontiguousarray(X), z[WINDOW:]
+    return lag_windows(ar1_series(n_windows + WINDOW, phi, seed, skip=1), WINDOW)
 
 
 def make_search(num_threads: int | None, n_jobs: int, max_epochs: int = 4) -> GridSearchCV:
@@ -180,9 +177,7 @@ def summarise(name: str, runs: list[dict[str, Any]], seq: dict[str, Any]) -> dic
                                                    seq["mean_test_score"])))) for r in runs)
     out = {
         "seconds": ts,
-        "median_s": statistics.median(ts),
-        "min_s": min(ts),
-        "max_s": max(ts),
+        **time_stats(ts),
         "best_params": runs[0]["best_params"],
         "mean_test_score": runs[0]["mean_test_score"],
         "same_best_params_as_sequential": same_params,
@@ -217,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     conds = conditions(ncpu)
     names = list(conds)
 
-    env = environment(torch.get_num_threads())
+    env = environment()
     env.update({
         "cpu_count": ncpu,
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -255,8 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         try:
             for r in range(rounds):
-                k = r % len(names)
-                for name in names[k:] + names[:k]:
+                for name in rotate(names, r):
                     cond = conds[name]
                     search = make_search(cond["num_threads"], -1 if cond["dask"] else 1)
                     if cond["dask"]:
@@ -307,8 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     report = {
         "benchmark": "dask_threads",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None
-        else "dask_threads.main(" + repr(argv) + ")",
+        "command": command_line("dask_threads", argv),
         "quick": args.quick,
         "rounds": rounds,
         "workload": {
@@ -325,8 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "markdown_table": "\n".join(table),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.output, report, indent=2)
     print(f"\n(a) num_threads=1 on Dask matches the sequential search exactly: {a_matches}")
     print(f"load average start {env['load_average_start']}, end {env['load_average_end']}\n")
     print(report["markdown_table"])

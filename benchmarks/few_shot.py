@@ -45,7 +45,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _reporting import QUICK_FORECASTER, rolling_one_step, to_panel, write_report
+from _reporting import (
+    QUICK_FORECASTER,
+    relative_mse,
+    rolling_one_step,
+    standard_error,
+    to_panel,
+    write_report,
+)
 
 from sk_metalstm.forecaster import MetaLSTMForecaster
 
@@ -147,11 +154,6 @@ def rolling_ar(returns: np.ndarray, order: int, history: int, n_eval: int) -> np
     return preds
 
 
-def relative_mse(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Per-series MSE relative to the random walk (zero-return forecast)."""
-    return np.mean((pred - actual) ** 2, axis=1) / np.mean(actual**2, axis=1)
-
-
 def run(family: str, seed: int, cfg: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     """All methods on one generated panel: per-series relative MSE and timings."""
     rng = np.random.default_rng(seed)
@@ -213,7 +215,7 @@ def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
         gap = pooled.mean() - oracle.mean()
         for method, values in stack.items():
             diff = values - pooled
-            se = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+            se = standard_error(diff)
             rows.append(
                 {
                     "family": family,

@@ -39,16 +39,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _reporting import QUICK_FORECASTER, rolling_one_step, to_panel, write_report
+from _reporting import (
+    QUICK_FORECASTER,
+    relative_mse,
+    rolling_one_step,
+    standard_error,
+    to_panel,
+    to_wide,
+    write_report,
+)
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_interest_rates, load_stock_prices
 
 NEURAL = ["none", "ridge", "lstm", "metasgd", "maml", "reptile", "finetune"]
-
-
-def _wide(panel: pd.DataFrame) -> pd.DataFrame:
-    return panel.iloc[:, 0].unstack(level=0)
 
 
 def increments(wide: pd.DataFrame, kind: str) -> np.ndarray:
@@ -76,9 +80,9 @@ def rolling_ar1(z: np.ndarray, history: int) -> np.ndarray:
 
 def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Pretraining panel and held-out groups (name, wide levels, history, transform)."""
-    stocks = _wide(load_stock_prices()).dropna()
-    fx = _wide(load_exchange_rates()).dropna()
-    rates = _wide(load_interest_rates()).dropna()
+    stocks = to_wide(load_stock_prices()).dropna()
+    fx = to_wide(load_exchange_rates()).dropna()
+    rates = to_wide(load_interest_rates()).dropna()
     n_stock, n_fx = cfg["n_pretrain_stocks"], cfg["n_pretrain_fx"]
     history, n_eval = cfg["history"], cfg["n_eval"]
     groups = [
@@ -123,9 +127,8 @@ def run(cfg: dict[str, Any], methods: list[str], seed: int) -> dict[str, Any]:
     for g in groups:
         z = increments(g["wide"], g["kind"])
         actual[g["name"]] = z[:, g["history"] - 1 :]
-        rw = np.mean(actual[g["name"]] ** 2, axis=1)
-        scores.setdefault("ar1", {})[g["name"]] = (
-            np.mean((rolling_ar1(z, g["history"]) - actual[g["name"]]) ** 2, axis=1) / rw
+        scores.setdefault("ar1", {})[g["name"]] = relative_mse(
+            rolling_ar1(z, g["history"]), actual[g["name"]]
         ).tolist()
     seconds = {}
     for name in methods:
@@ -140,9 +143,7 @@ def run(cfg: dict[str, Any], methods: list[str], seed: int) -> dict[str, Any]:
         for g in groups:
             model = MetaLSTMForecaster.from_pretrained(state, transform=g["transform"], verbose=0)
             pred = rolling_one_step(model, g["wide"], g["history"], g["kind"])
-            mse = np.mean((pred - actual[g["name"]]) ** 2, axis=1)
-            rw = np.mean(actual[g["name"]] ** 2, axis=1)
-            scores.setdefault(name, {})[g["name"]] = (mse / rw).tolist()
+            scores.setdefault(name, {})[g["name"]] = relative_mse(pred, actual[g["name"]]).tolist()
         seconds[name] = {"pretrain": pretrain_s, "total": time.perf_counter() - start}
         summary = {g: float(np.mean(v)) for g, v in scores[name].items()}
         print(f"  {name:9s} relMSE {summary} ({seconds[name]})", flush=True)
@@ -170,13 +171,13 @@ def summarise(result: dict[str, Any]) -> pd.DataFrame:
                 "method": method,
                 "rel_mse": values.mean(),
                 "vs_rw": vs_rw.mean(),
-                "vs_rw_se": vs_rw.std(ddof=1) / np.sqrt(len(vs_rw)),
+                "vs_rw_se": standard_error(vs_rw),
                 "n_series": len(values),
             }
             if pooled is not None:
                 diff = values - pooled
                 row["vs_pooled"] = diff.mean()
-                row["vs_pooled_se"] = diff.std(ddof=1) / np.sqrt(len(diff))
+                row["vs_pooled_se"] = standard_error(diff)
             rows.append(row)
     return pd.DataFrame(rows).set_index(["scope", "method"])
 

@@ -17,14 +17,13 @@ Run ``python benchmarks/intervals.py`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from _reporting import to_panel, to_wide, write_json
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import (
@@ -65,7 +64,7 @@ def data_sets(quick: bool) -> dict[str, tuple[pd.DataFrame, int]]:
 def run(panel: pd.DataFrame, n_train: int, history: int, n_eval: int, cfg: dict) -> dict:
     """Coverage and relative pinball loss on the unseen series of ``panel``."""
     names = panel.index.get_level_values(0).unique()
-    wide = panel.iloc[:, 0].unstack(0)
+    wide = to_wide(panel)
     train = panel.loc[names[:n_train]]
     test = wide[names[n_train:]].iloc[-(history + n_eval + max(STEPS)) :]
     forecaster = MetaLSTMForecaster(horizon=max(STEPS), random_state=0, **cfg)
@@ -73,8 +72,7 @@ def run(panel: pd.DataFrame, n_train: int, history: int, n_eval: int, cfg: dict)
     forecaster.pretrain(train)
     pretrain_s = time.perf_counter() - start
     adapted = MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_)
-    to_panel = lambda w: w.stack().swaplevel().sort_index().to_frame("y")  # noqa: E731
-    adapted.fit(to_panel(test.iloc[:history]))
+    adapted.fit(to_panel(test.iloc[:history], "y", names=None))
     hits = {(s, c): [] for s in STEPS for c in (0.8, 0.95)}
     loss_model = {s: [] for s in STEPS}
     loss_rw = {s: [] for s in STEPS}
@@ -99,7 +97,7 @@ def run(panel: pd.DataFrame, n_train: int, history: int, n_eval: int, cfg: dict)
             loss_rw[step].append(
                 np.mean([pinball(log_actual, rw[:, j], a) for j, a in enumerate(ALPHAS)])
             )
-        adapted.update(to_panel(test.iloc[[t]]))
+        adapted.update(to_panel(test.iloc[[t]], "y", names=None))
     out = {"pretrain_seconds": pretrain_s, "n_series": int(test.shape[1]), "n_origins": n_eval}
     for step in STEPS:
         out[f"h{step}"] = {
@@ -142,20 +140,16 @@ def main(argv: list[str] | None = None) -> None:
             ),
             flush=True,
         )
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "config": cfg,
-                "history": history,
-                "n_eval": n_eval,
-                "results": results,
-                "torch": torch.__version__,
-                "date": time.strftime("%Y-%m-%d"),
-            },
-            indent=1,
-        )
+    write_json(
+        args.out,
+        {
+            "config": cfg,
+            "history": history,
+            "n_eval": n_eval,
+            "results": results,
+            "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d"),
+        },
     )
 
 

@@ -32,11 +32,8 @@ Results go to ``benchmarks/results/large_panel.json`` (``--output``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -45,8 +42,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "large_panel.json"
+from _reporting import RESULTS, ROOT, command_line, environment, rss_mib, write_json
+
+DEFAULT_OUTPUT = RESULTS / "large_panel.json"
 
 CONFIG = dict(
     meta_learner="metasgd",
@@ -68,11 +66,6 @@ MIB = 1024.0**2
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as file:
-        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
 def layout_span(config: dict[str, Any]) -> int:
@@ -116,7 +109,7 @@ def child_pretrain(n_series: int, length: int, stride: int) -> dict[str, Any]:
     out["panel_bytes_deep_mib"] = panel.memory_usage(deep=True).sum() / MIB
     out["panel_values_mib"] = panel.to_numpy().nbytes / MIB
     out["peak_rss_after_panel_mib"] = peak_rss_mib()
-    out["rss_after_panel_mib"] = current_rss_mib()
+    out["rss_after_panel_mib"] = rss_mib(collect=False)
 
     forecaster = MetaLSTMForecaster(**CONFIG, task_stride=stride)
     t0 = time.perf_counter()
@@ -160,7 +153,7 @@ def child_dataset(n_series: int, length: int) -> dict[str, Any]:
         CONFIG["window_length"], CONFIG["horizon"], CONFIG["support_size"], CONFIG["query_size"]
     )
     tracemalloc.start()
-    rss0 = current_rss_mib()
+    rss0 = rss_mib(collect=False)
     t0 = time.perf_counter()
     tasks = TaskDataset(series, layout, stride=CONFIG["query_size"])
     build_s = time.perf_counter() - t0
@@ -177,7 +170,7 @@ def child_dataset(n_series: int, length: int) -> dict[str, Any]:
         "n_tasks": len(tasks),
         "dataset_build_s": build_s,
         "dataset_tracemalloc_peak_mib": peak / MIB,
-        "dataset_rss_growth_mib": current_rss_mib() - rss0,
+        "dataset_rss_growth_mib": rss_mib(collect=False) - rss0,
         "index_mib": tasks.index.nbytes / MIB,
         "series_mib": sum(s.nbytes for s in tasks.series) / MIB,
         "bytes_per_task_materialised": task_bytes,
@@ -200,31 +193,6 @@ def run_child(kind: str, *args: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- driver
-def environment() -> dict[str, Any]:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit = "?"
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "logical_cpus": os.cpu_count(),
-        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("torch", "skorch", "sktime", "numpy", "pandas")},
-        "git_commit": commit,
-        "load_average_start": os.getloadavg(),
-    }
-
-
 def linear_fit(x: list[float], y: list[float]) -> dict[str, float]:
     """Least-squares line y = a + b x, with the largest relative deviation from it."""
     import numpy as np
@@ -256,10 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     n_increments = args.length - 1  # log-returns
     report: dict[str, Any] = {
         "benchmark": "large_panel",
-        "command": "python benchmarks/large_panel.py" + (" --quick" if args.quick else ""),
+        "command": command_line("large_panel", argv),
         "quick": args.quick,
         "config": {**CONFIG, "length": args.length, "tasks_per_epoch_target": args.tasks_per_epoch},
-        "environment": environment(),
+        "environment": environment("sktime", "pandas"),
         "results": [],
     }
     for n in args.sizes:
@@ -306,9 +274,7 @@ def main(argv: list[str] | None = None) -> None:
             [r["tasks_per_epoch"] for r in rows], [r["meta_epoch_s"] for r in rows]
         ),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {write_json(args.output, report, indent=2)}")
 
 
 if __name__ == "__main__":

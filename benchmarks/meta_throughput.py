@@ -25,31 +25,32 @@ Results go to ``benchmarks/results/meta_throughput.json`` (``--output``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.metadata
 import importlib.util
-import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _reporting import (
+    META_FULL,
+    META_QUICK,
+    RESULTS,
+    command_line,
+    environment,
+    make_net,
+    make_tasks,
+    rotate,
+    write_json,
+)
 from torch.utils.data import default_collate
 
-from sk_metalstm.datasets import make_ar_returns_panel
-from sk_metalstm.meta import TaskDataset, make_meta_learner
-from sk_metalstm.meta.training import build_meta_net
+from sk_metalstm.meta import TaskDataset
 from sk_metalstm.networks import LSTMNetwork
-from sk_metalstm.windowing import TaskLayout, to_increments
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "meta_throughput.json"
+DEFAULT_OUTPUT = RESULTS / "meta_throughput.json"
 
 #: benchmark name -> (meta_learner, first_order)
 LEARNERS = {
@@ -59,88 +60,6 @@ LEARNERS = {
     "lstm": ("lstm", True),
     "reptile": ("reptile", True),
 }
-
-FULL = {
-    "window_length": 20,
-    "hidden_size": 32,
-    "num_layers": 1,
-    "horizon": 1,
-    "support_size": 32,
-    "query_size": 8,
-    "inner_steps": 5,
-    "inner_lr": 0.1,
-    "gradient_clip": 1.0,
-    "n_series": 40,
-    "n_timepoints": 1000,
-}
-QUICK = {
-    **FULL,
-    "window_length": 8,
-    "hidden_size": 8,
-    "support_size": 8,
-    "query_size": 4,
-    "inner_steps": 2,
-    "n_series": 4,
-    "n_timepoints": 200,
-}
-
-
-def environment(threads: int) -> dict[str, Any]:
-    """Machine, versions and load: what a reader needs to trust the numbers."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-            text=True, check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "skorch": importlib.metadata.version("skorch"),
-        "numpy": np.__version__,
-        "torch_threads": threads,
-        "git_commit": commit,
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
-def make_tasks(cfg: dict[str, Any], seed: int) -> TaskDataset:
-    """Tasks cut from a generated AR(1)-returns panel."""
-    panel = make_ar_returns_panel(cfg["n_series"], cfg["n_timepoints"], random_state=seed)
-    series = [
-        to_increments(g.to_numpy().ravel(), "log_return") for _, g in panel.groupby(level=0)
-    ]
-    layout = TaskLayout(
-        cfg["window_length"], cfg["horizon"], cfg["support_size"], cfg["query_size"]
-    )
-    return TaskDataset(series, layout, stride=cfg["query_size"])
-
-
-def make_net(learner_name: str, first_order: bool, vectorize: bool, base: LSTMNetwork,
-             cfg: dict[str, Any], tasks_per_batch: int, seed: int):
-    """A MetaNet exactly as ``meta_train`` builds it (default outer optimizer/lr)."""
-    torch.manual_seed(seed)  # the lstm rule draws its tensor embedding
-    learner = make_meta_learner(
-        learner_name, base, inner_steps=cfg["inner_steps"], first_order=first_order,
-        vectorize=vectorize, inner_lr=cfg["inner_lr"],
-    )
-    net = build_meta_net(
-        learner, max_epochs=1, batch_size=tasks_per_batch, lr=None,
-        gradient_clip=cfg["gradient_clip"], valid=None, callbacks=None, device="cpu",
-        verbose=0,
-    )
-    return net.initialize()
 
 
 def meta_gradient(net, batch) -> tuple[float, torch.Tensor]:
@@ -194,9 +113,8 @@ def bench_one(key: str, tasks: TaskDataset, cfg: dict[str, Any], tasks_per_batch
     loss_diffs = []
     for r in range(repeats):
         b = batch()
-        order = ("vmap", "loop") if r % 2 == 0 else ("loop", "vmap")
         losses = {}
-        for k in order:
+        for k in rotate(("vmap", "loop"), r):
             t0 = time.perf_counter()
             step = nets[k].train_step(b)
             times[k].append(time.perf_counter() - t0)
@@ -258,12 +176,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    cfg = QUICK if args.quick else FULL
+    cfg = META_QUICK if args.quick else META_FULL
     learners = args.learners or list(LEARNERS)
     sizes = args.tasks_per_batch or ([4] if args.quick else [8, 32, 64])
     forward_impl = load_forward_impl(args.forward_impl) if args.forward_impl else None
     tasks = make_tasks(cfg, args.seed)
-    env = environment(args.threads)
+    env = environment()
     results = []
     print(f"{len(tasks)} tasks; torch {torch.__version__}; {args.threads} thread(s)")
     header = (f"{'learner':9} {'tasks':>5} {'vmap tasks/s':>13} {'loop tasks/s':>13} "
@@ -285,17 +203,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env["load_average_end"] = list(os.getloadavg())
     report = {
         "benchmark": "meta_throughput",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None
-        else "meta_throughput.main(" + repr(argv) + ")",
+        "command": command_line("meta_throughput", argv),
         "quick": args.quick,
         "forward_impl": forward_impl,
         "config": cfg,
         "environment": env,
         "results": results,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {write_json(args.output, report, indent=2)}")
     return report
 
 

@@ -28,9 +28,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-from _reporting import write_report
+from _reporting import rotate, scratch_next_increment, write_report
 
-from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
+from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_stock_prices
 
 #: Days of history of each unseen series in part 2.
@@ -85,17 +85,13 @@ def adaptation_cost(forecaster: MetaLSTMForecaster, quick: bool) -> dict[str, An
 
     def scratch(y, seed):
         r = np.diff(np.log(y.to_numpy()))
-        mu, sd = r.mean(), r.std()
-        s = (r - mu) / sd
-        X = np.lib.stride_tricks.sliding_window_view(s[:-1], window)
-        reg = LSTMBaseRegressor(random_state=seed).fit(X, s[window:])
-        return float(y.iloc[-1] * np.exp(reg.predict(s[-window:][None])[0] * sd + mu))
+        return float(y.iloc[-1] * np.exp(scratch_next_increment(r, window, random_state=seed)))
 
     times: dict[str, list[float]] = {"adapt": [], "scratch": []}
     for k, column in enumerate(columns):
         y = wide[column].iloc[-HISTORY:]
         jobs = {"adapt": lambda y=y: adapt(y), "scratch": lambda y=y, k=k: scratch(y, k)}
-        for name in list(jobs)[k % 2 :] + list(jobs)[: k % 2]:
+        for name in rotate(list(jobs), k):
             tic = time.perf_counter()
             jobs[name]()
             times[name].append(time.perf_counter() - tic)

@@ -41,7 +41,6 @@ import io
 import json
 import logging
 import os
-import platform
 import time
 import warnings
 from collections.abc import Callable
@@ -51,6 +50,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _reporting import (
+    ar1_series,
+    environment,
+    lag_windows,
+    rotate,
+    scratch_next_increment,
+    to_panel,
+    write_json,
+)
 
 WINDOW, HIDDEN, BATCH, EPOCHS, LR = 30, 32, 64, 20, 1e-3
 
@@ -58,12 +66,8 @@ WINDOW, HIDDEN, BATCH, EPOCHS, LR = 30, 32, 64, 20, 1e-3
 # ------------------------------------------------------------------ data
 def make_windows(n_windows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An AR(1) series and its (n, WINDOW) float64 windows and next-step targets."""
-    rng = np.random.default_rng(seed)
-    z = np.zeros(n_windows + WINDOW)
-    for t in range(1, len(z)):
-        z[t] = 0.5 * z[t - 1] + rng.standard_normal()
-    X = np.lib.stride_tricks.sliding_window_view(z[:-1], WINDOW)
-    return z, np.ascontiguousarray(X), z[WINDOW:]
+    z = ar1_series(n_windows + WINDOW, 0.5, seed)
+    return z, *lag_windows(z, WINDOW)
 
 
 # ----------------------------------------------------------- contenders
@@ -243,8 +247,7 @@ def training_speed(rounds: int, n_windows: int) -> dict:
     losses: dict[str, list[float]] = {k: [] for k in contenders}
     names = list(contenders)
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
+        for name in rotate(names, r):
             torch.set_num_threads(1)
             tic = time.perf_counter()
             with quiet():
@@ -277,14 +280,14 @@ def training_speed(rounds: int, n_windows: int) -> dict:
 # ------------------------------------------------------------ adaptation
 def adaptation_speed(n_origins: int, history: int, quick: bool) -> dict:
     """Adapt a pretrained MetaLSTMForecaster vs train a plain LSTM from scratch."""
-    from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
+    from sk_metalstm import MetaLSTMForecaster
     from sk_metalstm.datasets import load_stock_prices
 
     held_out = ["AMD", "JPM"] if quick else ["AMD", "JPM", "KO", "XOM"]
     wide = np.log(load_stock_prices(start="2021-01-01", as_panel=False))
     first = len(wide) - n_origins - 1  # position of the first origin
     train = [c for c in wide.columns if c not in ["AMD", "JPM", "KO", "XOM"]]
-    panel = wide.iloc[: first + 1][train].stack().swaplevel().sort_index().to_frame("y")
+    panel = to_panel(wide.iloc[: first + 1][train], "y", names=None)
     # The package defaults (default learner, epochs, support size), except the
     # window and hidden size shared with the scratch model.
     quick_epochs = {"base_max_epochs": 1, "max_epochs": 1} if quick else {}
@@ -310,15 +313,10 @@ def adaptation_speed(n_origins: int, history: int, quick: bool) -> dict:
             return float(forecaster.predict(fh=[1]).iloc[0])
 
     def scratch(y_hist: pd.Series, seed: int) -> float:
-        r = np.diff(y_hist.to_numpy())
-        mu, sd = r.mean(), r.std()
-        s = (r - mu) / sd
-        X = np.lib.stride_tricks.sliding_window_view(s[:-1], WINDOW)
-        reg = LSTMBaseRegressor(
-            hidden_size=HIDDEN, max_epochs=EPOCHS, batch_size=BATCH, lr=LR, random_state=seed
+        nxt = scratch_next_increment(
+            np.diff(y_hist.to_numpy()), WINDOW,
+            hidden_size=HIDDEN, max_epochs=EPOCHS, batch_size=BATCH, lr=LR, random_state=seed,
         )
-        reg.fit(X, s[WINDOW:])
-        nxt = reg.predict(s[-WINDOW:][None])[0] * sd + mu
         return float(y_hist.iloc[-1] + nxt)
 
     times = {"adapt": [], "scratch": []}
@@ -335,7 +333,7 @@ def adaptation_speed(n_origins: int, history: int, quick: bool) -> dict:
                 "adapt": lambda h=y_hist: adapt(h),
                 "scratch": lambda h=y_hist, seed=k: scratch(h, seed),
             }
-            for name in list(jobs)[k % 2 :] + list(jobs)[: k % 2]:
+            for name in rotate(list(jobs), k):
                 tic = time.perf_counter()
                 pred = jobs[name]()
                 times[name].append(time.perf_counter() - tic)
@@ -366,28 +364,6 @@ def adaptation_speed(n_origins: int, history: int, quick: bool) -> dict:
     }
 
 
-def environment() -> dict:
-    """Machine, versions and load."""
-    import sklearn
-    import skorch
-
-    env = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "skorch": skorch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-    }
-    for peer in ("darts", "neuralforecast", "pytorch_lightning"):
-        try:
-            env[peer] = __import__(peer).__version__
-        except Exception:  # noqa: BLE001
-            env[peer] = None
-    return env
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -409,7 +385,9 @@ def main(argv: list[str] | None = None) -> None:
     load = {"start": os.getloadavg()}
     rounds = args.rounds or (1 if args.quick else 5)
     result = {
-        "environment": environment(),
+        "environment": environment(
+            "scikit-learn", "darts", "neuralforecast", "pytorch_lightning"
+        ),
         "config": {
             "window": WINDOW,
             "hidden": HIDDEN,
@@ -443,9 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     load["end"] = os.getloadavg()
     result["load_average"] = load
     result["total_seconds"] = time.perf_counter() - started
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    path = write_json(out, result)
     print(f"wrote {path} in {result['total_seconds']:.0f}s; load {load}")
 
 

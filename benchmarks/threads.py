@@ -29,7 +29,6 @@ Results go to ``benchmarks/results/threads.json`` (``--output``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,17 +37,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from _reporting import (
+    META_FULL,
+    META_QUICK,
+    RESULTS,
+    ar1_series,
+    command_line,
+    environment,
+    lag_windows,
+    make_net,
+    make_tasks,
+    rotate,
+    time_stats,
+    write_json,
+)
 from torch.utils.data import default_collate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from meta_throughput import FULL, environment, make_net, make_tasks  # noqa: E402
+from sk_metalstm.networks import LSTMNetwork
 
-from sk_metalstm.networks import LSTMNetwork  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "threads.json"
+DEFAULT_OUTPUT = RESULTS / "threads.json"
 
 COMPETITORS = {
     "idle": None,
@@ -64,13 +72,9 @@ COMPETITORS = {
 
 def lstm_epoch_workload(n_windows: int, window: int, hidden: int, batch: int, seed: int):
     """A closure running one epoch of plain LSTMNetwork training."""
-    rng = np.random.default_rng(seed)
-    z = np.zeros(n_windows + window + 1)
-    for t in range(1, len(z)):
-        z[t] = 0.3 * z[t - 1] + rng.standard_normal()
-    frames = np.lib.stride_tricks.sliding_window_view(z, window + 1)[:n_windows]
-    X = torch.tensor(frames[:, :window, None], dtype=torch.float32)
-    y = torch.tensor(frames[:, window:], dtype=torch.float32)
+    windows, targets = lag_windows(ar1_series(n_windows + window + 1, 0.3, seed), window)
+    X = torch.tensor(windows[:n_windows, :, None], dtype=torch.float32)
+    y = torch.tensor(targets[:n_windows, None], dtype=torch.float32)
     torch.manual_seed(seed)
     net = LSTMNetwork(1, hidden, 1, 1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -128,17 +132,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         workloads = {
             "epoch": lstm_epoch_workload(128, 10, 8, 64, args.seed),
-            "meta_step": meta_step_workload(
-                {**FULL, "window_length": 8, "hidden_size": 8, "support_size": 8,
-                 "query_size": 4, "inner_steps": 2, "n_series": 4, "n_timepoints": 200},
-                4, args.seed),
+            "meta_step": meta_step_workload(META_QUICK, 4, args.seed),
         }
     else:
         workloads = {
             "epoch": lstm_epoch_workload(1024, 30, 32, 64, args.seed),
-            "meta_step": meta_step_workload(FULL, 32, args.seed),
+            "meta_step": meta_step_workload(META_FULL, 32, args.seed),
         }
-    env = environment(default_threads)
+    env = environment()
     env["torch_default_threads"] = default_threads
     results: dict[str, Any] = {}
     for cond in args.conditions:
@@ -149,9 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 torch.set_num_threads(n)
                 for run in workloads.values():
                     run()
-            names = list(settings)
             for r in range(rounds):
-                for s in names[r % len(names):] + names[: r % len(names)]:
+                for s in rotate(list(settings), r):
                     torch.set_num_threads(settings[s])
                     for w, run in workloads.items():
                         t0 = time.perf_counter()
@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             base = statistics.median(by_setting["1"])
             results[cond][w] = {
                 s: {
-                    "median_s": statistics.median(ts),
-                    "min_s": min(ts),
-                    "max_s": max(ts),
+                    **time_stats(ts),
                     "relative_to_1_thread": statistics.median(ts) / base,
                     "n": len(ts),
                 }
@@ -182,8 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env["load_average_end"] = list(os.getloadavg())
     report = {
         "benchmark": "threads",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None
-        else "threads.main(" + repr(argv) + ")",
+        "command": command_line("threads", argv),
         "quick": args.quick,
         "settings": settings,
         "workloads": {
@@ -194,9 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "environment": env,
         "results": results,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {write_json(args.output, report, indent=2)}")
     return report
 
 

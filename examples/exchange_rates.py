@@ -27,30 +27,18 @@ from __future__ import annotations
 import time
 import warnings
 
-try:  # run as a script (python examples/exchange_rates.py) or imported
-    from _common import (
-        RANDOM_WALK,
-        format_table,
-        random_walk_scores,
-        results_table,
-        rolling_forecasts,
-        save_plot,
-        score_frame,
-        summary,
-        verdict,
-    )
-except ImportError:  # pragma: no cover - imported as examples.exchange_rates
-    from examples._common import (
-        RANDOM_WALK,
-        format_table,
-        random_walk_scores,
-        results_table,
-        rolling_forecasts,
-        save_plot,
-        score_frame,
-        summary,
-        verdict,
-    )
+# examples/_common.py, next to this script: rolling backtests and scores vs the random walk.
+from _common import (
+    RANDOM_WALK,
+    format_table,
+    random_walk_scores,
+    results_table,
+    rolling_forecasts,
+    save_plot,
+    score_frame,
+    summary,
+    verdict,
+)
 
 warnings.simplefilter("ignore", FutureWarning)
 

@@ -30,30 +30,18 @@ import warnings
 
 import pandas as pd
 
-try:  # run as a script (python examples/stocks_few_shot.py) or imported
-    from _common import (
-        RANDOM_WALK,
-        format_table,
-        random_walk_scores,
-        results_table,
-        rolling_forecasts,
-        save_plot,
-        score_frame,
-        summary,
-        verdict,
-    )
-except ImportError:  # pragma: no cover - imported as examples.stocks_few_shot
-    from examples._common import (
-        RANDOM_WALK,
-        format_table,
-        random_walk_scores,
-        results_table,
-        rolling_forecasts,
-        save_plot,
-        score_frame,
-        summary,
-        verdict,
-    )
+# examples/_common.py, next to this script: rolling backtests and scores vs the random walk.
+from _common import (
+    RANDOM_WALK,
+    format_table,
+    random_walk_scores,
+    results_table,
+    rolling_forecasts,
+    save_plot,
+    score_frame,
+    summary,
+    verdict,
+)
 
 warnings.simplefilter("ignore", FutureWarning)
 
