@@ -61,6 +61,14 @@ _SAFE_FORMATS = {
 _SAFE_KEYS = ("format", "version", "config", "tensors")
 #: Fitted attributes of ``LSTMBaseRegressor`` that ``predict`` needs (positive ints).
 _REGRESSOR_FITTED = ("n_features_in_", "sequence_length_", "n_sequence_features_", "n_outputs_")
+#: Its float64 scaling statistics (lists in the JSON), their length and their value
+#: in files written before it standardised (it then trained on raw values).
+_REGRESSOR_SCALING = {
+    "x_mean_": ("n_sequence_features_", 0.0),
+    "x_scale_": ("n_sequence_features_", 1.0),
+    "y_mean_": ("n_outputs_", 0.0),
+    "y_scale_": ("n_outputs_", 1.0),
+}
 
 
 def save(estimator: Any, path: str | os.PathLike[str]) -> None:
@@ -406,6 +414,9 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
         params[key] = _param_to_json(key, value, "LSTMBaseRegressor parameter")
     fitted = {k: int(getattr(regressor, k)) for k in _REGRESSOR_FITTED}
     fitted["y_was_1d"] = bool(regressor._y_was_1d)
+    fitted["batch_size_"] = int(regressor.batch_size_)
+    # JSON writes floats so that they read back exactly.
+    fitted.update({k: [float(v) for v in getattr(regressor, k)] for k in _REGRESSOR_SCALING})
     if hasattr(regressor, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in regressor.feature_names_in_]
     tensors = {
@@ -494,6 +505,14 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
             )
         setattr(regressor, key, value)
     regressor._y_was_1d = bool(fitted.get("y_was_1d", False))
+    # Files written before batch_size_ existed had an integer batch_size.
+    batch_size = fitted.get("batch_size_", params["batch_size"])
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(
+            f"{os.fspath(path)!r}: fitted attribute batch_size_ must be a positive integer, "
+            f"got {batch_size!r}."
+        )
+    regressor.batch_size_ = batch_size
     if "feature_names_in_" in fitted:
         names_in = fitted["feature_names_in_"]
         if not isinstance(names_in, list) or not all(isinstance(n, str) for n in names_in):
@@ -509,6 +528,21 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
         raise ValueError(f"{os.fspath(path)!r} holds unexpected tensors {extra}.")
     _load_weights(net.module_, weights, path)
     net.module_.eval()
+    # After the weights, so that a wrong n_outputs_ is reported as an architecture mismatch.
+    for key, (size_key, old_value) in _REGRESSOR_SCALING.items():
+        size = getattr(regressor, size_key)
+        values = fitted.get(key, [old_value] * size)
+        if not (
+            isinstance(values, list)
+            and len(values) == size
+            and all(_is_number(v) and np.isfinite(v) for v in values)
+            and (key.endswith("mean_") or all(v > 0 for v in values))
+        ):
+            raise ValueError(
+                f"{os.fspath(path)!r}: fitted attribute {key} must be a list of {size} finite "
+                f"numbers{'' if key.endswith('mean_') else ' > 0'}, got {values!r}."
+            )
+        setattr(regressor, key, np.asarray(values, dtype=np.float64))
     history = _field(description, "history", list, path, default=[])
     net.history = _history_from_json([history], path)[0]
     regressor.net_ = net

@@ -1,11 +1,18 @@
-"""scikit-learn's estimator checks for ``LSTMBaseRegressor``.
+"""scikit-learn's estimator checks for ``LSTMBaseRegressor``, with its defaults.
 
 Checks expected to fail, and why (keep this list in sync with EXPECTED_FAILED):
 
-- none. Every check of scikit-learn's ``parametrize_with_checks`` passes,
-  including ``check_regressors_train`` (R^2 > 0.5) with the small instance below.
-  Its training settings (lr=1e-2, 40 epochs, batch 32) are what an LSTM needs to
-  fit that check's data; they are kept small so that the suite stays fast.
+- none. Every check of scikit-learn's ``parametrize_with_checks`` passes on
+  the **default** instance, as users construct it: no seed, no tuned settings.
+  Checks whose outcome depends on the random initialisation seed the estimator
+  themselves (``check_regressors_train`` uses ``random_state=0``).
+
+Two checks once needed a tuned instance here (``lr=1e-2``, batch 32):
+``check_regressors_train`` (R^2 > 0.5 on 200 samples: the old defaults, lr
+1e-3 and batches of 64, reached about 0.3; ``batch_size="auto"`` and lr 3e-3
+reach 0.64-0.88 over 20 seeds) and ``check_methods_subset_invariance``
+(float32 predictions depended on the rows predicted together; ``predict`` now
+computes in float64).
 """
 
 from __future__ import annotations
@@ -23,11 +30,7 @@ def _expected_failed_checks(estimator: LSTMBaseRegressor) -> dict[str, str]:
 
 
 @parametrize_with_checks(
-    [
-        LSTMBaseRegressor(
-            hidden_size=8, max_epochs=40, lr=1e-2, batch_size=32, random_state=0
-        )
-    ],
+    [LSTMBaseRegressor()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
