@@ -71,8 +71,8 @@ def main() -> None:
             ("lstm", LSTMBaseRegressor(max_epochs=40, batch_size=32, random_state=0)),
         ]
     )
-    # Scale the target too: the network's output layer starts near zero and
-    # would otherwise spend its epochs learning the series' level.
+    # The regressor standardises X and y itself; the scalers show that it
+    # composes with scikit-learn's pipeline and target transformers.
     model = TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler())
     search = GridSearchCV(
         model,
