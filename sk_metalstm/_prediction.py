@@ -41,12 +41,18 @@ def forecast_steps(
     return steps, fh.to_absolute_index(cutoff)
 
 
-def output_index(state: SeriesState, times: pd.Index, names: Sequence[Any] | None) -> pd.Index:
-    """``times`` for a single series; (instance..., time) tuples for a panel's."""
+def output_index(parts: Sequence[tuple[Any, pd.Index]], names: Sequence[Any] | None) -> pd.Index:
+    """The index of forecasts for ``parts`` of (series key, forecast times).
+
+    ``names`` ``None`` (a single series) gives the times themselves; a panel's
+    rows are (instance..., time) tuples, built in one call for all series.
+    """
     if names is None:
-        return times
-    prefix = state.key if isinstance(state.key, tuple) else (state.key,)
-    return pd.MultiIndex.from_tuples([(*prefix, t) for t in times], names=names)
+        return parts[0][1]
+    rows = [
+        (*(key if isinstance(key, tuple) else (key,)), t) for key, times in parts for t in times
+    ]
+    return pd.MultiIndex.from_tuples(rows, names=names)
 
 
 def increments(
@@ -88,15 +94,13 @@ def forecasts(
     window_length: int,
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
-    names: Sequence[Any] | None,
 ) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, np.ndarray]]:
-    """(state, steps, output index, central increments) for every series.
+    """(state, steps, forecast times, central increments) for every series.
 
     A relative ``fh`` counts from each series' own last point, whose cutoff
-    carries the frequency that sktime's may lack. ``names`` are a panel's index
-    names (``None`` for a single series).
+    carries the frequency that sktime's may lack.
     """
     central = increments(states, learner, window_length, num_threads, x_next)
     for state, row in zip(states, central, strict=True):
         steps, times = forecast_steps(fh, state.cutoff, horizon)
-        yield state, steps, output_index(state, times, names), row
+        yield state, steps, times, row

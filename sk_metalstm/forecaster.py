@@ -17,7 +17,7 @@ import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
-from sk_metalstm._prediction import forecasts, quantile_levels
+from sk_metalstm._prediction import forecasts, output_index, quantile_levels
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import SeriesState, adapt_states, series_features
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
@@ -420,18 +420,18 @@ class MetaLSTMForecaster(BaseForecaster):
             window_length=self.window_length,
             num_threads=self.num_threads,
             x_next=x_next,
-            names=self._panel_names[0] if self._is_panel else None,
         )
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
-        frames = []
-        for state, steps, index, central in self._forecasts(fh, X):
-            values = state.to_levels(central)[steps - 1]
-            if not self._is_panel:
-                return pd.Series(values, index=index, name=self._y_name)
-            frames.append(pd.DataFrame({self._panel_names[1][0]: values}, index=index))
-        return pd.concat(frames)
+        parts, values = [], []
+        for state, steps, times, central in self._forecasts(fh, X):
+            parts.append((state.key, times))
+            values.append(state.to_levels(central)[steps - 1])
+        index = output_index(parts, self._index_names)
+        if not self._is_panel:
+            return pd.Series(values[0], index=index, name=self._y_name)
+        return pd.DataFrame({self._panel_names[1][0]: np.concatenate(values)}, index=index)
 
     def _predict_quantiles(
         self, fh: ForecastingHorizon, X: Any = None, alpha: list[float] | None = None
@@ -440,12 +440,17 @@ class MetaLSTMForecaster(BaseForecaster):
         residuals = self.pretrained_state_.residuals
         if residuals is None:
             raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
+        parts, values = [], []
+        for state, steps, times, central in self._forecasts(fh, X):
+            parts.append((state.key, times))
+            values.append(quantile_levels(state, central, residuals, alpha)[:, steps - 1].T)
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
-        frames = []
-        for state, steps, index, central in self._forecasts(fh, X):
-            values = quantile_levels(state, central, residuals, alpha)[:, steps - 1]
-            frames.append(pd.DataFrame(values.T, index=index, columns=columns))
-        return pd.concat(frames)
+        index = output_index(parts, self._index_names)
+        return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
+
+    @property
+    def _index_names(self) -> list[Any] | None:
+        return list(self._panel_names[0]) if self._is_panel else None
 
     # --------------------------------------------------------------- update
     def _update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:

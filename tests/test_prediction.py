@@ -65,11 +65,11 @@ def test_fh_beyond_the_horizon_says_how_to_fix_it():
 # ----------------------------------------------------------------- output_index
 def test_output_index_of_single_series_and_panels():
     times = pd.date_range("2020-01-05", periods=2)
-    assert output_index(_state(), times, None) is times
-    panel = output_index(_state("a"), times, ["instance", "time"])
-    assert list(panel) == [("a", times[0]), ("a", times[1])]
+    assert output_index([(None, times)], None) is times
+    panel = output_index([("a", times), ("b", times[:1])], ["instance", "time"])
+    assert list(panel) == [("a", times[0]), ("a", times[1]), ("b", times[0])]
     assert list(panel.names) == ["instance", "time"]
-    nested = output_index(_state(("r1", "a")), times, ["region", "store", "time"])
+    nested = output_index([(("r1", "a"), times)], ["region", "store", "time"])
     assert list(nested) == [("r1", "a", times[0]), ("r1", "a", times[1])]
     assert nested.nlevels == 3
 
