@@ -6,6 +6,7 @@ Speed is not asserted here: speed claims live in ``benchmarks/`` and
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import subprocess
@@ -75,3 +76,50 @@ def test_pretrain_cost_quick_reports_phase_ratio(tmp_path):
     assert default["learner"] == "ridge" and default["series"] == 20
     assert len(default["phases"]) == 2 and default["meta_over_pooled_time"] > 0
     assert report["adaptation"]["speedup_median"] > 0
+
+
+def test_load_quick_reports_flat_rounds(tmp_path):
+    report = _run_quick("load.py", tmp_path / "load.json")
+    rounds = report["rounds"]
+    assert len(rounds) == report["config"]["rounds"] and report["quick"] is True
+    assert all(r["round_s"] > 0 and r["rss_mib"] > 0 for r in rounds)
+    assert math.isfinite(report["memory"]["rss_slope_mib_per_round"]["slope"])
+    assert math.isfinite(report["time"]["round_s"]["slope_ms_per_round"]["se_hac"])
+    assert report["sanity"]["forecasts_checked"] == 20 * len(rounds)
+    assert report["profile"]["sk_metalstm"]
+
+
+SCRIPTS = sorted(path.name for path in (ROOT / "benchmarks").glob("[!_]*.py"))
+
+
+def test_scripts_import_only_the_shared_helper():
+    # What two scripts need lives in benchmarks/_reporting.py: no script imports
+    # another script or the examples, and none edits sys.path to do so.
+    forbidden = {name.removesuffix(".py") for name in SCRIPTS} | {"examples", "_common"}
+    for name in SCRIPTS:
+        source = (ROOT / "benchmarks" / name).read_text()
+        imported = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        assert not imported & forbidden, (name, imported & forbidden)
+        assert "sys.path" not in source, name
+
+
+def test_every_script_imports():
+    # Scripts without a quick run above are at least imported, as they run:
+    # with their own folder first on sys.path (one process for all of them).
+    folder = ROOT / "benchmarks"
+    code = (
+        "import importlib.util, sys\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
+        f"for path in {[str(folder / name) for name in SCRIPTS]!r}:\n"
+        "    spec = importlib.util.spec_from_file_location('script', path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
