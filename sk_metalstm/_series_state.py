@@ -28,7 +28,14 @@ from sk_metalstm.windowing import (
     to_increments,
 )
 
-__all__ = ["SeriesState", "adapt_states", "series_features"]
+__all__ = [
+    "SeriesState",
+    "adapt_states",
+    "appended_states",
+    "series_features",
+    "started_states",
+    "training_features",
+]
 
 
 def series_features(levels: pd.Series, x: pd.DataFrame | None, kind: str, key: Any) -> np.ndarray:
@@ -179,3 +186,38 @@ def adapt_states(
         state.key: state.adapted(support, p)
         for state, support, p in zip(states, supports, params, strict=True)
     }
+
+
+def training_features(
+    pieces: dict[Any, pd.Series], x_pieces: dict[Any, pd.DataFrame | None], transform: str
+) -> list[np.ndarray]:
+    """Increments (with covariates) of every series, each under its resolved transform."""
+    return [
+        series_features(s, x_pieces[k], resolve_transform(s.to_numpy(np.float64), transform), k)
+        for k, s in pieces.items()
+    ]
+
+
+def started_states(
+    pieces: dict[Any, pd.Series],
+    x_pieces: dict[Any, pd.DataFrame | None],
+    transform: str,
+    keep: int,
+) -> list[SeriesState]:
+    """A new, not yet adapted, state for every series."""
+    return [SeriesState.start(k, s, x_pieces[k], transform, keep) for k, s in pieces.items()]
+
+
+def appended_states(
+    states: dict[Any, SeriesState],
+    pieces: dict[Any, pd.Series],
+    x_pieces: dict[Any, pd.DataFrame | None],
+    keep: int,
+) -> list[SeriesState]:
+    """Copies of the states of the series in ``pieces`` with their new observations."""
+    out = []
+    for key, series in pieces.items():
+        if key not in states:
+            raise ValueError(f"update got an instance {key!r} that fit did not see.")
+        out.append(states[key].appended(series, x_pieces[key], keep))
+    return out

@@ -1,10 +1,7 @@
-"""MetaLSTMForecaster: sktime orchestration of pretrain (meta-train), fit (adapt), predict.
+"""MetaLSTMForecaster: sktime orchestration of pretrain, fit (adapt), predict and update.
 
-The work itself lives elsewhere: splitting and checking series
-(``_series``), covariates (``_exogenous``), per-series state and its adaptation
-(``_series_state``, ``meta.adaptation``), forecasts and quantiles
-(``_prediction``), meta-training (``meta.training``), parameter checks
-(``_validation``).
+The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenous``,
+``meta.training`` and ``meta.adaptation``.
 """
 
 from __future__ import annotations
@@ -19,14 +16,20 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
 from sk_metalstm._prediction import forecasts, output_index, quantile_levels
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
-from sk_metalstm._series_state import SeriesState, adapt_states, series_features
+from sk_metalstm._series_state import (
+    SeriesState,
+    adapt_states,
+    appended_states,
+    started_states,
+    training_features,
+)
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
 from sk_metalstm._validation import Bool, Int, OneOf, Real, validate_params
 from sk_metalstm.exceptions import InvalidParameterError
 from sk_metalstm.meta import META_LEARNERS
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.training import meta_train
-from sk_metalstm.windowing import TRANSFORMS, TaskLayout, resolve_transform
+from sk_metalstm.windowing import TRANSFORMS, TaskLayout
 
 __all__ = ["MetaLSTMForecaster"]
 
@@ -43,17 +46,14 @@ class MetaLSTMForecaster(BaseForecaster):
        adapts again, without meta-training. Without ``pretrain``, ``fit``
        meta-trains on ``y`` itself.
 
-    Series become increments (``transform``), each task is scaled by its
-    support set only, and forecasts are direct multi-step, mapped back exactly
-    to levels. The user guide explains every option in more detail.
+    Forecasts are direct multi-step. The user guide explains every option.
 
     Parameters
     ----------
     window_length : int, default=20
         Past increments the network reads.
     horizon : int or None, default=None
-        Largest forecast step; ``None`` takes the largest step of the ``fh``
-        passed to ``pretrain``/``fit`` (1 without one).
+        Largest forecast step; ``None``: the largest step of the ``fh`` given.
     hidden_size : int, default=32
         LSTM hidden units.
     num_layers : int, default=1
@@ -73,8 +73,7 @@ class MetaLSTMForecaster(BaseForecaster):
     first_order : bool, default=True
         Ignore second derivatives in the meta-gradient (about 10x cheaper).
     support_size : int, default=100
-        Windows in a task's support set, and recent windows adapted on at
-        fit/update time.
+        Windows in a task's support set, and adapted on at fit/update time.
     query_size : int, default=8
         Windows in a task's query set.
     task_stride : int or None, default=None
@@ -88,8 +87,7 @@ class MetaLSTMForecaster(BaseForecaster):
     base_max_epochs : int, default=20
         Pooled base-network epochs (step 1).
     n_iter_no_change : int or None, default=6
-        Stop a phase after this many epochs without a better validation loss,
-        keeping the best epoch's weights; ``None`` runs every epoch.
+        Early stopping patience (epochs) on the validation loss; best weights kept.
     max_time : float or None, default=None
         Time budget of ``pretrain`` in seconds; the best weights so far are kept.
     lr : float or None, default=None
@@ -97,29 +95,23 @@ class MetaLSTMForecaster(BaseForecaster):
     gradient_clip : float or None, default=1.0
         Max gradient norm in steps 1 and 2; ``None`` disables clipping.
     validation_fraction : float, default=0.1
-        Fraction of each series' latest tasks held out (early stopping,
-        best weights, interval calibration); never shuffled.
+        Each series' latest tasks held out (early stopping, interval calibration).
     callbacks : list or None, default=None
         skorch callbacks for meta-training (step 2).
     adapt_steps : int or None, default=None
-        Update-rule applications at fit/update time; ``None`` uses
-        ``inner_steps``; ``0`` keeps the learned initialisation.
+        Update-rule applications at fit/update (``None``: ``inner_steps``).
     transform : {"auto", "log_return", "difference", "none"}, default="auto"
-        How a series becomes increments; ``"auto"``: log-returns when every
-        value is positive, else differences (pass ``"difference"`` for rates).
+        Increments; ``"auto"``: log-returns if all values are positive, else differences.
     pretrained : MetaState or None, default=None
-        A meta-trained state (``pretrained_state_``); ``fit`` then skips
-        meta-training. A parameter, so it survives ``clone`` and tuning.
+        A meta-trained state (``pretrained_state_``); ``fit`` then adapts only.
     random_state : int, RandomState or None, default=None
         Seeds meta-training; fixed values give repeatable results on CPU.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where meta-training and adaptation run; fitted state stays on the CPU.
+        Where meta-training and adaptation run.
     num_threads : int or None, default=1
-        torch intra-op threads during this forecaster's calls (restored after);
-        ``None`` keeps torch's setting.
+        torch threads during this forecaster's calls (``None``: torch's setting).
     verbose : int, default=1
-        ``1``: a progress line with the time left every few seconds of
-        meta-training; ``2`` adds skorch's table and bar; ``0`` is silent.
+        ``1``: progress with the time left during meta-training; ``2``: skorch's too.
 
     Attributes
     ----------
@@ -304,17 +296,14 @@ class MetaLSTMForecaster(BaseForecaster):
 
     # ---------------------------------------------------------- meta-training
     def _meta_train(self, y: Any, X: Any, warm_start: MetaState | None) -> MetaState:
+        """Steps 1 and 2 on every series of ``y`` (step 2 only from a ``warm_start``)."""
+        if warm_start is not None:
+            check_columns(warm_start.config.get("exog_columns"), X)
         pieces = self._split_series(y, same_frequency=False)
-        x_pieces = exogenous_pieces(X, list(pieces))
-        kinds = {
-            k: resolve_transform(s.to_numpy(np.float64), self.transform) for k, s in pieces.items()
-        }
-        features = [series_features(s, x_pieces[k], kinds[k], k) for k, s in pieces.items()]
-        config = self.get_params(deep=False)
-        for key in ("pretrained", "callbacks"):
-            config.pop(key)
-        config["horizon"] = self._horizon
-        config["exog_columns"] = None if X is None else list(X.columns)
+        features = training_features(pieces, exogenous_pieces(X, list(pieces)), self.transform)
+        config = {k: v for k, v in self.get_params(deep=False).items() if k != "pretrained"}
+        config.update(horizon=self._horizon, exog_columns=None if X is None else list(X.columns))
+        config.pop("callbacks")
         with torch_runtime(seed_from(self.random_state), self.num_threads):
             return meta_train(
                 features,
@@ -332,29 +321,17 @@ class MetaLSTMForecaster(BaseForecaster):
         self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
         return self
 
-    def _pretrain_update(
-        self, y: pd.DataFrame, X: Any = None, fh: Any = None
-    ) -> MetaLSTMForecaster:
+    def _pretrain_update(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Continue meta-training (step 2) on more series."""
-        # A clone of a pretrained forecaster carries pretrained_state_ but not
-        # the private horizon, so resolve it again (from the state).
+        # A clone carries pretrained_state_ but not the private horizon.
         self._check_params()
         self._resolve_horizon(fh)
-        check_columns(self._exog_columns, X)
-        self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained_state_)
+        self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         return self
 
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
-        """A new forecaster that adapts with ``state``, with its architecture settings.
-
-        Parameters
-        ----------
-        state : MetaState
-            ``pretrained_state_`` of a pretrained (or fitted) forecaster.
-        **params
-            Further parameters, e.g. ``adapt_steps`` or ``support_size``.
-        """
+        """A forecaster adapting with ``state``, with its settings; ``params`` override them."""
         names = set(cls.get_param_names())
         settings = {k: v for k, v in state.config.items() if k in names}
         return cls(**{**settings, **params, "pretrained": state})
@@ -374,11 +351,7 @@ class MetaLSTMForecaster(BaseForecaster):
         self._is_panel = not isinstance(y, pd.Series)
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
-        states = [
-            SeriesState.start(key, series, x_pieces[key], self.transform, self._keep)
-            for key, series in pieces.items()
-        ]
-        self._states = self._adapted(states)
+        self._states = self._adapted(started_states(pieces, x_pieces, self.transform, self._keep))
         self._committed_cutoff = self._cutoff
         return self
 
@@ -392,13 +365,9 @@ class MetaLSTMForecaster(BaseForecaster):
         if steps is None:
             steps = self.pretrained_state_.config["inner_steps"]
         learner, device = self.pretrained_state_.learner, resolve_device(self.device)
+        threads = self.num_threads
         return adapt_states(
-            states,
-            learner,
-            self._layout(),
-            steps=steps,
-            device=device,
-            num_threads=self.num_threads,
+            states, learner, self._layout(), steps=steps, device=device, num_threads=threads
         )
 
     @property
@@ -462,11 +431,7 @@ class MetaLSTMForecaster(BaseForecaster):
             if self._exog_columns is not None:
                 check_columns(self._exog_columns, X)
             x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
-            states = []
-            for key, series in pieces.items():
-                if key not in self._states:
-                    raise ValueError(f"update got an instance {key!r} that fit did not see.")
-                states.append(self._states[key].appended(series, x_pieces[key], self._keep))
+            states = appended_states(self._states, pieces, x_pieces, self._keep)
             new = self._adapted(states) if update_params else {s.key: s for s in states}
         except Exception:
             if getattr(self, "_committed_cutoff", None) is not None:
