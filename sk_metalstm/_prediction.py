@@ -19,7 +19,28 @@ from sk_metalstm._series_state import SeriesState
 from sk_metalstm.meta.adaptation import forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 
-__all__ = ["forecast_steps", "forecasts", "increments", "output_index", "quantile_levels"]
+__all__ = [
+    "forecast_steps",
+    "forecasts",
+    "increments",
+    "output_index",
+    "quantile_levels",
+    "resolve_horizon",
+]
+
+
+def resolve_horizon(
+    state: Any, horizon: int | None, fh: ForecastingHorizon | None, cutoff: Any = None
+) -> int:
+    """The largest forecast step: a pretrained ``state``'s, ``horizon``, or ``fh``'s reach."""
+    if state is not None:
+        return int(state.config["horizon"])
+    if horizon is not None:
+        return int(horizon)
+    if fh is not None and (fh.is_relative or cutoff is not None):
+        steps = fh.to_relative(cutoff) if cutoff is not None else fh
+        return max(1, int(np.max(steps.to_numpy())))
+    return 1
 
 
 def forecast_steps(

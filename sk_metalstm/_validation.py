@@ -21,7 +21,9 @@ from sk_metalstm.exceptions import InvalidParameterError
 
 __all__ = [
     "Bool",
+    "InstanceOf",
     "Int",
+    "ListOf",
     "OneOf",
     "Real",
     "check_bool",
@@ -186,6 +188,34 @@ class Bool:
 
     def check(self, name: str, value: Any) -> None:  # noqa: D102
         check_bool(name, value)
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """``None`` or a list (or tuple) of ``what``."""
+
+    what: str
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        if value is not None and not isinstance(value, list | tuple):
+            raise InvalidParameterError(
+                f"{name} must be None or a list of {self.what}, got {type(value).__name__}."
+            )
+
+
+@dataclass(frozen=True)
+class InstanceOf:
+    """``None`` or an instance of ``cls`` (``hint`` says where one comes from)."""
+
+    cls: type
+    hint: str
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        if value is not None and not isinstance(value, self.cls):
+            raise InvalidParameterError(
+                f"{name} must be None or a {self.cls.__name__} ({self.hint}), "
+                f"got {type(value).__name__}."
+            )
 
 
 def validate_params(params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
-from sk_metalstm._prediction import forecasts, output_index, quantile_levels
+from sk_metalstm._prediction import forecasts, output_index, quantile_levels, resolve_horizon
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import (
     SeriesState,
@@ -24,8 +24,7 @@ from sk_metalstm._series_state import (
     training_features,
 )
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
-from sk_metalstm._validation import Bool, Int, OneOf, Real, validate_params
-from sk_metalstm.exceptions import InvalidParameterError
+from sk_metalstm._validation import Bool, InstanceOf, Int, ListOf, OneOf, Real, validate_params
 from sk_metalstm.meta import META_LEARNERS
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.training import meta_train
@@ -241,37 +240,20 @@ class MetaLSTMForecaster(BaseForecaster):
         "inner_lr": Real(0.0, low_open=True),
         **dict.fromkeys(("lr", "gradient_clip", "max_time"), Real(0.0, low_open=True, none=True)),
         "first_order": Bool(),
+        "callbacks": ListOf("skorch callbacks"),
+        "pretrained": InstanceOf(MetaState, "a pretrained forecaster's pretrained_state_"),
     }
 
     def _check_params(self) -> None:
         params = self.get_params(deep=False)
         validate_params(params, self._parameter_constraints)
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise InvalidParameterError(
-                "callbacks must be None or a list of skorch callbacks, got "
-                f"{type(self.callbacks).__name__}."
-            )
         check_device(self.device)
         if self.pretrained is not None:
-            if not isinstance(self.pretrained, MetaState):
-                raise TypeError(
-                    "pretrained must be a MetaState (a pretrained forecaster's "
-                    f"pretrained_state_), got {type(self.pretrained).__name__}."
-                )
             self.pretrained.check_matches(params)
 
     def _resolve_horizon(self, fh: ForecastingHorizon | None, cutoff: Any = None) -> None:
-        """Fix the horizon: a pretrained state's, the parameter, or ``fh``'s reach."""
         state = getattr(self, "pretrained_state_", None) or self.pretrained
-        if state is not None:
-            self._horizon = state.config["horizon"]
-        elif self.horizon is not None:
-            self._horizon = self.horizon
-        elif fh is not None and (fh.is_relative or cutoff is not None):
-            steps = fh.to_relative(cutoff) if cutoff is not None else fh
-            self._horizon = max(1, int(np.max(steps.to_numpy())))
-        else:
-            self._horizon = 1
+        self._horizon = resolve_horizon(state, self.horizon, fh, cutoff)
 
     def _layout(self) -> TaskLayout:
         return TaskLayout(

@@ -139,15 +139,24 @@ class RidgeHeadLearner(MetaLearner):
         if inner_steps == 0:
             return {"ridge.weight": self.prior_mean.expand(len(support_x), -1, -1)}
         with torch.enable_grad():
-            phi = self._task_features(support_x)
-            return {"ridge.weight": self.solve(phi, support_y)}
+            return self._solved(support_x, support_y)
+
+    def _solved(self, support_x: Tensor, support_y: Tensor) -> Params:
+        return {"ridge.weight": self.solve(self._task_features(support_x), support_y)}
 
     def adapt_for_inference(
         self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
     ) -> Params:
-        """Same as ``adapt_batch``, without a graph."""
+        """Same as ``adapt_batch``, without a graph (a closed-form solve needs none).
+
+        Building one over every support window of a 2,000-series panel doubled
+        peak memory (``benchmarks/load.py``).
+        """
         with torch.no_grad():
-            adapted = self.adapt_batch(support_x, support_y, inner_steps)
+            if inner_steps == 0:
+                adapted = self.adapt_batch(support_x, support_y, inner_steps)
+            else:
+                adapted = self._solved(support_x, support_y)
         return {n: p.detach() for n, p in adapted.items()}
 
     def predict_batch(self, params: Params, query_x: Tensor) -> Tensor:
