@@ -109,3 +109,17 @@ def meta_train_calls(monkeypatch) -> list:
 
     monkeypatch.setattr(module, "meta_train", counting)
     return calls
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for tests that call torch directly (outside torch_runtime).
+
+    Tiny networks run many times slower with several threads on a busy CPU.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

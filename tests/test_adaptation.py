@@ -14,13 +14,8 @@ from sk_metalstm.networks import LSTMNetwork, functional_forward
 WINDOW, HORIZON = 4, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks run many times slower with several threads on a busy CPU.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# These tests call torch directly, outside the estimators' torch_runtime.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _learner(name="metasgd", input_size=1, **options):

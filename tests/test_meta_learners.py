@@ -21,14 +21,8 @@ ADAPTIVE = [name for name in META_LEARNERS if name != "none"]
 STEPPED = [name for name, cls in META_LEARNERS.items() if cls.adapts_network]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tests call torch directly, outside the estimators' torch_runtime;
-    # tiny networks run many times slower with several threads on a busy CPU.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# These tests call torch directly, outside the estimators' torch_runtime.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params(net: torch.nn.Module) -> dict[str, torch.Tensor]:
