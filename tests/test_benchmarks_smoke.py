@@ -123,3 +123,17 @@ def test_every_script_imports():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_risk_quick_scores_quantiles_against_garch(tmp_path):
+    pytest.importorskip("arch")
+    report = _run_quick("risk.py", tmp_path / "risk.json")
+    rows = {(r["scope"], r["method"]): r for r in report["summary"]}
+    methods = {"hist_sim", "ewma", "garch_t", "ridge", "none"}
+    assert {("all", m) for m in methods} <= set(rows)
+    assert rows[("all", "hist_sim")]["rel_hs"] == pytest.approx(1.0)
+    for m in methods:
+        row = rows[("all", m)]
+        assert row["n_series"] == 2 and row["n_origins"] == 20
+        assert math.isfinite(row["pinball_bp"]) and 0 <= row["cov90"] <= 1
+        assert 0 <= row["var95_kupiec_p"] <= 1
