@@ -47,6 +47,7 @@ from _reporting import (
 )
 from torch.utils.data import default_collate
 
+from sk_metalstm.distribution import n_outputs
 from sk_metalstm.meta import TaskDataset
 from sk_metalstm.networks import LSTMNetwork
 
@@ -86,11 +87,14 @@ def summarize(times: list[float], n_tasks: int) -> dict[str, Any]:
     }
 
 
-def bench_one(key: str, tasks: TaskDataset, cfg: dict[str, Any], tasks_per_batch: int,
-              repeats: int, seed: int) -> dict[str, Any]:
+def bench_one(
+    key: str, tasks: TaskDataset, cfg: dict[str, Any], tasks_per_batch: int, repeats: int, seed: int
+) -> dict[str, Any]:
     learner_name, first_order = LEARNERS[key]
     torch.manual_seed(seed)
-    base = LSTMNetwork(1, cfg["hidden_size"], cfg["num_layers"], cfg["horizon"])
+    base = LSTMNetwork(
+        tasks.n_features, cfg["hidden_size"], cfg["num_layers"], n_outputs(cfg["horizon"])
+    )
     nets = {
         "vmap": make_net(learner_name, first_order, True, base, cfg, tasks_per_batch, seed),
         "loop": make_net(learner_name, first_order, False, base, cfg, tasks_per_batch, seed),
@@ -130,7 +134,9 @@ def bench_one(key: str, tasks: TaskDataset, cfg: dict[str, Any], tasks_per_batch
         "loop": summarize(times["loop"], tasks_per_batch),
         "speedup": statistics.median(times["loop"]) / statistics.median(times["vmap"]),
         "speedup_per_pair": {
-            "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
         },
         "sanity": {
             "initial_loss_vmap": loss_v,
@@ -162,17 +168,28 @@ def load_forward_impl(spec: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny configuration, 4 tasks per batch, 2 timed steps (smoke test)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny configuration, 4 tasks per batch, 2 timed steps (smoke test)",
+    )
     parser.add_argument("--learners", nargs="+", choices=sorted(LEARNERS), default=None)
     parser.add_argument("--tasks-per-batch", nargs="+", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed steps per path (default: 7 at <=32 tasks, 4 above)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed steps per path (default: 7 at <=32 tasks, 4 above)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--forward-impl", default=None, metavar="FILE.py:NAME",
-                        help="benchmark a candidate functional_forward instead of the library's")
+    parser.add_argument(
+        "--forward-impl",
+        default=None,
+        metavar="FILE.py:NAME",
+        help="benchmark a candidate functional_forward instead of the library's",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -184,8 +201,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = environment()
     results = []
     print(f"{len(tasks)} tasks; torch {torch.__version__}; {args.threads} thread(s)")
-    header = (f"{'learner':9} {'tasks':>5} {'vmap tasks/s':>13} {'loop tasks/s':>13} "
-              f"{'speedup':>8} {'pair range':>12} {'|dloss|':>9} {'|dgrad|':>9}")
+    header = (
+        f"{'learner':9} {'tasks':>5} {'vmap tasks/s':>13} {'loop tasks/s':>13} "
+        f"{'speedup':>8} {'pair range':>12} {'|dloss|':>9} {'|dgrad|':>9}"
+    )
     print(header)
     for n in sizes:
         if n > len(tasks):
@@ -195,11 +214,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = bench_one(key, tasks, cfg, n, repeats, args.seed)
             results.append(r)
             pp = r["speedup_per_pair"]
-            print(f"{key:9} {n:5d} {r['vmap']['tasks_per_s']:13.1f} "
-                  f"{r['loop']['tasks_per_s']:13.1f} {r['speedup']:7.2f}x "
-                  f"{pp['min']:5.2f}-{pp['max']:5.2f}x "
-                  f"{r['sanity']['timed_steps_loss_max_abs_diff']:9.1e} "
-                  f"{r['sanity']['initial_meta_grad_max_abs_diff']:9.1e}", flush=True)
+            print(
+                f"{key:9} {n:5d} {r['vmap']['tasks_per_s']:13.1f} "
+                f"{r['loop']['tasks_per_s']:13.1f} {r['speedup']:7.2f}x "
+                f"{pp['min']:5.2f}-{pp['max']:5.2f}x "
+                f"{r['sanity']['timed_steps_loss_max_abs_diff']:9.1e} "
+                f"{r['sanity']['initial_meta_grad_max_abs_diff']:9.1e}",
+                flush=True,
+            )
     env["load_average_end"] = list(os.getloadavg())
     report = {
         "benchmark": "meta_throughput",

@@ -54,6 +54,7 @@ from _reporting import (
 )
 from torch.utils.data import default_collate
 
+from sk_metalstm.distribution import n_outputs
 from sk_metalstm.networks import LSTMNetwork
 
 DEFAULT_OUTPUT = RESULTS / "threads.json"
@@ -62,10 +63,7 @@ COMPETITORS = {
     "idle": None,
     "busy_python": "while True:\n    pass\n",
     "busy_torch": (
-        "import torch\n"
-        "a = torch.randn(512, 512)\n"
-        "while True:\n"
-        "    a = torch.tanh(a @ a) \n"
+        "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = torch.tanh(a @ a) \n"
     ),
 }
 
@@ -94,7 +92,9 @@ def meta_step_workload(cfg: dict[str, Any], tasks_per_batch: int, seed: int):
     """A closure running one Meta-SGD meta-training step on a fixed batch."""
     tasks = make_tasks(cfg, seed)
     torch.manual_seed(seed)
-    base = LSTMNetwork(1, cfg["hidden_size"], cfg["num_layers"], cfg["horizon"])
+    base = LSTMNetwork(
+        tasks.n_features, cfg["hidden_size"], cfg["num_layers"], n_outputs(cfg["horizon"])
+    )
     net = make_net("metasgd", True, True, base, cfg, tasks_per_batch, seed)
     batch = default_collate([tasks[i] for i in range(tasks_per_batch)])
     return lambda: net.train_step(batch)
@@ -118,16 +118,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads, 1 round")
     parser.add_argument("--rounds", type=int, default=None, help="timings per setting")
-    parser.add_argument("--conditions", nargs="+", choices=list(COMPETITORS),
-                        default=list(COMPETITORS))
+    parser.add_argument(
+        "--conditions", nargs="+", choices=list(COMPETITORS), default=list(COMPETITORS)
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
     default_threads = torch.get_num_threads()
     ncpu = os.cpu_count() or 1
-    settings = {"1": 1, "2": 2, f"default({default_threads})": default_threads,
-                f"oversubscribed({2 * ncpu})": 2 * ncpu}
+    settings = {
+        "1": 1,
+        "2": 2,
+        f"default({default_threads})": default_threads,
+        f"oversubscribed({2 * ncpu})": 2 * ncpu,
+    }
     rounds = args.rounds or (1 if args.quick else 5)
     if args.quick:
         workloads = {

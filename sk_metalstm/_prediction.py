@@ -1,32 +1,47 @@
-"""Forecasts of fitted series: steps, output index, point forecasts and quantiles.
+"""Forecasts of fitted series: steps, output index, point forecasts, quantiles, variances.
 
-Forecasts are direct multi-step: the adapted network outputs increments for
-steps 1..horizon, which map back exactly to levels. Quantiles are
-split-conformal: residuals of adapted networks on meta-training query windows,
-in task scale, scaled by each series' support scale.
+Forecasts are direct multi-step: the adapted network outputs a location and a
+scale for the increment of each step 1..horizon (``sk_metalstm.distribution``);
+locations map back exactly to levels. The forecast distribution of the level
+``k`` steps ahead is ``sum of locations + cumulative scale * Z_k``, with ``Z_k``
+the empirical distribution of standardised calibration residuals
+(``meta/calibration.py``), mapped through the inverse transform.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import ForecastingHorizon
 
+from sk_metalstm._series import where
 from sk_metalstm._series_state import SeriesState
+from sk_metalstm.distribution import location as location_of
+from sk_metalstm.distribution import scale_of_outputs
 from sk_metalstm.meta.adaptation import forecast_windows
 from sk_metalstm.meta.base import MetaLearner
+from sk_metalstm.meta.calibration import cumulative_scale
 
 __all__ = [
+    "Forecast",
     "forecast_steps",
     "forecasts",
     "increments",
+    "level_variance",
     "output_index",
     "quantile_levels",
     "resolve_horizon",
 ]
+
+
+class Forecast(NamedTuple):
+    """One series' forecast increments for steps 1..horizon, in the series' own units."""
+
+    location: np.ndarray
+    scale: np.ndarray
 
 
 def resolve_horizon(
@@ -82,28 +97,70 @@ def increments(
     window_length: int,
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
-) -> np.ndarray:
-    """Forecast increments (n_series, horizon) in each series' own scale, in one batch."""
+) -> list[Forecast]:
+    """Forecast increments of every series in its own units, in one batch."""
     windows = np.stack([s.scaled_window(window_length, x_next[s.key]) for s in states])
     out = forecast_windows(learner, [s.params for s in states], windows, num_threads)
-    scales = np.array([s.target_scale for s in states])
-    return out * scales[:, 1:] + scales[:, :1]
+    stats = np.array([s.target_scale for s in states])
+    locations = location_of(out) * stats[:, 1:] + stats[:, :1]
+    scales = scale_of_outputs(out) * stats[:, 1:]
+    return [Forecast(loc, scale) for loc, scale in zip(locations, scales, strict=True)]
+
+
+def _spread(
+    state: SeriesState, forecast: Forecast, residuals: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, scale, standardised residuals) of what maps monotonically to the level.
+
+    The step itself for ``"none"``; the running sum of increments otherwise.
+    """
+    if state.kind == "none":
+        return forecast.location, forecast.scale, residuals["step"]
+    return (
+        np.cumsum(forecast.location),
+        cumulative_scale(forecast.scale),
+        residuals["cumulative"],
+    )
+
+
+def _to_levels(state: SeriesState, cumulative: np.ndarray) -> np.ndarray:
+    if state.kind == "none":
+        return cumulative
+    return state.to_levels(np.diff(cumulative, axis=-1, prepend=0.0))
 
 
 def quantile_levels(
-    state: SeriesState, central: np.ndarray, residuals: dict[str, np.ndarray], alpha: list[float]
+    state: SeriesState, forecast: Forecast, residuals: dict[str, np.ndarray], alpha: list[float]
 ) -> np.ndarray:
-    """Level quantiles (len(alpha), horizon) around the central increments.
+    """Level quantiles (len(alpha), horizon).
 
-    For increment transforms the quantiles of the cumulated increments are
-    used: they map monotonically to levels, so quantiles never cross.
+    Quantiles of the (cumulated) increments map monotonically to levels, and a
+    positive scale keeps the residual quantiles' order: they never cross.
     """
-    scale = state.target_scale[1]
-    if state.kind == "none":
-        return central[None, :] + np.quantile(residuals["step"], alpha, axis=0) * scale
-    spread = np.quantile(residuals["cumulative"], alpha, axis=0) * scale
-    cumulative = np.cumsum(central)[None, :] + spread
-    return state.to_levels(np.diff(cumulative, axis=1, prepend=0.0))
+    centre, scale, z = _spread(state, forecast, residuals)
+    return _to_levels(state, centre[None, :] + np.quantile(z, alpha, axis=0) * scale[None, :])
+
+
+def level_variance(
+    state: SeriesState, forecast: Forecast, residuals: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Variance (horizon,) of the forecast distribution of the level at each step.
+
+    For log-returns the level is ``last * exp(C)``: its variance is taken over
+    the empirical residual distribution, not a Gaussian approximation.
+    """
+    centre, scale, z = _spread(state, forecast, residuals)
+    if state.kind != "log_return":
+        return np.var(z, axis=0) * scale**2
+    last = float(state.tail.iloc[-1])
+    with np.errstate(over="ignore"):
+        growth = np.exp(centre[None, :] + z * scale[None, :])
+        variance = last**2 * np.var(growth, axis=0)
+    if not np.all(np.isfinite(variance)):
+        raise ValueError(
+            f"The forecast variance of the series{where(state.key)} is not finite in float64."
+        )
+    return variance
 
 
 def forecasts(
@@ -115,13 +172,13 @@ def forecasts(
     window_length: int,
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
-) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, np.ndarray]]:
-    """(state, steps, forecast times, central increments) for every series.
+) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, Forecast]]:
+    """(state, steps, forecast times, forecast increments) for every series.
 
     A relative ``fh`` counts from each series' own last point, whose cutoff
     carries the frequency that sktime's may lack.
     """
-    central = increments(states, learner, window_length, num_threads, x_next)
-    for state, row in zip(states, central, strict=True):
+    predicted = increments(states, learner, window_length, num_threads, x_next)
+    for state, forecast in zip(states, predicted, strict=True):
         steps, times = forecast_steps(fh, state.cutoff, horizon)
-        yield state, steps, times, row
+        yield state, steps, times, forecast

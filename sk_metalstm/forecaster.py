@@ -14,7 +14,13 @@ import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
-from sk_metalstm._prediction import forecasts, output_index, quantile_levels, resolve_horizon
+from sk_metalstm._prediction import (
+    forecasts,
+    level_variance,
+    output_index,
+    quantile_levels,
+    resolve_horizon,
+)
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import (
     SeriesState,
@@ -376,9 +382,9 @@ class MetaLSTMForecaster(BaseForecaster):
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
         """Forecast the steps in ``fh`` (1..horizon) for every fitted series."""
         parts, values = [], []
-        for state, steps, times, central in self._forecasts(fh, X):
+        for state, steps, times, forecast in self._forecasts(fh, X):
             parts.append((state.key, times))
-            values.append(state.to_levels(central)[steps - 1])
+            values.append(state.to_levels(forecast.location)[steps - 1])
         index = output_index(parts, self._index_names)
         if not self._is_panel:
             return pd.Series(values[0], index=index, name=self._y_name)
@@ -387,17 +393,38 @@ class MetaLSTMForecaster(BaseForecaster):
     def _predict_quantiles(
         self, fh: ForecastingHorizon, X: Any = None, alpha: list[float] | None = None
     ) -> pd.DataFrame:
-        """Split-conformal quantiles from meta-training query residuals (``_prediction``)."""
-        residuals = self.pretrained_state_.residuals
-        if residuals is None:
-            raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
+        """Forecast scale times calibrated residual quantiles (``_prediction``)."""
+        residuals = self._residuals()
         parts, values = [], []
-        for state, steps, times, central in self._forecasts(fh, X):
+        for state, steps, times, forecast in self._forecasts(fh, X):
             parts.append((state.key, times))
-            values.append(quantile_levels(state, central, residuals, alpha)[:, steps - 1].T)
+            values.append(quantile_levels(state, forecast, residuals, alpha)[:, steps - 1].T)
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
         index = output_index(parts, self._index_names)
         return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
+
+    def _predict_var(
+        self, fh: ForecastingHorizon, X: Any = None, cov: bool = False
+    ) -> pd.DataFrame:
+        """Variance of the forecast distribution of each level (``_prediction``)."""
+        if cov:
+            raise NotImplementedError(
+                "MetaLSTMForecaster gives marginal variances only (cov=False)."
+            )
+        residuals = self._residuals()
+        parts, values = [], []
+        for state, steps, times, forecast in self._forecasts(fh, X):
+            parts.append((state.key, times))
+            values.append(level_variance(state, forecast, residuals)[steps - 1])
+        columns = self._get_columns(method="predict_var")
+        index = output_index(parts, self._index_names)
+        return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
+
+    def _residuals(self) -> dict[str, np.ndarray]:
+        residuals = self.pretrained_state_.residuals
+        if residuals is None:
+            raise ValueError("This pretrained state has no calibration residuals; pretrain again.")
+        return residuals
 
     @property
     def _index_names(self) -> list[Any] | None:

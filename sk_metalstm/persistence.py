@@ -39,6 +39,7 @@ import torch
 
 import sk_metalstm
 from sk_metalstm._torch_runtime import resolve_device
+from sk_metalstm.distribution import n_outputs
 from sk_metalstm.meta import META_LEARNERS
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.state import ARCHITECTURE_KEYS, MetaState
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["save", "load", "save_pretrained", "load_pretrained", "save_regressor", "load_regressor"]
 
 _FORMAT = "sk_metalstm/1"
-_STATE_FORMAT = "sk_metalstm.meta_state/1"
+# /2: distributional networks (location and scale outputs, a volatility input).
+_STATE_FORMAT = "sk_metalstm.meta_state/2"
 _REGRESSOR_FORMAT = "sk_metalstm.regressor/1"
 #: What each safe format holds, and the function that reads it.
 _SAFE_FORMATS = {
@@ -867,8 +869,11 @@ def _network_from_config(config: dict[str, Any], path: Any) -> LSTMNetwork:
     exog = config.get("exog_columns")
     if exog is not None and not isinstance(exog, list):
         raise ValueError(f"{os.fspath(path)!r}: config['exog_columns'] must be a list or null.")
-    input_size = 1 + len(exog or [])
-    return LSTMNetwork(input_size, sizes["hidden_size"], sizes["num_layers"], sizes["horizon"])
+    # The target, the exogenous columns and the volatility channel (``distribution``).
+    input_size = 2 + len(exog or [])
+    return LSTMNetwork(
+        input_size, sizes["hidden_size"], sizes["num_layers"], n_outputs(sizes["horizon"])
+    )
 
 
 # -- optimizers --------------------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sk_metalstm.distribution import n_outputs, with_volatility_channel
 from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.adaptation import adapt_to_supports, forecast_windows
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _learner(name="metasgd", input_size=1, **options):
     torch.manual_seed(0)
-    base = LSTMNetwork(input_size, 4, 1, HORIZON)
+    # Adaptation appends the volatility channel to the inputs.
+    base = LSTMNetwork(input_size + 1, 4, 1, n_outputs(HORIZON))
     return make_meta_learner(name, base, **{"inner_steps": 3, "inner_lr": 0.05, **options})
 
 
@@ -54,7 +56,7 @@ def test_supports_of_different_sizes_adapt_as_if_alone(name):
     learner.adapt_for_inference = recording
     together = _adapt(learner, supports)
     # One batched call per support size, in order of first appearance.
-    assert calls == [(2, 5, WINDOW, 1), (2, 3, WINDOW, 1), (1, 2, WINDOW, 1)]
+    assert calls == [(2, 5, WINDOW, 2), (2, 3, WINDOW, 2), (1, 2, WINDOW, 2)]
     assert len(together) == len(supports)
     for support, params in zip(supports, together, strict=True):
         alone = _adapt(learner, [support])[0]
@@ -96,13 +98,13 @@ def test_forecast_windows_batches_series_like_one_at_a_time(name):
     params = _adapt(learner, supports)
     windows = np.stack([s["support_x"][-1] for s in supports])
     out = forecast_windows(learner, params, windows, num_threads=1)
-    assert out.shape == (3, HORIZON) and out.dtype == np.float64
+    assert out.shape == (3, n_outputs(HORIZON)) and out.dtype == np.float64
     for i, p in enumerate(params):
         alone = forecast_windows(learner, [p], windows[i : i + 1], num_threads=1)[0]
         np.testing.assert_allclose(out[i], alone, rtol=1e-5, atol=1e-6)
     if name == "metasgd":  # the network's own forward pass, for one series
         with torch.no_grad():
-            x = torch.from_numpy(windows[0])[None, :, None]
+            x = torch.from_numpy(with_volatility_channel(windows[:1]))
             expected = functional_forward(params[0], x)[0]
         np.testing.assert_allclose(out[0], expected.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -116,4 +118,4 @@ def test_forecast_windows_with_covariates():
     }
     params = _adapt(learner, [support])
     out = forecast_windows(learner, params, support["support_x"][-1:], num_threads=1)
-    assert out.shape == (1, HORIZON) and np.all(np.isfinite(out))
+    assert out.shape == (1, n_outputs(HORIZON)) and np.all(np.isfinite(out))

@@ -128,12 +128,14 @@ def test_every_script_imports():
 def test_risk_quick_scores_quantiles_against_garch(tmp_path):
     pytest.importorskip("arch")
     report = _run_quick("risk.py", tmp_path / "risk.json")
-    rows = {(r["scope"], r["method"]): r for r in report["summary"]}
+    rows = {(r["steps"], r["scope"], r["method"]): r for r in report["summary"]}
     methods = {"hist_sim", "ewma", "garch_t", "ridge", "none"}
-    assert {("all", m) for m in methods} <= set(rows)
-    assert rows[("all", "hist_sim")]["rel_hs"] == pytest.approx(1.0)
-    for m in methods:
-        row = rows[("all", m)]
-        assert row["n_series"] == 2 and row["n_origins"] == 20
-        assert math.isfinite(row["pinball_bp"]) and 0 <= row["cov90"] <= 1
-        assert 0 <= row["var95_kupiec_p"] <= 1
+    for steps in (1, 5):
+        assert {(steps, "all", m) for m in methods} <= set(rows)
+        assert rows[(steps, "all", "garch_t")]["pinball_rel_garch"] == pytest.approx(1.0)
+        for m in methods:
+            row = rows[(steps, "all", m)]
+            # One stock, one currency and one interest rate, 20 origins each.
+            assert row["n_series"] == 3 and row["n_origins"] == 20
+            assert math.isfinite(row["pinball_bp"]) and math.isfinite(row["crps_bp"])
+            assert 0 <= row["cov90"] <= 1 and 0 <= row["var95_kupiec_p"] <= 1

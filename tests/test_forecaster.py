@@ -66,7 +66,8 @@ def test_in_sample_fh_raises(airline, tiny):
 def test_horizon_none_takes_largest_fh_step_from_fit(airline, tiny):
     forecaster = MetaLSTMForecaster(**tiny).fit(airline, fh=[1, 2, 3])
     assert forecaster.pretrained_state_.config["horizon"] == 3
-    assert forecaster.adapted_params_[None]["head.bias"].shape == (3,)
+    # A location and a scale for each of the 3 steps.
+    assert forecaster.adapted_params_[None]["head.bias"].shape == (6,)
     assert len(forecaster.predict(fh=[1, 2, 3])) == 3
     with pytest.raises(ValueError, match="beyond horizon=3"):
         forecaster.predict(fh=[4])
@@ -168,6 +169,7 @@ def test_update_without_params_moves_cutoff_and_window(airline, pretrained_state
     assert after.index[0] == airline.index[123]
     assert after.iloc[0] != before.iloc[0]
     # The forecast reads the newest window with the weights and scale from fit.
+    from sk_metalstm.distribution import with_volatility_channel
     from sk_metalstm.networks import functional_forward
 
     L, config = pretrained_state.config["window_length"], pretrained_state.config
@@ -175,7 +177,7 @@ def test_update_without_params_moves_cutoff_and_window(airline, pretrained_state
     z_fit = to_increments(airline[:120].to_numpy(), "log_return")
     scale = float(support_for_adaptation(z_fit, layout)["scale"])
     z_new = to_increments(airline[:123].to_numpy(), "log_return")
-    window = torch.tensor(z_new[-L:] / scale, dtype=torch.float32)[None, :, None]
+    window = torch.tensor(with_volatility_channel(z_new[-L:][None] / scale), dtype=torch.float32)
     with torch.no_grad():
         step = functional_forward(params[None], window)[0, 0].item() * scale
     expected = airline.iloc[122] * np.exp(step)

@@ -53,6 +53,36 @@ def test_panel_intervals_have_panel_index():
     assert np.all(iv.iloc[:, 0] < iv.iloc[:, 1])
 
 
+def test_variance_agrees_with_the_quantiles_and_grows_with_the_step(airline_forecaster):
+    fh = [1, 2, 3, 4]
+    var = airline_forecaster.predict_var(fh=fh)
+    assert var.shape == (4, 1) and np.all(var.to_numpy() > 0)
+    assert np.all(np.diff(var.to_numpy()[:, 0]) > 0)
+    # The central 68 % interval of a near-Gaussian forecast is about +-1 s.d.
+    q = airline_forecaster.predict_quantiles(fh=fh, alpha=[0.1587, 0.8413]).to_numpy()
+    half_width = (q[:, 1] - q[:, 0]) / 2
+    ratio = half_width / np.sqrt(var.to_numpy()[:, 0])
+    assert np.all((ratio > 0.6) & (ratio < 1.4))
+
+
+def test_predict_proba_is_a_distribution_with_the_forecast_mean_and_variance():
+    pytest.importorskip("skpro")
+    panel = make_ar_returns_panel(n_series=3, n_timepoints=80, random_state=0)
+    f = MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
+    dist = f.predict_proba(fh=[1, 2])
+    point, var = f.predict(fh=[1, 2]), f.predict_var(fh=[1, 2])
+    assert dist.index.equals(point.index) and len(dist.index) == 6
+    np.testing.assert_allclose(dist.mean().to_numpy(), point.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(dist.var().to_numpy(), var.to_numpy(), rtol=1e-9)
+    single = MetaLSTMForecaster(horizon=2, **TINY).fit(load_airline()).predict_proba(fh=[1, 2])
+    assert len(single.index) == 2 and np.all(np.isfinite(single.mean().to_numpy()))
+
+
+def test_predict_var_covariance_is_refused(airline_forecaster):
+    with pytest.raises(NotImplementedError, match="marginal variances"):
+        airline_forecaster.predict_var(fh=[1, 2], cov=True)
+
+
 def test_probabilistic_metrics_in_evaluate():
     y = load_airline()
     f = MetaLSTMForecaster(horizon=2, **TINY)

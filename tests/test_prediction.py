@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from sktime.forecasting.base import ForecastingHorizon
 
-from sk_metalstm._prediction import forecast_steps, output_index, quantile_levels
+from sk_metalstm._prediction import (
+    Forecast,
+    forecast_steps,
+    level_variance,
+    output_index,
+    quantile_levels,
+)
 from sk_metalstm._series import SINGLE
 from sk_metalstm._series_state import SeriesState
 
@@ -74,13 +80,16 @@ def test_output_index_of_single_series_and_panels():
     assert nested.nlevels == 3
 
 
-# -------------------------------------------------------------- quantile_levels
+# ------------------------------------------------- quantile_levels, level_variance
+SCALE = np.array([0.01, 0.03, 0.02])  # forecast scale of each step's increment
+
+
 def _residuals(n: int = 41, seed: int = 0) -> dict[str, np.ndarray]:
-    """Residuals symmetric about 0 (so their median is exactly 0), noisy across steps."""
+    """Standardised residuals symmetric about 0 (median exactly 0), heavier in step 2."""
     rng = np.random.default_rng(seed)
-    half = rng.standard_normal((n // 2, HORIZON)) * [0.01, 0.05, 0.02]
+    half = rng.standard_normal((n // 2, HORIZON)) * [1.0, 1.5, 0.8]
     step = np.vstack([half, -half, np.zeros((1, HORIZON))])
-    return {"step": step, "cumulative": np.cumsum(step, axis=1)}
+    return {"step": step, "cumulative": np.cumsum(step, axis=1) / np.sqrt([1.0, 2.0, 3.0])}
 
 
 @pytest.mark.parametrize("kind", ["log_return", "difference", "none"])
@@ -88,7 +97,7 @@ def test_quantiles_never_cross_and_the_median_is_the_point_forecast(kind):
     state = _state(kind=kind, scale=2.0)
     central = np.array([0.03, -0.08, 0.05])  # crossing steps' signs
     alpha = [0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98]
-    levels = quantile_levels(state, central, _residuals(), alpha)
+    levels = quantile_levels(state, Forecast(central, SCALE), _residuals(), alpha)
     assert levels.shape == (len(alpha), HORIZON)
     assert np.all(np.diff(levels, axis=0) > 0)  # strictly increasing in alpha, every step
     point = state.to_levels(central)
@@ -96,11 +105,48 @@ def test_quantiles_never_cross_and_the_median_is_the_point_forecast(kind):
     assert np.all(levels[0] < point) and np.all(point < levels[-1])
 
 
-def test_quantile_spread_scales_with_the_series_scale():
+def test_quantile_spread_is_the_forecast_scale_times_residual_quantiles():
     central = np.array([1.0, 2.0, 3.0])
-    narrow = quantile_levels(_state(kind="none", scale=1.0), central, _residuals(), [0.1, 0.9])
-    wide = quantile_levels(_state(kind="none", scale=3.0), central, _residuals(), [0.1, 0.9])
+    state = _state(kind="none")
+    narrow = quantile_levels(state, Forecast(central, SCALE), _residuals(), [0.1, 0.9])
+    wide = quantile_levels(state, Forecast(central, 3 * SCALE), _residuals(), [0.1, 0.9])
     np.testing.assert_allclose(wide - central, 3.0 * (narrow - central), rtol=1e-12)
-    np.testing.assert_allclose(
-        narrow[1] - central, np.quantile(_residuals()["step"], 0.9, axis=0), rtol=1e-12
+    expected = np.quantile(_residuals()["step"], 0.9, axis=0) * SCALE
+    np.testing.assert_allclose(narrow[1] - central, expected, rtol=1e-12)
+
+
+def test_multi_step_spread_accumulates_the_step_scales():
+    # Differences: the level k steps ahead is last + the sum of k increments, whose
+    # scale is sqrt(sum of squared step scales).
+    state = _state(kind="difference")
+    central = np.array([0.5, -0.2, 0.1])
+    levels = quantile_levels(state, Forecast(central, SCALE), _residuals(), [0.9])[0]
+    spread = np.quantile(_residuals()["cumulative"], 0.9, axis=0) * np.sqrt(np.cumsum(SCALE**2))
+    np.testing.assert_allclose(levels, 13.0 + np.cumsum(central) + spread, rtol=1e-12)
+
+
+def test_level_variance_of_differences_and_levels():
+    central = np.array([0.5, -0.2, 0.1])
+    residuals = _residuals()
+    got = level_variance(_state(kind="difference"), Forecast(central, SCALE), residuals)
+    expected = np.var(residuals["cumulative"], axis=0) * np.cumsum(SCALE**2)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    got = level_variance(_state(kind="none"), Forecast(central, SCALE), residuals)
+    np.testing.assert_allclose(got, np.var(residuals["step"], axis=0) * SCALE**2, rtol=1e-12)
+
+
+def test_level_variance_of_log_returns_is_that_of_the_price():
+    # Price = last * exp(C): for small scales its variance is close to the delta
+    # method's (last * exp(mean))^2 * var(C), and exactly the sample variance of
+    # the prices the residuals imply.
+    state = _state(kind="log_return")
+    central = np.array([0.001, -0.002, 0.0005])
+    residuals = _residuals(n=2001)
+    got = level_variance(state, Forecast(central, SCALE), residuals)
+    cumulative_scale = np.sqrt(np.cumsum(SCALE**2))
+    prices = 13.0 * np.exp(np.cumsum(central) + residuals["cumulative"] * cumulative_scale)
+    np.testing.assert_allclose(got, np.var(prices, axis=0), rtol=1e-10)
+    delta = (13.0 * np.exp(np.cumsum(central))) ** 2 * np.var(
+        residuals["cumulative"] * cumulative_scale, axis=0
     )
+    np.testing.assert_allclose(got, delta, rtol=0.05)

@@ -36,8 +36,9 @@ def test_task_dataset_construction_property(layout, lengths, stride):
     S, Q, L, h = layout.support_size, layout.query_size, layout.window_length, layout.horizon
     for k in range(len(data)):
         X, y = data[k]
-        assert X["support_x"].shape == (S, L, 1) and X["support_y"].shape == (S, h)
-        assert X["query_x"].shape == (Q, L, 1) and y.shape == (Q, h)
+        # Inputs: the increments and their absolute values (the volatility channel).
+        assert X["support_x"].shape == (S, L, 2) and X["support_y"].shape == (S, h)
+        assert X["query_x"].shape == (Q, L, 2) and y.shape == (Q, h)
         assert torch.equal(y, X["query_y"])
         task = cut_task(series[data.index[k, 0]], int(data.index[k, 1]), layout)
         scale, loc = float(task["scale"]), float(task["loc"])

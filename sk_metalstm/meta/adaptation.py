@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from sk_metalstm._torch_runtime import torch_runtime
+from sk_metalstm.distribution import with_volatility_channel
 from sk_metalstm.exceptions import TrainingDiverged
 from sk_metalstm.meta.base import MetaLearner, Params
-from sk_metalstm.meta.tasks import with_feature_axis
 
 __all__ = ["adapt_to_supports", "forecast_windows"]
 
@@ -64,7 +64,10 @@ def adapt_to_supports(
         with torch_runtime(None, num_threads):
             for members in groups.values():
                 sx = torch.stack(
-                    [torch.from_numpy(with_feature_axis(supports[i]["support_x"])) for i in members]
+                    [
+                        torch.from_numpy(with_volatility_channel(supports[i]["support_x"]))
+                        for i in members
+                    ]
                 )
                 sy = torch.stack([torch.from_numpy(supports[i]["support_y"]) for i in members])
                 params = learner.adapt_for_inference(sx.to(device), sy.to(device), steps)
@@ -95,7 +98,7 @@ def forecast_windows(
     most recent input window; all series go through one batched call.
     """
     stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
-    x = torch.as_tensor(with_feature_axis(windows), dtype=torch.float32)[:, None]
+    x = torch.as_tensor(with_volatility_channel(windows), dtype=torch.float32)[:, None]
     with torch.no_grad(), torch_runtime(None, num_threads):
         out: Any = learner.predict_batch(stacked, x)[:, 0]
     return out.numpy().astype(np.float64)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from sk_metalstm.distribution import gaussian_nll
 from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
 __all__ = ["MetaLearner", "Params", "TaskBatch", "TrainingOutput", "param_name", "support_loss"]
@@ -54,8 +55,8 @@ def param_name(key: str) -> str:
 
 
 def support_loss(params: Params, x: Tensor, y: Tensor) -> Tensor:
-    """Mean squared error of the base network on one task's windows."""
-    return torch.mean((functional_forward(params, x) - y) ** 2)
+    """Gaussian negative log-likelihood of the base network on one task's windows."""
+    return gaussian_nll(functional_forward(params, x), y)
 
 
 class MetaLearner(nn.Module):
@@ -183,7 +184,7 @@ class MetaLearner(nn.Module):
             for step in range(steps):
                 leaves = {n: p.requires_grad_(True) for n, p in params.items()}
                 with torch.enable_grad():
-                    loss = torch.mean((functional_call(network, leaves, (sx,)) - sy) ** 2)
+                    loss = gaussian_nll(functional_call(network, leaves, (sx,)), sy)
                     grads = torch.autograd.grad(loss, list(leaves.values()))
                 with torch.no_grad():
                     params, state = self.update(

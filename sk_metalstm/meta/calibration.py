@@ -1,13 +1,16 @@
-"""Forecast residuals on query windows, for calibrated prediction quantiles.
+"""Standardised forecast residuals on query windows, for calibrated quantiles.
 
 After meta-training, every (sampled) task is adapted on its support set and
 forecasts its query windows, exactly as at deployment: the first query window
-*is* the deployment situation. The residuals, in the task's own scale, are kept
-both per step and cumulated over steps (what a log-return or difference
-forecast of the level ``k`` steps ahead accumulates). At predict time a quantile
-of these residuals, times the series' own support scale, gives a quantile of
-the forecast: split-conformal calibration with a per-series scale. Quantiles of
-one empirical distribution are monotone in ``alpha``, so they never cross.
+*is* the deployment situation. Each residual is divided by the scale the network
+forecast for it, both per step and cumulated over steps (what a log-return or
+difference forecast of the level ``k`` steps ahead accumulates; its scale is
+``sqrt(sum of squared step scales)``). At predict time a quantile of these
+standardised residuals, times the forecast scale of the series and step, gives
+a quantile of the forecast: split-conformal calibration of a location-scale
+forecast, i.e. filtered historical simulation with a learned volatility. The
+tails are those of the residuals, not of a Gaussian. Quantiles of one empirical
+distribution times a positive scale are monotone in ``alpha``: they never cross.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from sk_metalstm.distribution import split_outputs
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.tasks import TaskDataset
 
-__all__ = ["query_residuals"]
+__all__ = ["cumulative_scale", "query_residuals"]
 
 
 def query_residuals(
@@ -31,7 +35,7 @@ def query_residuals(
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Scaled query residuals ``y - y_hat`` of the adapted learner.
+    """Standardised query residuals ``(y - location) / scale`` of the adapted learner.
 
     Parameters
     ----------
@@ -51,8 +55,8 @@ def query_residuals(
     Returns
     -------
     dict
-        ``"step"``: (n, h) residuals per step; ``"cumulative"``: (n, h)
-        residuals of the running sum over steps.
+        ``"step"``: (n, h) standardised residuals per step; ``"cumulative"``:
+        (n, h) standardised residuals of the running sum over steps.
     """
     rng = np.random.default_rng(seed)
     chosen = np.arange(len(tasks))
@@ -60,12 +64,26 @@ def query_residuals(
         chosen = np.sort(rng.choice(chosen, size=max_tasks, replace=False))
     loader = DataLoader(Subset(tasks, chosen.tolist()), batch_size=batch_size)
     learner.to(device).eval()
-    residuals = []
+    residuals, scales = [], []
     for X, y in loader:
         X = {k: v.to(device) for k, v in X.items() if k != "query_y"}
         with torch.no_grad():
-            pred = learner(**X)
-        residuals.append((y.to(device) - pred).reshape(-1, y.shape[-1]).cpu())
+            location, scale = split_outputs(learner(**X))
+        residuals.append((y.to(device) - location).reshape(-1, y.shape[-1]).cpu())
+        scales.append(scale.reshape(-1, y.shape[-1]).cpu())
     learner.cpu()
-    step = torch.cat(residuals).double().numpy()
-    return {"step": step, "cumulative": np.cumsum(step, axis=1)}
+    residual = torch.cat(residuals).double().numpy()
+    scale = torch.cat(scales).double().numpy()
+    return {
+        "step": residual / scale,
+        "cumulative": np.cumsum(residual, axis=1) / cumulative_scale(scale),
+    }
+
+
+def cumulative_scale(scale: np.ndarray) -> np.ndarray:
+    """Scale of the running sum of steps with scales ``scale`` (..., h): sqrt of cumsum of squares.
+
+    Exact for independent steps; the calibration residuals absorb what
+    correlation between steps there is.
+    """
+    return np.sqrt(np.cumsum(np.square(scale), axis=-1))

@@ -27,7 +27,7 @@ class MetaNet(NeuralNet):
         X: Any = None,
         training: bool = False,
     ) -> torch.Tensor:
-        """Query-set MSE, passed through the learner's ``outer_loss`` when training."""
+        """Query-set loss (Gaussian NLL), through the learner's ``outer_loss`` when training."""
         terms: dict[str, Any] = {}
         if isinstance(y_pred, TrainingOutput):
             y_pred, terms = y_pred

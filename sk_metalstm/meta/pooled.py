@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sk_metalstm.distribution import gaussian_nll
 from sk_metalstm.meta.base import MetaLearner, Params, TaskBatch, TrainingOutput
 from sk_metalstm.networks import network_like
 
@@ -48,8 +49,8 @@ class PooledLearner(MetaLearner):
     def training_step(self, tasks: TaskBatch) -> TrainingOutput:
         """The query prediction, and the loss on the support windows as well."""
         # Pooled training fits every window of the task, not only the query.
-        support = torch.mean(
-            (_predict_windows(self.initial_params(), tasks.support_x) - tasks.support_y) ** 2
+        support = gaussian_nll(
+            _predict_windows(self.initial_params(), tasks.support_x), tasks.support_y
         )
         counts = (tasks.support_y.shape[1], tasks.query_x.shape[1])
         return TrainingOutput(

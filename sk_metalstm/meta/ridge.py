@@ -17,6 +17,15 @@ support windows, between ``c = 1`` (``shrinkage_grid``) and ``c = inf`` (the
 prior head): the per-series check that falls back to the pooled model when
 adapting does not help. Adaptation is a small linear solve: no inner
 gradient steps.
+
+The network forecasts a distribution (``sk_metalstm.distribution``): the ridge
+solve adapts the location outputs. The log-scale outputs keep the pooled head,
+moved per series by ``log m``, where ``m^2 = (sum z^2 + k) / (n + k)`` shrinks the
+mean squared leave-one-out residual ``z`` (standardised by the pooled scale) of
+the series' ``n`` support targets toward 1, with a meta-learned prior weight
+``k``: the closed-form scale estimate under an inverse-gamma prior. A series
+that is calmer or more turbulent than the pooled network expects gets a
+narrower or wider distribution, by as much as its history supports.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sk_metalstm.distribution import split_outputs
 from sk_metalstm.meta.base import MetaLearner, Params
 from sk_metalstm.networks import LSTMNetwork, last_hidden
 
@@ -47,6 +57,9 @@ class RidgeHeadLearner(MetaLearner):
     prior_precision : float
         Starting value of every feature's prior precision ``lambda_j`` (in units
         of support windows: 10 weighs the prior like 10 windows).
+    scale_prior_weight : float
+        Starting value of ``k``, the weight (in support targets) of the pooled
+        scale against a series' own residuals.
     **kwargs
         ``inner_steps``, ``first_order``, ``vectorize``, ``inner_lr`` of every
         learner (unused here: a closed-form head takes no gradient steps).
@@ -57,7 +70,11 @@ class RidgeHeadLearner(MetaLearner):
     adapts_network = False
     #: Outer learning-rate multipliers by parameter name: the log-precisions
     #: must travel several units in log space within a few hundred steps.
-    outer_lr_multipliers = {"log_precision": 50.0, "prior_mean": 10.0}
+    outer_lr_multipliers = {
+        "log_precision": 50.0,
+        "prior_mean": 10.0,
+        "log_scale_prior_weight": 50.0,
+    }
     #: Multiples of the learned precisions each series chooses from (by
     #: leave-one-out error), besides keeping the prior head. Measured over 3
     #: seeds of benchmarks/few_shot.py: the grid (0.25, 1, 4, 16) closed
@@ -71,6 +88,7 @@ class RidgeHeadLearner(MetaLearner):
         base: LSTMNetwork,
         n_lags: int = 5,
         prior_precision: float = 10.0,
+        scale_prior_weight: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(base, **kwargs)
@@ -86,6 +104,7 @@ class RidgeHeadLearner(MetaLearner):
         )
         self.prior_mean = nn.Parameter(w0.clone())
         self.log_precision = nn.Parameter(torch.full((len(w0),), math.log(prior_precision)))
+        self.log_scale_prior_weight = nn.Parameter(torch.tensor(math.log(scale_prior_weight)))
 
     def _body(self) -> Params:
         return {n: p for n, p in self.initial_params().items() if n.startswith("lstm.")}
@@ -104,35 +123,48 @@ class RidgeHeadLearner(MetaLearner):
         return self.features(windows.flatten(0, 1)).unflatten(0, windows.shape[:2])
 
     def solve(self, phi: Tensor, y: Tensor) -> Tensor:
-        """Ridge heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, h).
+        """Heads for a batch of tasks: ``phi`` (T, S, d), ``y`` (T, S, h) -> (T, d, 2 h).
 
-        Each series picks its shrinkage from ``shrinkage_grid`` (multiples of
-        the learned precisions, and the prior head itself) by exact
-        leave-one-out error on its own support windows, so a series whose
-        history does not predict itself keeps the pooled head.
+        Location: each series picks its shrinkage from ``shrinkage_grid``
+        (multiples of the learned precisions, and the prior head itself) by
+        exact leave-one-out error on its own support windows, so a series whose
+        history does not predict itself keeps the pooled head. Scale: the
+        pooled head, shifted by the series' shrunk log scale multiplier.
         """
-        n_tasks, _, n_out = y.shape
+        n_tasks, n_support, n_out = y.shape
+        prior_location, prior_scale = self.prior_mean[:, :n_out], self.prior_mean[:, n_out:]
         phi_t = phi.transpose(1, 2)
-        residual = y - phi @ self.prior_mean
-        best = self.prior_mean.expand(n_tasks, -1, -1)
-        # The prior head does not depend on the support set: its LOO error is its error.
+        residual = y - phi @ prior_location
+        best = prior_location.expand(n_tasks, -1, -1)
+        # The prior head does not depend on the support set: its LOO residuals are its residuals.
+        best_residual = residual
         best_error = residual.pow(2).sum((1, 2))
         rhs = torch.cat([phi_t @ residual, phi_t], dim=2)
         for factor in self.shrinkage_grid:
             precision = torch.diag_embed(factor * self.log_precision.exp())
             solution = torch.linalg.solve(phi_t @ phi + precision, rhs)
-            head = self.prior_mean + solution[..., :n_out]
+            head = prior_location + solution[..., :n_out]
             leverage = (phi * solution[..., n_out:].transpose(1, 2)).sum(-1, keepdim=True)
-            loo = ((y - phi @ head) / (1.0 - leverage).clamp_min(1e-3)).pow(2).sum((1, 2))
+            loo_residual = (y - phi @ head) / (1.0 - leverage).clamp_min(1e-3)
+            loo = loo_residual.pow(2).sum((1, 2))
             better = loo < best_error
             best = torch.where(better[:, None, None], head, best)
+            best_residual = torch.where(better[:, None, None], loo_residual, best_residual)
             best_error = torch.where(better, loo, best_error)
-        return best
+        _, pooled_scale = split_outputs(phi @ self.prior_mean)
+        weight = self.log_scale_prior_weight.exp()
+        squares = (best_residual / pooled_scale).pow(2).sum((1, 2))
+        log_multiplier = 0.5 * torch.log((squares + weight) / (n_support * n_out + weight))
+        # The constant feature is Phi's last column: shifting its row shifts every log-scale.
+        constant = torch.zeros_like(prior_scale[:, :1])
+        constant[-1] = 1.0
+        scale_head = prior_scale + constant * log_multiplier[:, None, None]
+        return torch.cat([best, scale_head], dim=2)
 
     def adapt_batch(
         self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
     ) -> Params:
-        """Adapted heads ``{"ridge.weight": (T, d, h)}``; the body stays shared.
+        """Adapted heads ``{"ridge.weight": (T, d, 2 h)}``; the body stays shared.
 
         ``inner_steps=0`` (``adapt_steps=0``) keeps the prior head: no adaptation.
         """

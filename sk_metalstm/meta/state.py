@@ -26,8 +26,9 @@ class MetaState:
     history : list
         skorch training histories: step 1 (pooled) and step 2 (meta).
     residuals : dict or None
-        Scaled query-window residuals (``"step"`` and ``"cumulative"``, each
-        (n, horizon)) that calibrate prediction quantiles.
+        Standardised query-window residuals (``"step"`` and ``"cumulative"``,
+        each (n, horizon)): residuals divided by their forecast scale, whose
+        quantiles calibrate prediction quantiles (``meta/calibration.py``).
     """
 
     learner: MetaLearner

@@ -13,14 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sk_metalstm.distribution import with_volatility_channel
 from sk_metalstm.windowing import TaskLayout, cut_task, task_starts
 
-__all__ = ["TaskDataset", "with_feature_axis"]
-
-
-def with_feature_axis(windows: np.ndarray) -> np.ndarray:
-    """(n, L) univariate windows -> (n, L, 1); (n, L, d) windows stay as they are."""
-    return windows[..., None] if windows.ndim == 2 else windows
+__all__ = ["TaskDataset"]
 
 
 class TaskDataset(Dataset):
@@ -38,13 +34,16 @@ class TaskDataset(Dataset):
 
     Notes
     -----
-    ``X`` is a dict with ``support_x`` (S, L, 1), ``support_y`` (S, h),
-    ``query_x`` (Q, L, 1) and ``query_y``; ``y`` is ``query_y`` (Q, h).
+    ``X`` is a dict with ``support_x`` (S, L, F), ``support_y`` (S, h),
+    ``query_x`` (Q, L, F) and ``query_y``; ``y`` is ``query_y`` (Q, h). The
+    ``F = n_features`` inputs are the increments, the exogenous features and
+    the absolute increments (``distribution.with_volatility_channel``).
     """
 
     def __init__(self, series: Sequence[np.ndarray], layout: TaskLayout, stride: int) -> None:
         self.series = [np.asarray(z, dtype=np.float64) for z in series]
-        self.n_features = 1 if self.series[0].ndim == 1 else self.series[0].shape[1]
+        # The network sees one more feature: the volatility channel.
+        self.n_features = 2 if self.series[0].ndim == 1 else self.series[0].shape[1] + 1
         self.layout = layout
         index = [
             np.column_stack([np.full(len(s), i), s])
@@ -60,9 +59,9 @@ class TaskDataset(Dataset):
         series_id, start = self.index[k]
         task = cut_task(self.series[series_id], int(start), self.layout)
         X = {
-            "support_x": torch.from_numpy(with_feature_axis(task["support_x"])),
+            "support_x": torch.from_numpy(with_volatility_channel(task["support_x"])),
             "support_y": torch.from_numpy(task["support_y"]),
-            "query_x": torch.from_numpy(with_feature_axis(task["query_x"])),
+            "query_x": torch.from_numpy(with_volatility_channel(task["query_x"])),
             "query_y": torch.from_numpy(task["query_y"]),
         }
         return X, X["query_y"]

@@ -24,6 +24,7 @@ from sk_metalstm.callbacks import (
     TimeBudget,
     training_callbacks,
 )
+from sk_metalstm.distribution import GaussianNLL, n_outputs
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import query_residuals
@@ -99,7 +100,7 @@ def build_meta_net(
         net_options["optimizer__param_groups"] = groups
     return MetaNet(
         learner,
-        criterion=torch.nn.MSELoss,
+        criterion=GaussianNLL,
         optimizer=optimizer,
         lr=lr,
         max_epochs=max_epochs,
@@ -214,7 +215,10 @@ def meta_train(
         learner = copy.deepcopy(warm_start.learner)
     else:
         network = LSTMNetwork(
-            tasks.n_features, config["hidden_size"], config["num_layers"], layout.horizon
+            tasks.n_features,
+            config["hidden_size"],
+            config["num_layers"],
+            n_outputs(layout.horizon),
         )
         learner = PooledLearner(network)
         if config["base_max_epochs"] > 0:
