@@ -220,16 +220,42 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
-        result = parts[0]["result"]
-        for part in parts[1:]:
-            for key in ("scores", "seconds"):
-                result[key].update(part["result"][key])
-        write(parts[0]["config"], result, args.out)
+        write(parts[0]["config"], merge([p["result"] for p in parts]), args.out)
         return
     warnings.simplefilter("ignore", FutureWarning)
     cfg = CONFIGS["quick" if args.quick else "full"]
     methods = list(dict.fromkeys(["none", *args.methods]))
     write(cfg, run(cfg, methods, args.seed), args.out)
+
+
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine runs: methods of one seed side by side; seeds averaged per series.
+
+    With several seeds, each series' score is its mean over the seeds (of the
+    methods every seed has), so standard errors stay over series.
+    """
+    by_seed: dict[Any, dict[str, Any]] = {}
+    for result in results:
+        run = by_seed.setdefault(result["seed"], {**result, "scores": {}, "seconds": {}})
+        run["scores"].update(result["scores"])
+        run["seconds"].update(result["seconds"])
+    runs = list(by_seed.values())
+    if len(runs) == 1:
+        return runs[0]
+    methods = [m for m in runs[0]["scores"] if all(m in r["scores"] for r in runs)]
+    scores = {
+        m: {
+            g: np.mean([r["scores"][m][g] for r in runs], axis=0).tolist()
+            for g in runs[0]["scores"][m]
+        }
+        for m in methods
+    }
+    return {
+        **runs[0],
+        "seed": sorted(by_seed),
+        "scores": scores,
+        "seconds": {str(r["seed"]): r["seconds"] for r in runs},
+    }
 
 
 def write(cfg: dict[str, Any], result: dict[str, Any], out: str) -> None:

@@ -150,15 +150,18 @@ def level_variance(
     the empirical residual distribution, not a Gaussian approximation.
     """
     centre, scale, z = _spread(state, forecast, residuals)
-    if state.kind != "log_return":
-        return np.var(z, axis=0) * scale**2
-    last = float(state.tail.iloc[-1])
-    with np.errstate(over="ignore"):
-        growth = np.exp(centre[None, :] + z * scale[None, :])
-        variance = last**2 * np.var(growth, axis=0)
+    with np.errstate(over="ignore"):  # reported below as a clear error
+        if state.kind != "log_return":
+            variance = np.var(z, axis=0) * scale**2
+        else:
+            last = float(state.tail.iloc[-1])
+            growth = np.exp(centre[None, :] + z * scale[None, :])
+            variance = last**2 * np.var(growth, axis=0)
     if not np.all(np.isfinite(variance)):
         raise ValueError(
-            f"The forecast variance of the series{where(state.key)} is not finite in float64."
+            f"The forecast variance of the series{where(state.key)} is not finite in "
+            "float64: the series is too large for its squared scale. Rescale it (e.g. "
+            "divide by a power of ten) and refit."
         )
     return variance
 

@@ -246,6 +246,12 @@ def test_forecaster_property(state, case, fh_draw, coverage):
     assert np.all(np.isfinite(intervals.to_numpy(dtype=np.float64)))
     lower, upper = intervals.iloc[:, 0].to_numpy(), intervals.iloc[:, 1].to_numpy()
     assert np.all(lower <= upper)
+    # A variance is the square of the scale: near 1e155 it leaves float64, and says so.
+    var, error = _attempt(forecaster.predict_var, fh)
+    if error is None:
+        assert np.all(np.isfinite(var.to_numpy())) and np.all(var.to_numpy() >= 0)
+    else:
+        assert "not finite in float64" in str(error)
 
 
 def _unchanged(after, before) -> None:

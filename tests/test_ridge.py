@@ -9,13 +9,15 @@ import torch
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import make_ar_returns_panel
+from sk_metalstm.distribution import gaussian_nll, n_outputs, split_outputs
 from sk_metalstm.meta.ridge import RidgeHeadLearner
 from sk_metalstm.networks import LSTMNetwork
 
 
 def _learner(window: int = 6, seed: int = 0) -> RidgeHeadLearner:
     torch.manual_seed(seed)
-    return RidgeHeadLearner(LSTMNetwork(1, 8, 1, 1)).eval()
+    # One step: a location and a log-scale output.
+    return RidgeHeadLearner(LSTMNetwork(1, 8, 1, n_outputs(1))).eval()
 
 
 def _ar1_support(phi: float, n: int, window: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,19 +46,35 @@ def test_ridge_finds_an_autoregression_in_a_long_history():
     # Lag features follow the LSTM state; the first is the latest input.
     lag1 = head[learner.theta0["lstm__weight_hh_l0"].shape[1], 0]
     with torch.no_grad():
-        pred = learner.predict_batch({"ridge.weight": head[None]}, sx[:1])[0]
+        pred, _ = split_outputs(learner.predict_batch({"ridge.weight": head[None]}, sx[:1])[0])
     r2 = 1 - torch.mean((pred - sy[0]) ** 2) / torch.mean(sy[0] ** 2)
     assert float(r2) > 0.4  # an AR(1) with phi = 0.7 explains 49%
     assert abs(float(lag1)) > 0.2
 
 
-def test_ridge_keeps_the_pooled_head_when_it_already_fits():
+def test_ridge_keeps_the_pooled_location_when_it_already_fits():
     learner = _learner()
     sx, _ = _ar1_support(phi=0.0, n=40, window=6, seed=2)
     with torch.no_grad():
-        pooled = learner.features(sx[0]) @ learner.prior_mean
+        pooled = learner.features(sx[0]) @ learner.prior_mean[:, :1]
     head = learner.adapt_for_inference(sx, pooled[None])["ridge.weight"][0]
-    torch.testing.assert_close(head, learner.prior_mean.detach())
+    torch.testing.assert_close(head[:, :1], learner.prior_mean.detach()[:, :1])
+
+
+@pytest.mark.parametrize("ratio", [3.0, 0.3])
+def test_ridge_scales_the_distribution_to_the_series_volatility(ratio):
+    # Targets spread `ratio` times the pooled scale around the pooled location:
+    # the adapted scale follows, shrunk a little toward the pooled one.
+    learner = _learner()
+    sx, _ = _ar1_support(phi=0.0, n=400, window=6, seed=5)
+    with torch.no_grad():
+        location, scale = split_outputs(learner.features(sx[0]) @ learner.prior_mean)
+        noise = torch.randn(location.shape, generator=torch.Generator().manual_seed(0))
+        sy = location + ratio * scale * noise
+        head = learner.adapt_for_inference(sx, sy[None])["ridge.weight"]
+        _, adapted = split_outputs(learner.predict_batch({"ridge.weight": head}, sx)[0])
+    multiplier = float(torch.exp(torch.mean(torch.log(adapted / scale))))
+    assert abs(np.log(multiplier / ratio)) < np.log(1.2)
 
 
 def test_ridge_adapts_in_batch_like_one_series_at_a_time():
@@ -74,8 +92,9 @@ def test_ridge_meta_gradient_reaches_body_prior_and_precisions():
     learner = _learner().train()
     sx, sy = _ar1_support(phi=0.5, n=30, window=6, seed=3)
     qx, qy = _ar1_support(phi=0.5, n=10, window=6, seed=4)
-    loss = torch.mean((learner(sx, sy, qx) - qy) ** 2)
+    loss = gaussian_nll(learner(sx, sy, qx), qy)
     loss.backward()
+    assert learner.log_scale_prior_weight.grad is not None
     assert learner.log_precision.grad is not None
     assert torch.any(learner.log_precision.grad != 0)
     assert torch.any(learner.prior_mean.grad != 0)

@@ -84,6 +84,9 @@ def cumulative_scale(scale: np.ndarray) -> np.ndarray:
     """Scale of the running sum of steps with scales ``scale`` (..., h): sqrt of cumsum of squares.
 
     Exact for independent steps; the calibration residuals absorb what
-    correlation between steps there is.
+    correlation between steps there is. Scaled by the largest step before
+    squaring: a series near 1e200 would otherwise overflow.
     """
-    return np.sqrt(np.cumsum(np.square(scale), axis=-1))
+    peak = np.max(scale, axis=-1, keepdims=True)
+    peak = np.where(peak > 0, peak, 1.0)
+    return peak * np.sqrt(np.cumsum(np.square(scale / peak), axis=-1))
