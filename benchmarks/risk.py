@@ -32,16 +32,17 @@ Metrics per horizon and scope (daily = stocks + fx; all = daily + rates): mean
 pinball loss over the quantiles 1/5/10/90/95/99 % and CRPS (twice the mean
 pinball loss over the 99 levels 1..99 %), both relative to GARCH-t: the mean
 over series of each series' loss ratio, with its standard error over series
-(unit-free, so stocks, currencies and rates pool; the origins of one series are
-not independent, so they are not counted as separate observations); coverage of the 80/90/98 % central
-intervals, also when the trailing 20-day realised volatility is above vs below
-its median over the origins of the same series; for the 95 % and 99 % VaR (lower
-tail) the exceedance rate, Kupiec's unconditional-coverage and Christoffersen's
-independence test p-values (hits pooled over series, transitions counted within
-each series; overlapping 5-step targets make both over-reject) and the number of
-series whose own Kupiec test rejects at 5 %.
+(unit-free, so stocks, currencies and rates pool; the origins of one series
+are not independent, so they are not counted as separate observations);
+coverage of the 80/90/98 % central intervals, also when the trailing 20-day
+realised volatility is above vs below its median over the origins of the same
+series; for the 95 % and 99 % VaR (lower tail) the exceedance rate, Kupiec's
+unconditional-coverage and Christoffersen's independence test p-values (hits
+pooled over series, transitions counted within each series; overlapping
+5-step targets make both over-reject) and the number of series whose own
+Kupiec test rejects at 5 %.
 
-Run ``python benchmarks/risk.py`` (every learner, ~15 min on 2 CPUs;
+Run ``python benchmarks/risk.py`` (every learner, ~35 min on 2 CPUs;
 ``--methods`` to narrow it) or ``--quick`` (smoke).
 """
 
