@@ -10,7 +10,7 @@ the empirical distribution of standardised calibration residuals
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,13 +27,16 @@ from sk_metalstm.meta.calibration import cumulative_scale
 
 __all__ = [
     "Forecast",
+    "empirical_distribution",
     "forecast_steps",
     "forecasts",
     "increments",
     "level_variance",
     "output_index",
+    "per_series",
     "quantile_levels",
     "resolve_horizon",
+    "sample_levels",
 ]
 
 
@@ -139,6 +142,48 @@ def quantile_levels(
     """
     centre, scale, z = _spread(state, forecast, residuals)
     return _to_levels(state, centre[None, :] + np.quantile(z, alpha, axis=0) * scale[None, :])
+
+
+def per_series(
+    predicted: Iterable[tuple[SeriesState, np.ndarray, pd.Index, Forecast]],
+    values_of: Callable[[SeriesState, Forecast, dict[str, np.ndarray]], np.ndarray],
+    residuals: dict[str, np.ndarray],
+    names: Sequence[Any] | None,
+) -> tuple[pd.Index, list[np.ndarray]]:
+    """Forecast index, and ``values_of(state, forecast, residuals)`` at each series' steps."""
+    parts, values = [], []
+    for state, steps, times, forecast in predicted:
+        parts.append((state.key, times))
+        values.append(values_of(state, forecast, residuals)[..., steps - 1])
+    return output_index(parts, names), values
+
+
+def empirical_distribution(index: pd.Index, samples: np.ndarray, columns: pd.Index) -> Any:
+    """An skpro ``Empirical`` over forecast rows ``index`` from ``samples`` (n, rows).
+
+    Each of the ``n`` samples is an equally weighted quantile (``sample_levels``),
+    so the distribution's quantiles are ``predict_quantiles``'; its mean and
+    variance approximate the forecast's (``level_variance`` uses every residual).
+    """
+    from skpro.distributions import Empirical  # sktime's own soft dependency
+
+    rows = index if isinstance(index, pd.MultiIndex) else pd.MultiIndex.from_arrays([index])
+    n = len(samples)
+    spl_index = pd.MultiIndex.from_arrays(
+        [np.repeat(np.arange(n), len(index))]
+        + [np.tile(rows.get_level_values(i), n) for i in range(rows.nlevels)],
+        names=[None, *rows.names],
+    )
+    return Empirical(pd.DataFrame(samples.ravel(), index=spl_index, columns=columns))
+
+
+#: Quantile levels that represent a forecast distribution in ``predict_proba``.
+PROBA_LEVELS = 200
+
+
+def sample_levels() -> list[float]:
+    """``PROBA_LEVELS`` evenly spaced probabilities, (i + 0.5) / n: equal-weight quantiles."""
+    return list((np.arange(PROBA_LEVELS) + 0.5) / PROBA_LEVELS)
 
 
 def level_variance(

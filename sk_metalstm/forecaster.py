@@ -7,6 +7,7 @@ The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,14 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
 from sk_metalstm._prediction import (
+    empirical_distribution,
     forecasts,
     level_variance,
     output_index,
+    per_series,
     quantile_levels,
     resolve_horizon,
+    sample_levels,
 )
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import (
@@ -394,31 +398,27 @@ class MetaLSTMForecaster(BaseForecaster):
         self, fh: ForecastingHorizon, X: Any = None, alpha: list[float] | None = None
     ) -> pd.DataFrame:
         """Forecast scale times calibrated residual quantiles (``_prediction``)."""
-        residuals = self._residuals()
-        parts, values = [], []
-        for state, steps, times, forecast in self._forecasts(fh, X):
-            parts.append((state.key, times))
-            values.append(quantile_levels(state, forecast, residuals, alpha)[:, steps - 1].T)
+        index, values = self._per_series(fh, X, partial(quantile_levels, alpha=alpha))
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
-        index = output_index(parts, self._index_names)
-        return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
+        return pd.DataFrame(np.concatenate(values, axis=1).T, index=index, columns=columns)
 
-    def _predict_var(
-        self, fh: ForecastingHorizon, X: Any = None, cov: bool = False
-    ) -> pd.DataFrame:
+    def _predict_var(self, fh: ForecastingHorizon, X: Any = None, cov: bool = False) -> Any:
         """Variance of the forecast distribution of each level (``_prediction``)."""
         if cov:
-            raise NotImplementedError(
-                "MetaLSTMForecaster gives marginal variances only (cov=False)."
-            )
-        residuals = self._residuals()
-        parts, values = [], []
-        for state, steps, times, forecast in self._forecasts(fh, X):
-            parts.append((state.key, times))
-            values.append(level_variance(state, forecast, residuals)[steps - 1])
+            raise NotImplementedError("MetaLSTMForecaster gives marginal variances (cov=False).")
+        index, values = self._per_series(fh, X, level_variance)
         columns = self._get_columns(method="predict_var")
-        index = output_index(parts, self._index_names)
         return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
+
+    def _predict_proba(self, fh: ForecastingHorizon, X: Any = None, marginal: bool = True) -> Any:
+        """The calibrated forecast distribution, an skpro ``Empirical`` (``_prediction``)."""
+        index, values = self._per_series(fh, X, partial(quantile_levels, alpha=sample_levels()))
+        columns = self._get_columns(method="predict_var")
+        return empirical_distribution(index, np.concatenate(values, axis=1), columns)
+
+    def _per_series(self, fh: ForecastingHorizon, X: Any, values_of: Any) -> Any:
+        residuals = self._residuals()
+        return per_series(self._forecasts(fh, X), values_of, residuals, self._index_names)
 
     def _residuals(self) -> dict[str, np.ndarray]:
         residuals = self.pretrained_state_.residuals

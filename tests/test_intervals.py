@@ -65,17 +65,27 @@ def test_variance_agrees_with_the_quantiles_and_grows_with_the_step(airline_fore
     assert np.all((ratio > 0.6) & (ratio < 1.4))
 
 
-def test_predict_proba_is_a_distribution_with_the_forecast_mean_and_variance():
+def test_predict_proba_is_the_calibrated_distribution_for_series_and_panels():
     pytest.importorskip("skpro")
     panel = make_ar_returns_panel(n_series=3, n_timepoints=80, random_state=0)
-    f = MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
-    dist = f.predict_proba(fh=[1, 2])
-    point, var = f.predict(fh=[1, 2]), f.predict_var(fh=[1, 2])
-    assert dist.index.equals(point.index) and len(dist.index) == 6
-    np.testing.assert_allclose(dist.mean().to_numpy(), point.to_numpy(), rtol=1e-9)
-    np.testing.assert_allclose(dist.var().to_numpy(), var.to_numpy(), rtol=1e-9)
-    single = MetaLSTMForecaster(horizon=2, **TINY).fit(load_airline()).predict_proba(fh=[1, 2])
-    assert len(single.index) == 2 and np.all(np.isfinite(single.mean().to_numpy()))
+    single = MetaLSTMForecaster(horizon=2, **TINY).fit(load_airline())
+    for forecaster in (forecaster_of(panel), single):
+        dist = forecaster.predict_proba(fh=[1, 2])
+        point = forecaster.predict(fh=[1, 2])
+        assert type(dist).__name__ == "Empirical" and dist.index.equals(point.index)
+        q = forecaster.predict_quantiles(fh=[1, 2], alpha=[0.05, 0.5, 0.95]).to_numpy()
+        width = q[:, 2] - q[:, 0]
+        for j, a in enumerate([0.05, 0.5, 0.95]):
+            got = dist.ppf(a).to_numpy()[:, 0]
+            assert np.all(np.abs(got - q[:, j]) < 0.05 * width)
+        # Mean and variance of 200 quantiles approximate the distribution's.
+        var = forecaster.predict_var(fh=[1, 2]).to_numpy()[:, 0]
+        ratio = dist.var().to_numpy()[:, 0] / var
+        assert np.all((ratio > 0.5) & (ratio <= 1.05))
+
+
+def forecaster_of(panel):
+    return MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
 
 
 def test_predict_var_covariance_is_refused(airline_forecaster):
