@@ -32,9 +32,11 @@ __all__ = [
     "forecasts",
     "increments",
     "level_variance",
+    "levels_at",
     "output_index",
     "per_series",
     "quantile_levels",
+    "residual_quantiles",
     "resolve_horizon",
     "sample_levels",
 ]
@@ -132,6 +134,14 @@ def _to_levels(state: SeriesState, cumulative: np.ndarray) -> np.ndarray:
     return state.to_levels(np.diff(cumulative, axis=-1, prepend=0.0))
 
 
+def residual_quantiles(residuals: dict[str, np.ndarray], alpha: list[float]) -> dict:
+    """Quantiles (len(alpha), horizon) of each kind of standardised residual.
+
+    They do not depend on the series: computed once, they serve a whole panel.
+    """
+    return {kind: np.quantile(z, alpha, axis=0) for kind, z in residuals.items()}
+
+
 def quantile_levels(
     state: SeriesState, forecast: Forecast, residuals: dict[str, np.ndarray], alpha: list[float]
 ) -> np.ndarray:
@@ -140,8 +150,15 @@ def quantile_levels(
     Quantiles of the (cumulated) increments map monotonically to levels, and a
     positive scale keeps the residual quantiles' order: they never cross.
     """
-    centre, scale, z = _spread(state, forecast, residuals)
-    return _to_levels(state, centre[None, :] + np.quantile(z, alpha, axis=0) * scale[None, :])
+    return levels_at(state, forecast, residual_quantiles(residuals, alpha))
+
+
+def levels_at(
+    state: SeriesState, forecast: Forecast, quantiles: dict[str, np.ndarray]
+) -> np.ndarray:
+    """``quantile_levels`` from ``residual_quantiles`` computed beforehand."""
+    centre, scale, z = _spread(state, forecast, quantiles)
+    return _to_levels(state, centre[None, :] + z * scale[None, :])
 
 
 def per_series(

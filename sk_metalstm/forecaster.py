@@ -7,7 +7,6 @@ The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,10 @@ from sk_metalstm._prediction import (
     empirical_distribution,
     forecasts,
     level_variance,
+    levels_at,
     output_index,
     per_series,
-    quantile_levels,
+    residual_quantiles,
     resolve_horizon,
     sample_levels,
 )
@@ -398,7 +398,8 @@ class MetaLSTMForecaster(BaseForecaster):
         self, fh: ForecastingHorizon, X: Any = None, alpha: list[float] | None = None
     ) -> pd.DataFrame:
         """Forecast scale times calibrated residual quantiles (``_prediction``)."""
-        index, values = self._per_series(fh, X, partial(quantile_levels, alpha=alpha))
+        quantiles = residual_quantiles(self._residuals(), alpha)
+        index, values = self._per_series(fh, X, lambda s, f, _: levels_at(s, f, quantiles))
         columns = self._get_columns(method="predict_quantiles", alpha=alpha)
         return pd.DataFrame(np.concatenate(values, axis=1).T, index=index, columns=columns)
 
@@ -412,7 +413,8 @@ class MetaLSTMForecaster(BaseForecaster):
 
     def _predict_proba(self, fh: ForecastingHorizon, X: Any = None, marginal: bool = True) -> Any:
         """The calibrated forecast distribution, an skpro ``Empirical`` (``_prediction``)."""
-        index, values = self._per_series(fh, X, partial(quantile_levels, alpha=sample_levels()))
+        quantiles = residual_quantiles(self._residuals(), sample_levels())
+        index, values = self._per_series(fh, X, lambda s, f, _: levels_at(s, f, quantiles))
         columns = self._get_columns(method="predict_var")
         return empirical_distribution(index, np.concatenate(values, axis=1), columns)
 
