@@ -214,6 +214,17 @@ def to_panel(
     return panel
 
 
+def wide_increments(wide: pd.DataFrame, kind: str) -> np.ndarray:
+    """(series, time) increments of each column of a (time x series) frame.
+
+    ``kind`` is ``"log_return"`` or ``"difference"``, transformed exactly as
+    the package does (``sk_metalstm.windowing.to_increments``).
+    """
+    from sk_metalstm.windowing import to_increments
+
+    return np.stack([to_increments(wide[c].to_numpy(), kind) for c in wide.columns])
+
+
 def to_wide(panel: pd.DataFrame) -> pd.DataFrame:
     """A panel's first column as a (time x series) frame."""
     return panel.iloc[:, 0].unstack(level=0)

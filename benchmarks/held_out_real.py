@@ -46,6 +46,7 @@ from _reporting import (
     standard_error,
     to_panel,
     to_wide,
+    wide_increments,
     write_report,
 )
 
@@ -53,12 +54,6 @@ from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_interest_rates, load_stock_prices
 
 NEURAL = ["none", "ridge", "lstm", "metasgd", "maml", "reptile", "finetune"]
-
-
-def increments(wide: pd.DataFrame, kind: str) -> np.ndarray:
-    """(series, time) log-returns or differences."""
-    values = wide.to_numpy().T
-    return np.diff(np.log(values) if kind == "log_return" else values, axis=1)
 
 
 def rolling_ar1(z: np.ndarray, history: int) -> np.ndarray:
@@ -125,7 +120,7 @@ def run(cfg: dict[str, Any], methods: list[str], seed: int) -> dict[str, Any]:
     train, groups = held_out_sets(cfg)
     actual, scores = {}, {}
     for g in groups:
-        z = increments(g["wide"], g["kind"])
+        z = wide_increments(g["wide"], g["kind"])
         actual[g["name"]] = z[:, g["history"] - 1 :]
         scores.setdefault("ar1", {})[g["name"]] = relative_mse(
             rolling_ar1(z, g["history"]), actual[g["name"]]

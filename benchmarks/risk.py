@@ -64,6 +64,7 @@ from _reporting import (
     standard_error,
     to_panel,
     to_wide,
+    wide_increments,
     write_report,
 )
 from scipy import stats
@@ -122,12 +123,6 @@ def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any
         [stocks.iloc[:, :n_stock].loc[:cut], fx.iloc[:, :n_fx].loc[:cut]], axis=1
     ).dropna(how="all")
     return to_panel(train).dropna(), groups
-
-
-def increments(wide: pd.DataFrame, kind: str) -> np.ndarray:
-    """(series, time) log returns or differences."""
-    values = wide.to_numpy().T
-    return np.diff(np.log(values) if kind == "log_return" else values, axis=1)
 
 
 def targets(r: np.ndarray, history: int, n_origins: int, steps: int) -> np.ndarray:
@@ -332,7 +327,7 @@ def run(cfg: dict[str, Any], methods: list[str], seed: int) -> dict[str, Any]:
         history, name = g["history"], g["name"]
         n = cfg["n_eval"] if name != "rates" else cfg["rates_eval"]
         origins[name] = n
-        r = increments(g["wide"], g["kind"])
+        r = wide_increments(g["wide"], g["kind"])
         actual[name] = {k: targets(r, history, n, k) for k in HORIZONS}
         vol = np.std(windows(r, history, n)[..., -20:], axis=-1, ddof=1)
         high_vol[name] = vol > np.median(vol, axis=1, keepdims=True)
