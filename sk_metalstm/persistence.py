@@ -16,7 +16,7 @@ Both record the package version they were written with, and files written on a
 GPU machine load on a CPU-only one.
 
 The safe format is one ``torch.save`` file holding a dict of exactly four
-entries: ``"format"`` (``"sk_metalstm.meta_state/1"`` or
+entries: ``"format"`` (``"sk_metalstm.meta_state/3"`` or
 ``"sk_metalstm.regressor/1"``), ``"version"`` (the package version),
 ``"config"`` (a JSON string: architecture, settings, fitted attributes,
 training history) and ``"tensors"`` (a flat ``{name: Tensor}`` dict). One file,
@@ -53,7 +53,7 @@ __all__ = ["save", "load", "save_pretrained", "load_pretrained", "save_regressor
 
 _FORMAT = "sk_metalstm/1"
 # /2: distributional networks (location and scale outputs, a volatility input).
-_STATE_FORMAT = "sk_metalstm.meta_state/2"
+_STATE_FORMAT = "sk_metalstm.meta_state/3"
 _REGRESSOR_FORMAT = "sk_metalstm.regressor/1"
 #: What each safe format holds, and the function that reads it.
 _SAFE_FORMATS = {

@@ -77,6 +77,44 @@ def test_ridge_scales_the_distribution_to_the_series_volatility(ratio):
     assert abs(np.log(multiplier / ratio)) < np.log(1.2)
 
 
+def _two_step_learner() -> RidgeHeadLearner:
+    torch.manual_seed(0)
+    return RidgeHeadLearner(LSTMNetwork(1, 8, 1, n_outputs(2))).eval()
+
+
+def _scales(learner: RidgeHeadLearner, sx: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """Adapted over pooled scale per step, when the targets spread ``spread`` (S, h) x pooled."""
+    with torch.no_grad():
+        location, scale = split_outputs(learner.features(sx[0]) @ learner.prior_mean)
+        noise = torch.randn(location.shape, generator=torch.Generator().manual_seed(0))
+        sy = location + spread * scale * noise
+        head = learner.adapt_for_inference(sx, sy[None])["ridge.weight"]
+        _, adapted = split_outputs(learner.predict_batch({"ridge.weight": head}, sx)[0])
+    return torch.exp(torch.mean(torch.log(adapted / scale), dim=0))
+
+
+def test_ridge_scales_each_step_on_its_own():
+    # A series whose next step is calm but whose second step is wild.
+    learner = _two_step_learner()
+    sx, _ = _ar1_support(phi=0.0, n=400, window=6, seed=6)
+    first, second = _scales(learner, sx, torch.tensor([0.5, 2.0]).expand(len(sx[0]), 2))
+    assert float(first) < 0.7 < 1.5 < float(second)
+
+
+def test_ridge_scale_follows_the_recent_support_windows():
+    # Turbulent long ago, calm lately: with a short memory the forecast is calm.
+    learner = _learner()
+    with torch.no_grad():
+        learner.log_scale_memory.fill_(np.log(20.0))
+    sx, _ = _ar1_support(phi=0.0, n=400, window=6, seed=7)
+    spread = torch.ones(len(sx[0]), 1)
+    spread[:-100] = 3.0
+    calm_lately = float(_scales(learner, sx, spread)[0])
+    assert calm_lately < 1.3
+    spread = torch.flip(spread, dims=[0])
+    assert float(_scales(learner, sx, spread)[0]) > 2.0
+
+
 def test_ridge_adapts_in_batch_like_one_series_at_a_time():
     learner = _learner()
     batches = [_ar1_support(phi, 30, 6, seed) for seed, phi in enumerate((0.5, -0.3, 0.0))]
@@ -95,6 +133,7 @@ def test_ridge_meta_gradient_reaches_body_prior_and_precisions():
     loss = gaussian_nll(learner(sx, sy, qx), qy)
     loss.backward()
     assert learner.log_scale_prior_weight.grad is not None
+    assert learner.log_scale_memory.grad is not None
     assert learner.log_precision.grad is not None
     assert torch.any(learner.log_precision.grad != 0)
     assert torch.any(learner.prior_mean.grad != 0)

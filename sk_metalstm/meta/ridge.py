@@ -19,13 +19,22 @@ adapting does not help. Adaptation is a small linear solve: no inner
 gradient steps.
 
 The network forecasts a distribution (``sk_metalstm.distribution``): the ridge
-solve adapts the location outputs. The log-scale outputs keep the pooled head,
-moved per series by ``log m``, where ``m^2 = (sum z^2 + k) / (n + k)`` shrinks the
-mean squared leave-one-out residual ``z`` (standardised by the pooled scale) of
-the series' ``n`` support targets toward 1, with a meta-learned prior weight
-``k``: the closed-form scale estimate under an inverse-gamma prior. A series
-that is calmer or more turbulent than the pooled network expects gets a
-narrower or wider distribution, by as much as its history supports.
+solve adapts the location outputs. The log-scale output of each step keeps the
+pooled head, moved per series by ``log m``, where
+
+    m = (sum_i w_i |z_i| / sqrt(2 / pi) + k) / (sum_i w_i + k),   w_i = exp(-age_i / tau)
+
+shrinks the recency-weighted mean absolute leave-one-out residual ``z`` of that
+step (standardised by the pooled scale; ``sqrt(2 / pi)`` is its Gaussian mean)
+toward 1, with a meta-learned prior weight ``k`` (in support windows) and
+memory ``tau``. A series that is calmer or more turbulent than the pooled
+network expects gets a narrower or wider distribution, by as much as its
+history supports. Measured on ``benchmarks/risk.py`` (pinball loss over all 23
+held-out series, relative to GARCH-t, one step): one multiplier for all steps
+from mean squared residuals 1.013; per step 1.008 (the interest rates' next
+change is more predictable than later ones: their first-step intervals were
+too wide); mean absolute residuals, more robust to the series' own outliers,
+1.005; with recency weights (learned ``tau`` about 90 windows) 1.004.
 """
 
 from __future__ import annotations
@@ -58,8 +67,11 @@ class RidgeHeadLearner(MetaLearner):
         Starting value of every feature's prior precision ``lambda_j`` (in units
         of support windows: 10 weighs the prior like 10 windows).
     scale_prior_weight : float
-        Starting value of ``k``, the weight (in support targets) of the pooled
+        Starting value of ``k``, the weight (in support windows) of the pooled
         scale against a series' own residuals.
+    scale_memory : float
+        Starting value of ``tau``, the age (in windows) at which a support
+        residual's weight in the scale has fallen to 1/e.
     **kwargs
         ``inner_steps``, ``first_order``, ``vectorize``, ``inner_lr`` of every
         learner (unused here: a closed-form head takes no gradient steps).
@@ -74,6 +86,7 @@ class RidgeHeadLearner(MetaLearner):
         "log_precision": 50.0,
         "prior_mean": 10.0,
         "log_scale_prior_weight": 50.0,
+        "log_scale_memory": 50.0,
     }
     #: Multiples of the learned precisions each series chooses from (by
     #: leave-one-out error), besides keeping the prior head. Measured over 3
@@ -89,6 +102,7 @@ class RidgeHeadLearner(MetaLearner):
         n_lags: int = 5,
         prior_precision: float = 10.0,
         scale_prior_weight: float = 10.0,
+        scale_memory: float = 1000.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(base, **kwargs)
@@ -105,6 +119,7 @@ class RidgeHeadLearner(MetaLearner):
         self.prior_mean = nn.Parameter(w0.clone())
         self.log_precision = nn.Parameter(torch.full((len(w0),), math.log(prior_precision)))
         self.log_scale_prior_weight = nn.Parameter(torch.tensor(math.log(scale_prior_weight)))
+        self.log_scale_memory = nn.Parameter(torch.tensor(math.log(scale_memory)))
 
     def _body(self) -> Params:
         return {n: p for n, p in self.initial_params().items() if n.startswith("lstm.")}
@@ -152,14 +167,25 @@ class RidgeHeadLearner(MetaLearner):
             best_residual = torch.where(better[:, None, None], loo_residual, best_residual)
             best_error = torch.where(better, loo, best_error)
         _, pooled_scale = split_outputs(phi @ self.prior_mean)
-        weight = self.log_scale_prior_weight.exp()
-        squares = (best_residual / pooled_scale).pow(2).sum((1, 2))
-        log_multiplier = 0.5 * torch.log((squares + weight) / (n_support * n_out + weight))
-        # The constant feature is Phi's last column: shifting its row shifts every log-scale.
+        log_multiplier = self.log_scale_multiplier(best_residual / pooled_scale)
+        # The constant feature is Phi's last column: shifting its row shifts a step's log-scale.
         constant = torch.zeros_like(prior_scale[:, :1])
         constant[-1] = 1.0
-        scale_head = prior_scale + constant * log_multiplier[:, None, None]
+        scale_head = prior_scale + constant * log_multiplier[:, None, :]
         return torch.cat([best, scale_head], dim=2)
+
+    def log_scale_multiplier(self, z: Tensor) -> Tensor:
+        """``log m`` per task and step from standardised LOO residuals ``z`` (T, S, h).
+
+        One multiplier per step: a series whose next step is predictable but
+        whose later steps are not (rate momentum) needs a narrower first step.
+        """
+        n_support = z.shape[1]
+        age = torch.arange(n_support - 1, -1, -1, dtype=z.dtype, device=z.device)
+        recency = torch.exp(-age / self.log_scale_memory.exp())[None, :, None]
+        weight = self.log_scale_prior_weight.exp()
+        spread = (recency * z.abs()).sum(1) / math.sqrt(2 / math.pi)
+        return torch.log((spread + weight) / (recency.sum() + weight))
 
     def adapt_batch(
         self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None
