@@ -102,12 +102,18 @@ def increments(
     window_length: int,
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
+    location_weight: np.ndarray | None = None,
 ) -> list[Forecast]:
-    """Forecast increments of every series in its own units, in one batch."""
+    """Forecast increments of every series in its own units, in one batch.
+
+    ``location_weight`` (horizon,) multiplies the network's locations: the
+    calibrated weight of a ``MetaState`` (``meta/calibration.py``).
+    """
     windows = np.stack([s.scaled_window(window_length, x_next[s.key]) for s in states])
     out = forecast_windows(learner, [s.params for s in states], windows, num_threads)
     stats = np.array([s.target_scale for s in states])
-    locations = location_of(out) * stats[:, 1:] + stats[:, :1]
+    weight = 1.0 if location_weight is None else np.asarray(location_weight)
+    locations = weight * location_of(out) * stats[:, 1:] + stats[:, :1]
     scales = scale_of_outputs(out) * stats[:, 1:]
     return [Forecast(loc, scale) for loc, scale in zip(locations, scales, strict=True)]
 
@@ -237,13 +243,14 @@ def forecasts(
     window_length: int,
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
+    location_weight: np.ndarray | None = None,
 ) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, Forecast]]:
     """(state, steps, forecast times, forecast increments) for every series.
 
     A relative ``fh`` counts from each series' own last point, whose cutoff
     carries the frequency that sktime's may lack.
     """
-    predicted = increments(states, learner, window_length, num_threads, x_next)
+    predicted = increments(states, learner, window_length, num_threads, x_next, location_weight)
     for state, forecast in zip(states, predicted, strict=True):
         steps, times = forecast_steps(fh, state.cutoff, horizon)
         yield state, steps, times, forecast

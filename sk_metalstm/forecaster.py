@@ -381,6 +381,7 @@ class MetaLSTMForecaster(BaseForecaster):
             window_length=self.window_length,
             num_threads=self.num_threads,
             x_next=x_next,
+            location_weight=self.pretrained_state_.location_weight,
         )
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:

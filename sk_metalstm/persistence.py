@@ -158,8 +158,8 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
     """Write a pretrained ``MetaState`` to ``path`` in the safe (code-free) format.
 
     Stores the learner's tensors (``state_dict``), the settings it was trained
-    with (``state.config``), its calibration residuals and its training
-    history; ``load_pretrained`` rebuilds an identical state without running
+    with (``state.config``), its calibration (residuals and location weights)
+    and its training history; ``load_pretrained`` rebuilds an identical state without running
     any code from the file.
 
     Parameters
@@ -231,6 +231,9 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
         for key in residuals:
             value = np.ascontiguousarray(state.residuals[key])
             tensors[f"residuals.{key}"] = torch.from_numpy(value.copy())
+    if state.location_weight is not None:
+        weight = np.asarray(state.location_weight, dtype=np.float64)
+        tensors["location_weight"] = torch.from_numpy(weight.copy())
     description = {
         "learner": {
             "name": name,
@@ -343,10 +346,18 @@ def load_pretrained(path: str | os.PathLike[str]) -> MetaState:
                     f"{os.fspath(path)!r}: residuals {key!r} must have shape (n, horizon="
                     f"{config['horizon']}), got {values.shape}."
                 )
-    known = {f"residuals.{k}" for k in residual_keys or []}
+    known = {f"residuals.{k}" for k in residual_keys or []} | {"location_weight"}
     extra = sorted(k for k in tensors if not k.startswith("learner.") and k not in known)
     if extra:
         raise ValueError(f"{os.fspath(path)!r} holds unexpected tensors {extra}.")
+    location_weight = None
+    if "location_weight" in tensors:
+        location_weight = tensors["location_weight"].numpy()
+        if location_weight.shape != (config["horizon"],):
+            raise ValueError(
+                f"{os.fspath(path)!r}: location_weight must have shape (horizon="
+                f"{config['horizon']},), got {tuple(location_weight.shape)}."
+            )
 
     history = _field(description, "history", list, path, default=[])
     if str(config.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
@@ -356,6 +367,7 @@ def load_pretrained(path: str | os.PathLike[str]) -> MetaState:
         config=config,
         history=_history_from_json(history, path),
         residuals=residuals,
+        location_weight=location_weight,
     )
 
 

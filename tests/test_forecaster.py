@@ -180,6 +180,9 @@ def test_update_without_params_moves_cutoff_and_window(airline, pretrained_state
     window = torch.tensor(with_volatility_channel(z_new[-L:][None] / scale), dtype=torch.float32)
     with torch.no_grad():
         step = functional_forward(params[None], window)[0, 0].item() * scale
+    # Times the location weight calibrated at pretraining.
+    weight = pretrained_state.location_weight
+    step *= 1.0 if weight is None else float(weight[0])
     expected = airline.iloc[122] * np.exp(step)
     assert after.iloc[0] == pytest.approx(expected, rel=1e-5)
 

@@ -129,6 +129,7 @@ def test_pretrained_state_safe_round_trip_forecasts_identically(
     for key, values in state.residuals.items():
         np.testing.assert_array_equal(loaded.residuals[key], values)
         assert loaded.residuals[key].dtype == values.dtype
+    np.testing.assert_array_equal(loaded.location_weight, state.location_weight)
     assert [list(h[:, "train_loss"]) for h in loaded.history] == [
         list(h[:, "train_loss"]) for h in state.history
     ]

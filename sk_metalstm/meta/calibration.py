@@ -11,9 +11,19 @@ a quantile of the forecast: split-conformal calibration of a location-scale
 forecast, i.e. filtered historical simulation with a learned volatility. The
 tails are those of the residuals, not of a Gaussian. Quantiles of one empirical
 distribution times a positive scale are monotone in ``alpha``: they never cross.
+
+The same later tasks also calibrate the location: per step, the weight
+``a = sum(y mu / s^2) / sum(mu^2 / s^2)`` (clipped to [0, 1]) by which the
+forecast location ``mu`` best predicts the target (the slope of a
+Mincer-Zarnowitz regression through the origin, weighted like the likelihood).
+Where a location learned on earlier data carries no signal on later data
+(daily prices, near a random walk) it shrinks toward the random walk;
+where it does (an autoregression), it stays near 1.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,10 +33,17 @@ from sk_metalstm.distribution import split_outputs
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.tasks import TaskDataset
 
-__all__ = ["cumulative_scale", "query_residuals"]
+__all__ = ["Calibration", "calibrate", "cumulative_scale", "location_weight"]
 
 
-def query_residuals(
+class Calibration(NamedTuple):
+    """What held-out query windows calibrate: location weights and standardised residuals."""
+
+    location_weight: np.ndarray
+    residuals: dict[str, np.ndarray]
+
+
+def calibrate(
     learner: MetaLearner,
     tasks: TaskDataset,
     *,
@@ -35,7 +52,7 @@ def query_residuals(
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Standardised query residuals ``(y - location) / scale`` of the adapted learner.
+    """Location weights and standardised query residuals of the adapted learner.
 
     Parameters
     ----------
@@ -54,9 +71,11 @@ def query_residuals(
 
     Returns
     -------
-    dict
-        ``"step"``: (n, h) standardised residuals per step; ``"cumulative"``:
-        (n, h) standardised residuals of the running sum over steps.
+    Calibration
+        ``location_weight`` (h,), see ``location_weight``; ``residuals``:
+        ``"step"``, (n, h) standardised residuals per step of the weighted
+        location, and ``"cumulative"``, (n, h) standardised residuals of the
+        running sum over steps.
     """
     rng = np.random.default_rng(seed)
     chosen = np.arange(len(tasks))
@@ -64,20 +83,40 @@ def query_residuals(
         chosen = np.sort(rng.choice(chosen, size=max_tasks, replace=False))
     loader = DataLoader(Subset(tasks, chosen.tolist()), batch_size=batch_size)
     learner.to(device).eval()
-    residuals, scales = [], []
+    targets, locations, scales = [], [], []
     for X, y in loader:
         X = {k: v.to(device) for k, v in X.items() if k != "query_y"}
         with torch.no_grad():
             location, scale = split_outputs(learner(**X))
-        residuals.append((y.to(device) - location).reshape(-1, y.shape[-1]).cpu())
+        targets.append(y.reshape(-1, y.shape[-1]))
+        locations.append(location.reshape(-1, y.shape[-1]).cpu())
         scales.append(scale.reshape(-1, y.shape[-1]).cpu())
     learner.cpu()
-    residual = torch.cat(residuals).double().numpy()
-    scale = torch.cat(scales).double().numpy()
-    return {
-        "step": residual / scale,
-        "cumulative": np.cumsum(residual, axis=1) / cumulative_scale(scale),
-    }
+    target, location, scale = (
+        torch.cat(parts).double().numpy() for parts in (targets, locations, scales)
+    )
+    weight = location_weight(target, location, scale)
+    residual = target - weight * location
+    return Calibration(
+        location_weight=weight,
+        residuals={
+            "step": residual / scale,
+            "cumulative": np.cumsum(residual, axis=1) / cumulative_scale(scale),
+        },
+    )
+
+
+def location_weight(target: np.ndarray, location: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Per-step weight (h,) in [0, 1] of forecast locations: ``target ~ a * location``.
+
+    Least squares weighted by ``1 / scale^2``, the Gaussian likelihood's
+    weights; a step whose locations are all zero keeps weight 1.
+    """
+    precision = 1.0 / np.square(scale)
+    numerator = np.sum(precision * target * location, axis=0)
+    denominator = np.sum(precision * np.square(location), axis=0)
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, np.clip(numerator / safe, 0.0, 1.0), 1.0)
 
 
 def cumulative_scale(scale: np.ndarray) -> np.ndarray:

@@ -29,12 +29,16 @@ class MetaState:
         Standardised query-window residuals (``"step"`` and ``"cumulative"``,
         each (n, horizon)): residuals divided by their forecast scale, whose
         quantiles calibrate prediction quantiles (``meta/calibration.py``).
+    location_weight : ndarray or None
+        Per-step weight (horizon,) of the network's forecast locations,
+        calibrated on the same windows (``None``: 1, the locations as they are).
     """
 
     learner: MetaLearner
     config: dict[str, Any]
     history: list[Any] = field(default_factory=list)
     residuals: dict[str, Any] | None = None
+    location_weight: Any = None
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Architecture settings in ``params`` that differ from this state's."""

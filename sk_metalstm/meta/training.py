@@ -27,7 +27,7 @@ from sk_metalstm.callbacks import (
 from sk_metalstm.distribution import GaussianNLL, n_outputs
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
-from sk_metalstm.meta.calibration import query_residuals
+from sk_metalstm.meta.calibration import calibrate
 from sk_metalstm.meta.net import MetaNet
 from sk_metalstm.meta.pooled import PooledLearner
 from sk_metalstm.meta.state import MetaState
@@ -237,6 +237,12 @@ def meta_train(
         if warm_start is not None or name != "none":
             learner = fit(learner, epochs, callbacks, f"meta ({name})")
     learner.eval()
-    # Held-out (later) tasks calibrate intervals when there are any.
-    residuals = query_residuals(learner, valid if valid is not None and len(valid) else tasks)
-    return MetaState(learner=learner, config=dict(config), history=histories, residuals=residuals)
+    # Held-out (later) tasks calibrate locations and intervals when there are any.
+    calibration = calibrate(learner, valid if valid is not None and len(valid) else tasks)
+    return MetaState(
+        learner=learner,
+        config=dict(config),
+        history=histories,
+        residuals=calibration.residuals,
+        location_weight=calibration.location_weight,
+    )

@@ -1,0 +1,43 @@
+"""Calibration on held-out (later) query windows: location weights and residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sk_metalstm.meta.calibration import location_weight
+
+
+def _windows(signal: float, n: int = 4000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    location = rng.standard_normal((n, 2))
+    scale = np.exp(rng.uniform(-1, 1, (n, 2)))
+    target = signal * location + scale * rng.standard_normal((n, 2))
+    return target, location, scale
+
+
+def test_locations_that_predict_keep_their_weight():
+    weight = location_weight(*_windows(signal=1.0))
+    np.testing.assert_allclose(weight, 1.0, atol=0.05)
+
+
+def test_locations_without_signal_shrink_to_the_random_walk():
+    weight = location_weight(*_windows(signal=0.0))
+    assert np.all(weight < 0.05)
+
+
+@pytest.mark.parametrize("signal, expected", [(-1.0, 0.0), (3.0, 1.0)])
+def test_weights_stay_between_zero_and_one(signal, expected):
+    np.testing.assert_array_equal(location_weight(*_windows(signal)), expected)
+
+
+def test_a_partial_signal_gets_a_partial_weight():
+    target, location, scale = _windows(signal=0.4)
+    assert location_weight(target, location, scale) == pytest.approx([0.4, 0.4], abs=0.05)
+
+
+def test_all_zero_locations_keep_weight_one():
+    target, location, scale = _windows(signal=0.0)
+    location[:, 1] = 0.0
+    weight = location_weight(target, location, scale)
+    assert weight[1] == 1.0
