@@ -104,7 +104,8 @@ class MetaLSTMForecaster(BaseForecaster):
     gradient_clip : float or None, default=1.0
         Max gradient norm in steps 1 and 2; ``None`` disables clipping.
     validation_fraction : float, default=0.1
-        Each series' latest tasks held out (early stopping, interval calibration).
+        Each series' latest tasks held out: early stopping, and calibration of
+        intervals and of the weight of forecast locations (0 = random walk).
     callbacks : list or None, default=None
         skorch callbacks for meta-training (step 2).
     adapt_steps : int or None, default=None
