@@ -152,13 +152,16 @@ def verdict(summary_table: pd.DataFrame) -> list[str]:
             continue
         ratio = row["MASE vs RW"]
         margin = abs(1 - ratio)
-        if ratio < 1:
+        if margin < 5e-5:  # its forecasts are the random walk's (location weight 0)
+            claim = f"ties with the random walk (MASE {ratio:.4f})"
+        elif ratio < 1:
             claim = f"beats the random walk by {margin:.1%} (MASE {ratio:.4f})"
         else:
             claim = f"the random walk wins, by {margin:.1%} (MASE {ratio:.4f})"
         direction = row["direction"]
         bar = max(row["always up"], 1 - row["always up"])
-        hit = "above" if direction > bar else "not above"
+        # Means over series of shares: equal rates may differ in the last bits.
+        hit = "above" if direction > bar + 1e-9 else "not above"
         lines.append(
             f"h={h} {model}: {claim}; direction {direction:.1%} is {hit} the "
             f"{bar:.1%} of always guessing the more frequent move."
