@@ -105,7 +105,8 @@ class MetaLSTMForecaster(BaseForecaster):
         Max gradient norm in steps 1 and 2; ``None`` disables clipping.
     validation_fraction : float, default=0.1
         Each series' latest tasks held out: early stopping, and calibration of
-        intervals and of the weight of forecast locations (0 = random walk).
+        intervals and of the weight of forecast locations (0: no change, the
+        random walk, for increments).
     callbacks : list or None, default=None
         skorch callbacks for meta-training (step 2).
     adapt_steps : int or None, default=None

@@ -51,7 +51,7 @@ def calibrate(
     batch_size: int = 64,
     seed: int = 0,
     device: str = "cpu",
-) -> dict[str, np.ndarray]:
+) -> Calibration:
     """Location weights and standardised query residuals of the adapted learner.
 
     Parameters

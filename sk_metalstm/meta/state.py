@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sk_metalstm.meta.base import MetaLearner
 
 __all__ = ["MetaState", "ARCHITECTURE_KEYS"]
@@ -38,7 +40,7 @@ class MetaState:
     config: dict[str, Any]
     history: list[Any] = field(default_factory=list)
     residuals: dict[str, Any] | None = None
-    location_weight: Any = None
+    location_weight: np.ndarray | None = None
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Architecture settings in ``params`` that differ from this state's."""
