@@ -41,3 +41,27 @@ def test_all_zero_locations_keep_weight_one():
     location[:, 1] = 0.0
     weight = location_weight(target, location, scale)
     assert weight[1] == 1.0
+
+
+
+def _next_step_weight(phi_range: tuple[float, float]) -> float:
+    """The calibrated next-step location weight after pretraining on AR(1) returns."""
+    from sk_metalstm import MetaLSTMForecaster
+    from sk_metalstm.datasets import make_ar_returns_panel
+
+    panel = make_ar_returns_panel(24, 400, phi_range=phi_range, random_state=0)
+    forecaster = MetaLSTMForecaster(
+        window_length=10, hidden_size=8, support_size=40, query_size=10,
+        base_max_epochs=3, max_epochs=3, tasks_per_epoch=256, random_state=0, verbose=0,
+    )
+    return float(forecaster.pretrain(panel).pretrained_state_.location_weight[0])
+
+
+def test_pretraining_keeps_locations_that_carry_signal():
+    # Autoregressive returns: the location predicts the later tasks.
+    assert _next_step_weight((0.5, 0.7)) > 0.8
+
+
+def test_pretraining_on_a_random_walk_shrinks_its_locations():
+    # Random-walk prices: nothing beyond "no change" (seeds 0-3 gave 0.15-0.28).
+    assert _next_step_weight((0.0, 0.0)) < 0.5
