@@ -53,6 +53,7 @@ __all__ = ["save", "load", "save_pretrained", "load_pretrained", "save_regressor
 
 _FORMAT = "sk_metalstm/1"
 # /2: distributional networks (location and scale outputs, a volatility input).
+# /3: the ridge learner's scale memory and the calibrated location weight.
 _STATE_FORMAT = "sk_metalstm.meta_state/3"
 _REGRESSOR_FORMAT = "sk_metalstm.regressor/1"
 #: What each safe format holds, and the function that reads it.
@@ -159,8 +160,8 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
 
     Stores the learner's tensors (``state_dict``), the settings it was trained
     with (``state.config``), its calibration (residuals and location weights)
-    and its training history; ``load_pretrained`` rebuilds an identical state without running
-    any code from the file.
+    and its training history; ``load_pretrained`` rebuilds an identical state
+    without running any code from the file.
 
     Parameters
     ----------
