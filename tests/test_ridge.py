@@ -109,6 +109,29 @@ def test_ridge_scale_follows_the_recent_support_windows():
     assert float(_scales(learner, sx, spread)[0]) > 2.0
 
 
+def test_ridge_scale_prior_weight_is_fixed_and_saved():
+    # Gradient on the pretraining series, where the pooled scale was fitted,
+    # would teach it to trust the pooled scale more than unseen series warrant.
+    learner = _learner()
+    assert "log_scale_prior_weight" not in dict(learner.named_parameters())
+    k = float(learner.state_dict()["log_scale_prior_weight"].exp())
+    assert k == pytest.approx(RidgeHeadLearner.scale_prior_weight)
+    torch.manual_seed(0)
+    heavy = RidgeHeadLearner(LSTMNetwork(1, 8, 1, n_outputs(1)), scale_prior_weight=1000.0)
+    assert float(heavy.log_scale_prior_weight.exp()) == pytest.approx(1000.0)
+
+
+def test_ridge_scale_trusts_the_series_more_with_a_lighter_prior():
+    # A series half as volatile as the pooled network expects, 100 windows of history.
+    sx, _ = _ar1_support(phi=0.0, n=100, window=6, seed=8)
+    spread = torch.full((len(sx[0]), 1), 0.5)
+    default = float(_scales(_learner(), sx, spread)[0])
+    torch.manual_seed(0)
+    heavy = RidgeHeadLearner(LSTMNetwork(1, 8, 1, n_outputs(1)), scale_prior_weight=100.0).eval()
+    assert default < float(_scales(heavy, sx, spread)[0])
+    assert default < 0.56  # 0.61 with the weight that gradient descent learned (29)
+
+
 def test_ridge_adapts_in_batch_like_one_series_at_a_time():
     learner = _learner()
     batches = [_ar1_support(phi, 30, 6, seed) for seed, phi in enumerate((0.5, -0.3, 0.0))]
@@ -126,7 +149,6 @@ def test_ridge_meta_gradient_reaches_body_prior_and_precisions():
     qx, qy = _ar1_support(phi=0.5, n=10, window=6, seed=4)
     loss = gaussian_nll(learner(sx, sy, qx), qy)
     loss.backward()
-    assert learner.log_scale_prior_weight.grad is not None
     assert learner.log_scale_memory.grad is not None
     assert learner.log_precision.grad is not None
     assert torch.any(learner.log_precision.grad != 0)
