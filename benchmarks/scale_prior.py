@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,8 +65,12 @@ def split_by_series(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, A
     stocks, fx = stocks.loc[:risk_start], fx.loc[:risk_start]
     n_fit_stock, n_fit_fx = n_stock // 2, (n_fx + 1) // 2
     groups = [
-        {"name": name, "wide": frame.iloc[-rows:, first:last], "history": cfg["history"],
-         "kind": "log_return"}
+        {
+            "name": name,
+            "wide": frame.iloc[-rows:, first:last],
+            "history": cfg["history"],
+            "kind": "log_return",
+        }
         for name, frame, first, last in (
             ("stocks", stocks, n_fit_stock, n_stock),
             ("fx", fx, n_fit_fx, n_fx),
@@ -110,8 +115,9 @@ def run(cfg: dict[str, Any], grid: list[float], seed: int) -> pd.DataFrame:
     for k in grid:
         start = time.perf_counter()
         with prior_weight(k):
-            model = MetaLSTMForecaster(horizon=max(STEPS), random_state=seed, verbose=0,
-                                       **cfg["forecaster"])
+            model = MetaLSTMForecaster(
+                horizon=max(STEPS), random_state=seed, verbose=0, **cfg["forecaster"]
+            )
             model.pretrain(train)
         ratios: dict[int, list[np.ndarray]] = {s: [] for s in STEPS}
         covered = []
@@ -150,8 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     table = run(cfg, GRID_K[:2] if args.quick else GRID_K, args.seed)
     write_report(
-        args.out, table, config=cfg, quick=args.quick,
-        command=command_line("scale_prior", argv), environment=environment("arch"),
+        args.out,
+        table,
+        config=cfg,
+        quick=args.quick,
+        command=command_line("scale_prior", argv),
+        environment=environment("arch"),
         total_seconds=time.perf_counter() - start,
         notes={"chosen": "the k with the lowest next-day pinball ratio (ties: the 5-day one)"},
     )

@@ -27,10 +27,11 @@ pooled head, moved per series by ``log m``, where
 shrinks the recency-weighted mean absolute leave-one-out residual ``z`` of that
 step (standardised by the pooled scale; ``sqrt(2 / pi)`` is its Gaussian mean)
 toward 1, with a prior weight ``k`` (in support windows, chosen by
-leave-series-out validation) and a meta-learned memory ``tau``. A series that is calmer or more turbulent than the pooled
-network expects gets a narrower or wider distribution, by as much as its
-history supports. Measured on ``benchmarks/risk.py`` (pinball loss over all 23
-held-out series, relative to GARCH-t, one step): one multiplier for all steps
+leave-series-out validation) and a meta-learned memory ``tau``. A series that
+is calmer or more turbulent than the pooled network expects gets a narrower
+or wider distribution, by as much as its history supports. Measured on
+``benchmarks/risk.py`` (pinball loss over all 23 held-out series, relative to
+GARCH-t, one step): one multiplier for all steps
 from mean squared residuals 1.013; per step 1.008 (the interest rates' next
 change is more predictable than later ones: their first-step intervals were
 too wide); mean absolute residuals, more robust to the series' own outliers,
