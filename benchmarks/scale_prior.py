@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _reporting import (
+    QUICK_FORECASTER,
     command_line,
     environment,
     standard_error,
@@ -44,7 +45,7 @@ from _reporting import (
     wide_increments,
     write_report,
 )
-from risk import ALPHAS, COLUMNS, CONFIGS, garch_t, package_quantiles, pinball, targets
+from _risk_scoring import ALPHAS, COLUMNS, garch_t, package_quantiles, pinball, targets
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_stock_prices
@@ -52,6 +53,25 @@ from sk_metalstm.meta.ridge import RidgeHeadLearner
 
 GRID_K = [1.0, 3.0, 10.0, 30.0, 100.0]
 STEPS = [1, 5]
+#: ``risk.py``'s pretraining panel (its first companies and currencies) and protocol.
+CONFIGS = {
+    "full": {
+        "n_pretrain_stocks": 10,
+        "n_pretrain_fx": 7,
+        "history": 250,
+        "n_eval": 100,
+        "garch_refit": 20,
+        "forecaster": {},
+    },
+    "quick": {
+        "n_pretrain_stocks": 2,
+        "n_pretrain_fx": 2,
+        "history": 250,
+        "n_eval": 20,
+        "garch_refit": 20,
+        "forecaster": {**QUICK_FORECASTER, "support_size": 16, "max_time": 5},
+    },
+}
 
 
 def split_by_series(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
