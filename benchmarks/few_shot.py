@@ -193,7 +193,8 @@ def rolling_markov_switching(
             r = returns[s, t - history + 1 : t]
             try:
                 phi, _, _, result = _markov_switching_fit(r)
-            except (ValueError, np.linalg.LinAlgError):
+            except (ValueError, RuntimeError, np.linalg.LinAlgError):
+                # e.g. statsmodels' "Steady-state probabilities could not be constructed"
                 failed += 1
                 continue
             transition = result.regime_transition[:, :, -1]  # [to, from]
@@ -216,7 +217,12 @@ def pooled_markov_switching(
     series is Hamilton-filtered with them: what a correctly specified model
     knows from the panel alone, before it adapts to a series.
     """
-    fits = [_markov_switching_fit(r[1:])[:3] for r in train]
+    fits = []
+    for r in train:
+        try:
+            fits.append(_markov_switching_fit(r[1:])[:3])
+        except (ValueError, RuntimeError, np.linalg.LinAlgError):
+            continue  # a failed fit leaves the average to the others
     # Regime labels are arbitrary per fit: align them, calm regime first.
     calm_first = [tuple(p[np.argsort(sigma)] for p in (phi, sigma)) for phi, sigma, _ in fits]
     phi, sigma = (np.mean([f[k] for f in calm_first], axis=0) for k in (0, 1))
