@@ -139,3 +139,16 @@ def test_risk_quick_scores_quantiles_against_garch(tmp_path):
             assert row["n_series"] == 3 and row["n_origins"] == 20
             assert math.isfinite(row["pinball_bp"]) and math.isfinite(row["crps_bp"])
             assert 0 <= row["cov90"] <= 1 and 0 <= row["var95_kupiec_p"] <= 1
+
+
+def test_scale_prior_quick_pretrains_once_per_candidate(tmp_path):
+    pytest.importorskip("arch")
+    report = _run_quick("scale_prior.py", tmp_path / "sp.json")
+    rows = {r["k"]: r for r in report["summary"]}
+    assert set(rows) == {1.0, 3.0}
+    # Paired against the largest candidate, which is itself the reference.
+    assert rows[3.0]["diff_1"] == 0 and rows[3.0]["diff_5"] == 0
+    for row in rows.values():
+        assert math.isfinite(row["pinball_1"]) and math.isfinite(row["diff_se_1"])
+    # A different prior weight gives different forecasts: the candidate reached the learner.
+    assert rows[1.0]["pinball_1"] != rows[3.0]["pinball_1"]
