@@ -168,7 +168,7 @@ def _markov_switching_fit(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: the fit is used as it is
-        result = model.fit(disp=False, search_reps=5)
+        result = model.fit(disp=False, search_reps=5, rng=0)  # seeded: repeatable
     params = dict(zip(model.param_names, result.params, strict=True))
     phi = np.array([params["ar.L1[0]"], params["ar.L1[1]"]])
     sigma = np.sqrt([params["sigma2[0]"], params["sigma2[1]"]]) / 100
