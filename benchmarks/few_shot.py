@@ -22,7 +22,10 @@ Protocol (one family, one seed)
   ``n_eval`` points (no meta-training at test time).
 * Baselines on the same origins: the random walk (zero return), an AR model of
   the family's order refitted by least squares on the same sliding history,
-  and the oracle (the true conditional mean).
+  and the oracle (the true conditional mean). For ``regime`` also the
+  family's own model (``statsmodels``): a two-regime Markov-switching AR(1)
+  refitted on each sliding history (``msar``), and the same model with
+  parameters averaged over fits to the pretraining series (``msar_pooled``).
 
 Metric: one-step MSE of the log-return forecast relative to the random walk's,
 per series. ``gap closed`` = (pooled - method) / (pooled - oracle). Paired
