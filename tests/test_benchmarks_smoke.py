@@ -62,6 +62,16 @@ def test_few_shot_families_quick_reports_gap_closed(tmp_path):
     assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
 
 
+def test_few_shot_regime_quick_scores_the_markov_switching_baselines(tmp_path):
+    pytest.importorskip("statsmodels")
+    report = _run_quick(
+        "few_shot.py", tmp_path / "fs.json", "--families", "regime", "--methods", "none"
+    )
+    rows = {r["method"]: r for r in report["summary"]}
+    assert {"msar", "msar_pooled", "oracle", "none"} <= set(rows)
+    assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
+
+
 def test_held_out_real_quick_reports_paired_differences(tmp_path):
     report = _run_quick("held_out_real.py", tmp_path / "ho.json", "--methods", "ridge")
     rows = {(r["scope"], r["method"]): r for r in report["summary"]}
