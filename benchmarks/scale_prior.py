@@ -55,6 +55,8 @@ from sk_metalstm.meta.ridge import RidgeHeadLearner
 
 GRID_K = [1.0, 3.0, 10.0, 30.0, 100.0]
 STEPS = [1, 5]
+#: Grid columns of the 5 % and 95 % quantiles: the central 90 % interval.
+LOW_90, HIGH_90 = COLUMNS[ALPHAS.index(0.05)], COLUMNS[ALPHAS.index(0.95)]
 #: ``risk.py``'s pretraining panel (its first companies and currencies) and protocol.
 CONFIGS = {
     "full": {
@@ -147,7 +149,7 @@ def run(cfg: dict[str, Any], grid: list[float], seed: int) -> pd.DataFrame:
             q = package_quantiles(model.pretrained_state_, g, cfg["n_eval"])
             for s in STEPS:
                 ratios[s].append(pinball(y[s], q[s][..., COLUMNS], levels).mean(1) / ref[s])
-            covered.append((y[1] >= q[1][..., 4]) & (y[1] <= q[1][..., 94]))
+            covered.append((y[1] >= q[1][..., LOW_90]) & (y[1] <= q[1][..., HIGH_90]))
         row: dict[str, float] = {"k": k}
         per_k[k] = {s: np.concatenate(ratios[s]) for s in STEPS}
         for s in STEPS:

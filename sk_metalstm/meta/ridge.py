@@ -31,15 +31,15 @@ leave-series-out validation) and a meta-learned memory ``tau``. A series that
 is calmer or more turbulent than the pooled network expects gets a narrower
 or wider distribution, by as much as its history supports. Measured on
 ``benchmarks/risk.py`` (pinball loss over all 23 held-out series, relative to
-GARCH-t, one step): one multiplier for all steps
-from mean squared residuals 1.013; per step 1.008 (the interest rates' next
-change is more predictable than later ones: their first-step intervals were
-too wide); mean absolute residuals, more robust to the series' own outliers,
-1.005; with recency weights (learned ``tau`` about 90 windows) 1.004; with
-``k`` fixed at one window instead of learned (about 29), 1.004 again (paired
-+0.05 % +- 0.17 %: meta-training compensates by widening the pooled scale),
-while the generated AR(2) family's forecasts improved (``benchmarks/few_shot.py``,
-3 seeds: -0.006 +- 0.003 relative MSE, 76 % -> 82 % of the gap closed).
+GARCH-t, one step): one multiplier for all steps from mean squared residuals
+1.013; per step 1.008 (the interest rates' next change is more predictable
+than later ones: their first-step intervals were too wide); mean absolute
+residuals, more robust to the series' own outliers, 1.005; with recency
+weights (learned ``tau`` about 90 windows) 1.004; with ``k`` fixed at one
+window instead of learned (about 29), 1.004 again (paired +0.05 % +- 0.17 %:
+meta-training compensates by widening the pooled scale), while the generated
+AR(2) family's forecasts improved (``benchmarks/few_shot.py``, 3 seeds:
+-0.006 +- 0.003 relative MSE, 76 % -> 82 % of the gap closed).
 """
 
 from __future__ import annotations
