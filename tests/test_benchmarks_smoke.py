@@ -62,13 +62,13 @@ def test_few_shot_families_quick_reports_gap_closed(tmp_path):
     assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
 
 
-def test_few_shot_regime_quick_scores_the_markov_switching_baselines(tmp_path):
+def test_few_shot_regime_quick_scores_the_regime_baselines(tmp_path):
     pytest.importorskip("statsmodels")
     report = _run_quick(
         "few_shot.py", tmp_path / "fs.json", "--families", "regime", "--methods", "none"
     )
     rows = {r["method"]: r for r in report["summary"]}
-    assert {"msar", "msar_pooled", "oracle", "none"} <= set(rows)
+    assert {"bayes", "msar", "msar_pooled", "oracle", "none"} <= set(rows)
     assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
 
 
@@ -162,3 +162,24 @@ def test_scale_prior_quick_pretrains_once_per_candidate(tmp_path):
         assert math.isfinite(row["pinball_1"]) and math.isfinite(row["diff_se_1"])
     # A different prior weight gives different forecasts: the candidate reached the learner.
     assert rows[1.0]["pinball_1"] != rows[3.0]["pinball_1"]
+
+
+def test_few_shot_bayes_bound_learns_each_series_coefficients():
+    # The regime family's Bayes forecast starts from the prior and, as a series'
+    # returns accumulate, approaches the oracle that knows its coefficients.
+    folder = ROOT / "benchmarks"
+    code = (
+        "import importlib.util, sys, numpy as np\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('fs', {str(folder / 'few_shot.py')!r})\n"
+        "fs = importlib.util.module_from_spec(spec); spec.loader.exec_module(fs)\n"
+        "r, oracle, _ = fs.FAMILIES['regime'](30, 1500, np.random.default_rng(0))\n"
+        "gap = np.abs(fs.bayes_regime(r, grid=13) - oracle) / np.abs(oracle).mean()\n"
+        "print(gap[:, 1:100].mean(), gap[:, -100:].mean())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    early, late = map(float, proc.stdout.split())
+    assert late < 0.1 < early
