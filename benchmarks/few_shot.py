@@ -120,7 +120,7 @@ def _hamilton_filter(
     ----------
     r : ndarray (n, t)
         Returns of ``n`` series.
-    phis, sigmas : ndarray (n, ..., 2)
+    phis, sigmas : ndarray, broadcastable to (n, ..., 2)
         Each regime's coefficient and volatility; the middle axes (if any)
         hold alternative parameter sets, filtered side by side.
     stay : float
