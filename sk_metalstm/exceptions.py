@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InvalidParameterError", "TrainingDiverged"]
+__all__ = ["AdaptationFallbackWarning", "InvalidParameterError", "TrainingDiverged"]
 
 
 class TrainingDiverged(ValueError, RuntimeError):
@@ -20,4 +20,13 @@ class InvalidParameterError(ValueError, TypeError):
 
     Both a ``ValueError`` and a ``TypeError``, like scikit-learn's error of
     the same name: callers may catch either.
+    """
+
+
+class AdaptationFallbackWarning(UserWarning):
+    """Warns that adapting made some series fit their own history worse.
+
+    A gradient learner's update rule that raises a series' loss on the very
+    windows it adapts to has overshot (too large an ``inner_lr``, too many
+    steps); those series keep the meta-learned initial weights instead.
     """

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sk_metalstm.distribution import n_outputs, with_volatility_channel
-from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
 from sk_metalstm.meta import make_meta_learner
 from sk_metalstm.meta.adaptation import adapt_to_supports, forecast_windows
 from sk_metalstm.networks import LSTMNetwork, functional_forward
@@ -88,6 +88,52 @@ def test_non_finite_adapted_weights_raise_naming_the_series():
     labels = [" (instance 'a')", " (instance 'b')", " (instance 'c')"]
     with pytest.raises(TrainingDiverged, match="series \\(instance 'b'\\) gave non-finite weights"):
         _adapt(learner, [_support(3, rng), exploding, _support(2, rng)], labels=labels)
+
+
+def test_an_overshooting_update_rule_keeps_the_initial_weights_and_warns():
+    # A finite but far too large step: the series' own windows fit worse after it.
+    learner = _learner("finetune", inner_lr=50.0)
+    rng = np.random.default_rng(4)
+    supports = [_support(4, rng), _support(4, rng)]
+    labels = [" (instance 'a')", " (instance 'b')"]
+    with pytest.warns(AdaptationFallbackWarning, match="2 of 2 series.*instance 'a'.*inner_lr"):
+        adapted = _adapt(learner, supports, labels=labels)
+    for params in adapted:
+        for key, value in learner.initial_params().items():
+            torch.testing.assert_close(params[key], value.detach(), rtol=0, atol=0)
+
+
+def test_an_update_rule_that_helps_is_kept():
+    learner = _learner("finetune", inner_lr=0.05)
+    supports = [_support(6, np.random.default_rng(5))]
+    sx = torch.from_numpy(with_volatility_channel(supports[0]["support_x"]))[None]
+    sy = torch.from_numpy(supports[0]["support_y"])[None]
+    expected = learner.adapt_for_inference(sx, sy)
+    adapted = _adapt(learner, supports)[0]
+    assert any(
+        not torch.equal(adapted[k], v.detach()) for k, v in learner.initial_params().items()
+    )
+    for key, value in expected.items():
+        torch.testing.assert_close(adapted[key], value[0])
+    initial = {k: v.detach()[None] for k, v in learner.initial_params().items()}
+    _, kept = learner.keep_improvements(expected, sx, sy)
+    assert kept.tolist() == [True]
+    # The check compares with the initial weights: they are never worse than themselves.
+    assert learner.keep_improvements(initial, sx, sy)[1].tolist() == [True]
+
+
+def test_validation_and_calibration_forecasts_use_the_same_fallback():
+    # predict_tasks (eval mode: validation, calibration) forecasts what fit would.
+    learner = _learner("finetune", inner_lr=50.0).eval()
+    rng = np.random.default_rng(6)
+    support, query = _support(4, rng), _support(3, rng)
+    sx = torch.from_numpy(with_volatility_channel(support["support_x"]))[None]
+    sy = torch.from_numpy(support["support_y"])[None]
+    qx = torch.from_numpy(with_volatility_channel(query["support_x"]))[None]
+    with torch.no_grad():
+        out = learner(sx, sy, qx)
+    initial = {k: v.detach()[None] for k, v in learner.initial_params().items()}
+    torch.testing.assert_close(out, learner.predict_batch(initial, qx))
 
 
 @pytest.mark.parametrize("name", ["metasgd", "ridge"])

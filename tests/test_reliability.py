@@ -67,7 +67,10 @@ Training divergence (TrainingDiverged, never NaN forecasts)
 - F meta-training: test_forecaster_huge_lr_raises_training_diverged,
   test_forecaster_injected_inf_loss_raises_training_diverged (here);
   test_nonfinite_loss_stops_training_with_a_clear_error (MetaNet, test_meta_learners.py)
-- F adaptation at fit/update: test_forecaster_diverging_adaptation_raises (here)
+- F adaptation at fit/update: test_forecaster_diverging_adaptation_raises (here);
+  an overshooting (finite) update falls back to the initial weights with a warning:
+  test_forecaster_overshooting_adaptation_falls_back_to_the_initial_weights (here),
+  test_an_overshooting_update_rule_keeps_the_initial_weights_and_warns (test_adaptation.py)
 - R: test_regressor_divergence_raises_instead_of_nan_predictions (here; before, R
   returned NaN predictions, so StopOnNonFiniteLoss is now a default callback)
 - gradient clipping on by default in meta-training:
@@ -132,7 +135,7 @@ import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
-from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
 
 
 def _regression_data(n: int = 64, length: int = 5, seed: int = 0):
@@ -390,6 +393,20 @@ def test_forecaster_diverging_adaptation_raises(airline, tiny):
         sane.update(airline[120:125])
     assert sane.cutoff.equals(cutoff)
     pd.testing.assert_series_equal(sane.predict(fh=[1, 2]), before)
+
+
+def test_forecaster_overshooting_adaptation_falls_back_to_the_initial_weights(airline, tiny):
+    # Finite weights but a worse fit of the series' own windows: before, such a
+    # step silently widened a stock's 90% interval fourfold.
+    settings = {**tiny, "meta_learner": "finetune", "inner_lr": 30.0, "inner_steps": 5}
+    forecaster = MetaLSTMForecaster(horizon=2, **settings)
+    with pytest.warns(AdaptationFallbackWarning, match="1 of 1 series.*lower inner_lr"):
+        forecaster.fit(airline)
+    unadapted = MetaLSTMForecaster(horizon=2, adapt_steps=0, **settings).fit(airline)
+    pd.testing.assert_frame_equal(
+        forecaster.predict_interval(fh=[1, 2], coverage=0.9),
+        unadapted.predict_interval(fh=[1, 2], coverage=0.9),
+    )
 
 
 def test_regressor_divergence_raises_instead_of_nan_predictions():

@@ -6,6 +6,7 @@ thousands of series costs a few batched calls rather than one call per series.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 
 from sk_metalstm._torch_runtime import torch_runtime
 from sk_metalstm.distribution import with_volatility_channel
-from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
 from sk_metalstm.meta.base import MetaLearner, Params
 
 __all__ = ["adapt_to_supports", "forecast_windows"]
@@ -50,11 +51,19 @@ def adapt_to_supports(
     ------
     TrainingDiverged
         If any series' adapted weights are not finite; nothing is returned then.
+
+    Warns
+    -----
+    AdaptationFallbackWarning
+        If a gradient learner's update rule left a series fitting its own
+        support windows worse than before adapting; that series keeps the
+        learner's initial weights (``MetaLearner.keep_improvements``).
     """
     groups: dict[int, list[int]] = {}
     for i, task in enumerate(supports):
         groups.setdefault(len(task["support_x"]), []).append(i)
     adapted: list[Params | None] = [None] * len(supports)
+    fell_back: list[str] = []
     # Moving a module costs about a millisecond even when it is a no-op.
     on_device = device != "cpu"
     if on_device:
@@ -70,20 +79,39 @@ def adapt_to_supports(
                     ]
                 )
                 sy = torch.stack([torch.from_numpy(supports[i]["support_y"]) for i in members])
-                params = learner.adapt_for_inference(sx.to(device), sy.to(device), steps)
+                sx, sy = sx.to(device), sy.to(device)
+                params = learner.adapt_for_inference(sx, sy, steps)
+                _raise_if_not_finite(params, [labels[i] for i in members])
+                if learner.adapts_network and steps != 0:
+                    params, kept = learner.keep_improvements(params, sx, sy)
+                    fell_back += [labels[i] for i, k in zip(members, kept, strict=True) if not k]
                 for j, i in enumerate(members):
                     adapted[i] = {n: p[j].detach().cpu() for n, p in params.items()}
     finally:
         if on_device:
             learner.cpu()
-    for params, label in zip(adapted, labels, strict=True):
-        if not all(torch.isfinite(p).all() for p in params.values()):
-            raise TrainingDiverged(
-                f"Adapting to the series{label} gave non-finite weights, so forecasts "
-                "would be NaN. Lower inner_lr (for 'finetune', 'maml', 'reptile') or "
-                "adapt_steps, or check the series for extreme values."
-            )
+    if fell_back:
+        warnings.warn(
+            f"Adapting made {len(fell_back)} of {len(supports)} series fit their own "
+            f"recent windows worse than the meta-learned initial weights do "
+            f"(first: the series{fell_back[0]}); those series keep the initial weights. "
+            "If this happens on many series, lower inner_lr or adapt_steps.",
+            AdaptationFallbackWarning,
+            stacklevel=4,
+        )
     return adapted
+
+
+def _raise_if_not_finite(params: Params, labels: Sequence[str]) -> None:
+    """``TrainingDiverged`` naming the first series whose adapted weights are not finite."""
+    finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params.values()]).all(0)
+    if not bool(finite.all()):
+        label = labels[int(torch.nonzero(~finite)[0])]
+        raise TrainingDiverged(
+            f"Adapting to the series{label} gave non-finite weights, so forecasts "
+            "would be NaN. Lower inner_lr (for 'finetune', 'maml', 'reptile') or "
+            "adapt_steps, or check the series for extreme values."
+        )
 
 
 def forecast_windows(

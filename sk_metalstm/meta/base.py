@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from sk_metalstm.distribution import gaussian_nll
+from sk_metalstm.distribution import gaussian_nll, split_outputs
 from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
 __all__ = ["MetaLearner", "Params", "TaskBatch", "TrainingOutput", "param_name", "support_loss"]
@@ -57,6 +57,13 @@ def param_name(key: str) -> str:
 def support_loss(params: Params, x: Tensor, y: Tensor) -> Tensor:
     """Gaussian negative log-likelihood of the base network on one task's windows."""
     return gaussian_nll(functional_forward(params, x), y)
+
+
+def _task_nll(out: Tensor, y: Tensor) -> Tensor:
+    """Per-task mean Gaussian negative log-likelihood (tasks,) of outputs (tasks, S, 2 h)."""
+    location, scale = split_outputs(out)
+    z = (y - location) / scale
+    return (0.5 * z.square() + torch.log(scale)).mean(dim=(1, 2))
 
 
 class MetaLearner(nn.Module):
@@ -230,8 +237,55 @@ class MetaLearner(nn.Module):
         return self.predict_tasks(tasks)
 
     def predict_tasks(self, tasks: TaskBatch) -> Tensor:
-        """Adapt on each task's support set and predict its query windows."""
-        return self.predict_batch(self.adapt_batch(tasks.support_x, tasks.support_y), tasks.query_x)
+        """Adapt on each task's support set and predict its query windows.
+
+        Outside training, as at deployment, a task whose adaptation made its
+        support fit worse keeps the initial weights (``keep_improvements``), so
+        validation and calibration see what ``fit`` and ``update`` forecast.
+        """
+        params = self.adapt_batch(tasks.support_x, tasks.support_y)
+        if not self.training and self.adapts_network:
+            params, _ = self.keep_improvements(params, tasks.support_x, tasks.support_y)
+        return self.predict_batch(params, tasks.query_x)
+
+    def keep_improvements(
+        self, adapted: Params, support_x: Tensor, support_y: Tensor
+    ) -> tuple[Params, Tensor]:
+        """Per task, the adapted weights where they fit the support set no worse than before.
+
+        An update rule that works lowers the support loss; where it raised it
+        (or made it non-finite) it overshot, and the initial weights are the
+        better forecast. A closed-form learner (``adapts_network=False``)
+        checks itself by leave-one-out instead.
+
+        Parameters
+        ----------
+        adapted : dict of str to Tensor
+            Adapted weights, with a leading task axis.
+        support_x, support_y : Tensor
+            Support windows (tasks, S, L, F) and targets (tasks, S, h).
+
+        Returns
+        -------
+        params : dict of str to Tensor
+            ``adapted``, with the initial weights for the tasks that got worse.
+        kept : Tensor
+            (tasks,) bool, True where the adapted weights were kept.
+        """
+        with torch.no_grad():
+            initial = {
+                n: p.detach().expand(len(support_x), *p.shape)
+                for n, p in self.initial_params().items()
+            }
+            before = _task_nll(self.predict_batch(initial, support_x), support_y)
+            after = _task_nll(self.predict_batch(adapted, support_x), support_y)
+            # NaN compares False: a non-finite loss after adapting is not kept.
+            kept = after <= before
+        params = {
+            n: torch.where(kept.view(-1, *[1] * (p.dim() - 1)), p, initial[n])
+            for n, p in adapted.items()
+        }
+        return params, kept
 
     def training_step(self, tasks: TaskBatch) -> Tensor | TrainingOutput:
         """``forward`` while meta-training: by default as at deployment."""
