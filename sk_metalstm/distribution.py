@@ -67,11 +67,15 @@ def location(out: Any) -> Any:
     return out[..., : out.shape[-1] // 2]
 
 
-def gaussian_nll(out: Tensor, y: Tensor) -> Tensor:
-    """Mean Gaussian negative log-likelihood (without the constant) of ``y`` (..., h)."""
+def gaussian_nll(out: Tensor, y: Tensor, dim: tuple[int, ...] | None = None) -> Tensor:
+    """Mean Gaussian negative log-likelihood (without the constant) of ``y`` (..., h).
+
+    Averaged over every element, or over ``dim`` only (e.g. one value per task).
+    """
     loc, scale = split_outputs(out)
     z = (y - loc) / scale
-    return torch.mean(0.5 * z**2 + torch.log(scale))
+    nll = 0.5 * z**2 + torch.log(scale)
+    return nll.mean() if dim is None else nll.mean(dim=dim)
 
 
 class GaussianNLL(nn.Module):

@@ -28,5 +28,6 @@ class AdaptationFallbackWarning(UserWarning):
 
     A gradient learner's update rule that raises a series' loss on the very
     windows it adapts to has overshot (too large an ``inner_lr``, too many
-    steps); those series keep the meta-learned initial weights instead.
+    steps); those series keep the learner's starting weights (pooled or
+    meta-learned) instead.
     """

@@ -91,11 +91,12 @@ def adapt_to_supports(
         if on_device:
             learner.cpu()
     if fell_back:
+        first = f" (first: the series{fell_back[0]})" if fell_back[0] else ""
         warnings.warn(
             f"Adapting made {len(fell_back)} of {len(supports)} series fit their own "
-            f"recent windows worse than the meta-learned initial weights do "
-            f"(first: the series{fell_back[0]}); those series keep the initial weights. "
-            "If this happens on many series, lower inner_lr or adapt_steps.",
+            f"recent windows worse than the learner's starting weights do{first}; "
+            "those series keep the starting weights. If this happens on many series, "
+            "lower inner_lr or adapt_steps.",
             AdaptationFallbackWarning,
             stacklevel=4,
         )

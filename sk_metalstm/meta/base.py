@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from sk_metalstm.distribution import gaussian_nll, split_outputs
+from sk_metalstm.distribution import gaussian_nll
 from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
 __all__ = ["MetaLearner", "Params", "TaskBatch", "TrainingOutput", "param_name", "support_loss"]
@@ -57,13 +57,6 @@ def param_name(key: str) -> str:
 def support_loss(params: Params, x: Tensor, y: Tensor) -> Tensor:
     """Gaussian negative log-likelihood of the base network on one task's windows."""
     return gaussian_nll(functional_forward(params, x), y)
-
-
-def _task_nll(out: Tensor, y: Tensor) -> Tensor:
-    """Per-task mean Gaussian negative log-likelihood (tasks,) of outputs (tasks, S, 2 h)."""
-    location, scale = split_outputs(out)
-    z = (y - location) / scale
-    return (0.5 * z.square() + torch.log(scale)).mean(dim=(1, 2))
 
 
 class MetaLearner(nn.Module):
@@ -277,8 +270,8 @@ class MetaLearner(nn.Module):
                 n: p.detach().expand(len(support_x), *p.shape)
                 for n, p in self.initial_params().items()
             }
-            before = _task_nll(self.predict_batch(initial, support_x), support_y)
-            after = _task_nll(self.predict_batch(adapted, support_x), support_y)
+            before = gaussian_nll(self.predict_batch(initial, support_x), support_y, dim=(1, 2))
+            after = gaussian_nll(self.predict_batch(adapted, support_x), support_y, dim=(1, 2))
             # NaN compares False: a non-finite loss after adapting is not kept.
             kept = after <= before
         params = {
