@@ -59,7 +59,7 @@ def adapt_to_supports(
     AdaptationFallbackWarning
         If a gradient learner's update rule left a series fitting its own
         support windows worse than before adapting; that series keeps the
-        learner's initial weights (``MetaLearner.keep_improvements``).
+        learner's starting weights (``MetaLearner.keep_improvements``).
     """
     groups: dict[int, list[int]] = {}
     for i, task in enumerate(supports):

@@ -233,7 +233,7 @@ class MetaLearner(nn.Module):
         """Adapt on each task's support set and predict its query windows.
 
         Outside training, as at deployment, a task whose adaptation made its
-        support fit worse keeps the initial weights (``keep_improvements``), so
+        support fit worse keeps the starting weights (``keep_improvements``), so
         validation and calibration see what ``fit`` and ``update`` forecast.
         """
         params = self.adapt_batch(tasks.support_x, tasks.support_y)
