@@ -271,7 +271,9 @@ class MetaLearner(nn.Module):
             network = self._inference_network()
             out = functional_call(network, start, (support_x.flatten(0, 1),))
             before = gaussian_nll(out.unflatten(0, support_x.shape[:2]), support_y, dim=(1, 2))
-            after = gaussian_nll(self._outputs(adapted, support_x), support_y, dim=(1, 2))
+            after = gaussian_nll(
+                self._outputs(adapted, support_x, network), support_y, dim=(1, 2)
+            )
             # NaN compares False: a non-finite loss after adapting is not kept.
             kept = after <= before
         # The starting weights broadcast over the task axis.
@@ -281,15 +283,14 @@ class MetaLearner(nn.Module):
         }
         return params, kept
 
-    def _outputs(self, params: Params, x: Tensor) -> Tensor:
-        """``predict_batch``, through ``nn.LSTM``'s fused kernels for a few tasks.
+    def _outputs(self, params: Params, x: Tensor, network: LSTMNetwork) -> Tensor:
+        """``predict_batch``, through ``network``'s fused kernels for a few tasks.
 
         As in ``adapt_for_inference``: ``vmap`` over the functional LSTM pays
         off only from ``per_task_limit`` tasks on.
         """
         if len(x) > self.per_task_limit:
             return self.predict_batch(params, x)
-        network = self._inference_network()
         return torch.stack(
             [
                 functional_call(network, {n: p[i] for n, p in params.items()}, (xi,))
