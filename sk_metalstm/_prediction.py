@@ -28,6 +28,7 @@ from sk_metalstm.meta.calibration import cumulative_scale
 __all__ = [
     "Forecast",
     "empirical_distribution",
+    "check_reach",
     "forecast_steps",
     "forecasts",
     "increments",
@@ -37,6 +38,7 @@ __all__ = [
     "per_series",
     "quantile_levels",
     "residual_quantiles",
+    "relative_steps",
     "resolve_horizon",
     "sample_levels",
 ]
@@ -57,28 +59,63 @@ def resolve_horizon(
         return int(state.config["horizon"])
     if horizon is not None:
         return int(horizon)
-    if fh is not None and (fh.is_relative or cutoff is not None):
-        steps = fh.to_relative(cutoff) if cutoff is not None else fh
-        return max(1, int(np.max(steps.to_numpy())))
+    if fh is not None and cutoff is not None:
+        return max(1, int(np.max(relative_steps(fh, cutoff))))
+    if fh is not None and fh.is_relative:
+        if not _whole_steps(fh.to_numpy()):
+            raise ValueError(
+                f"fh {fh.to_numpy().tolist()} is not in whole steps; before any data is "
+                "seen, pass integer steps (or set horizon)."
+            )
+        return max(1, int(np.max(fh.to_numpy())))
     return 1
 
 
-def forecast_steps(
-    fh: ForecastingHorizon, cutoff: pd.Index, horizon: int
-) -> tuple[np.ndarray, pd.Index]:
-    """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
-    # A relative fh already holds the steps; converting costs milliseconds.
-    steps = (fh if fh.is_relative else fh.to_relative(cutoff)).to_numpy()
+def _whole_steps(values: np.ndarray) -> bool:
+    # dtype kind, not issubdtype: numpy counts timedelta64 as a signed integer.
+    return values.dtype.kind in "iu"
+
+
+def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
+    """Integer steps of ``fh`` after ``cutoff`` (a timedelta ``fh`` counted in periods)."""
+    # A relative integer fh already holds the steps; converting costs milliseconds.
+    if fh.is_relative and _whole_steps(fh.to_numpy()):
+        return fh.to_numpy()
+    steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
+    if not _whole_steps(steps):
+        raise ValueError(
+            f"fh {fh.to_numpy().tolist()} cannot be counted in whole steps of the "
+            "series' frequency; pass integer steps or absolute times on its grid."
+        )
+    return steps
+
+
+def check_reach(steps: np.ndarray, horizon: int, pretrained: bool) -> None:
+    """Raise unless every step lies in 1..``horizon``, saying what to change."""
     if np.any(steps < 1):
         raise ValueError(
             "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
             f"the cutoff, got relative steps {steps.tolist()}."
         )
     if np.any(steps > horizon):
+        reach = int(steps.max())
+        if pretrained:
+            raise ValueError(
+                f"fh reaches {reach} steps ahead, beyond the pretrained state's "
+                f"horizon={horizon}; pretrain again with horizon >= {reach}."
+            )
         raise ValueError(
-            f"fh reaches {int(steps.max())} steps ahead, beyond horizon={horizon}. "
-            f"Set horizon >= {int(steps.max())} (or pass that fh to fit) and refit."
+            f"fh reaches {reach} steps ahead, beyond horizon={horizon}. "
+            f"Set horizon >= {reach} (or pass that fh to fit) and refit."
         )
+
+
+def forecast_steps(
+    fh: ForecastingHorizon, cutoff: pd.Index, horizon: int, pretrained: bool = False
+) -> tuple[np.ndarray, pd.Index]:
+    """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
+    steps = relative_steps(fh, cutoff)
+    check_reach(steps, horizon, pretrained)
     return steps, fh.to_absolute_index(cutoff)
 
 
@@ -222,7 +259,8 @@ def level_variance(
         if state.kind != "log_return":
             variance = np.var(z, axis=0) * scale**2
         else:
-            last = float(state.tail.iloc[-1])
+            # numpy's float64: a Python float's square raises OverflowError instead of inf.
+            last = np.float64(state.tail.iloc[-1])
             growth = np.exp(centre[None, :] + z * scale[None, :])
             variance = last**2 * np.var(growth, axis=0)
     if not np.all(np.isfinite(variance)):
@@ -244,13 +282,15 @@ def forecasts(
     num_threads: int | None,
     x_next: dict[Any, np.ndarray | None],
     location_weight: np.ndarray | None = None,
+    pretrained: bool = False,
 ) -> Iterator[tuple[SeriesState, np.ndarray, pd.Index, Forecast]]:
     """(state, steps, forecast times, forecast increments) for every series.
 
     A relative ``fh`` counts from each series' own last point, whose cutoff
-    carries the frequency that sktime's may lack.
+    carries the frequency that sktime's may lack. ``pretrained``: the horizon
+    was fixed by ``pretrain`` (only pretraining again can extend it).
     """
     predicted = increments(states, learner, window_length, num_threads, x_next, location_weight)
     for state, forecast in zip(states, predicted, strict=True):
-        steps, times = forecast_steps(fh, state.cutoff, horizon)
+        steps, times = forecast_steps(fh, state.cutoff, horizon, pretrained)
         yield state, steps, times, forecast

@@ -45,6 +45,24 @@ def series_features(levels: pd.Series, x: pd.DataFrame | None, kind: str, key: A
     return feature_matrix(to_increments(values, kind), times, x, where(key))
 
 
+def _time_index_kind(index: pd.Index) -> str:
+    """What kind of time an index holds, as a user would name it."""
+    if isinstance(index, pd.DatetimeIndex):
+        return f"DatetimeIndex (time zone {index.tz})" if index.tz else "DatetimeIndex"
+    if isinstance(index, pd.PeriodIndex):
+        return f"PeriodIndex (freq {index.freqstr})"
+    return "integer index" if pd.api.types.is_integer_dtype(index) else type(index).__name__
+
+
+def _check_same_time_index(seen: pd.Index, new: pd.Index, key: Any) -> None:
+    """Raise if ``update`` data are indexed by another kind of time than ``fit`` saw."""
+    if len(new) and _time_index_kind(seen) != _time_index_kind(new):
+        raise ValueError(
+            f"update data{where(key)} are indexed by {_time_index_kind(new)}, but fit "
+            f"saw {_time_index_kind(seen)}; pass updates indexed like the fitted series."
+        )
+
+
 def _last(frame: Any, keep: int) -> Any:
     """The last ``keep`` rows as float64, with a DatetimeIndex's implied frequency set."""
     tail = frame.iloc[-keep:].astype(np.float64)
@@ -99,6 +117,7 @@ class SeriesState:
 
     def appended(self, series: pd.Series, x: pd.DataFrame | None, keep: int) -> SeriesState:
         """A copy with new observations appended (later values win on repeated times)."""
+        _check_same_time_index(self.tail.index, series.index, self.key)
         values = series.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise ValueError(f"update data{where(self.key)} contain NaN or infinite values.")

@@ -15,12 +15,14 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
 from sk_metalstm._prediction import (
+    check_reach,
     empirical_distribution,
     forecasts,
     level_variance,
     levels_at,
     output_index,
     per_series,
+    relative_steps,
     residual_quantiles,
     resolve_horizon,
     sample_levels,
@@ -335,6 +337,11 @@ class MetaLSTMForecaster(BaseForecaster):
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         self._check_params()
         self._resolve_horizon(fh, self.cutoff)
+        self._horizon_pretrained = self.pretrained is not None or hasattr(
+            self, "pretrained_state_"
+        )
+        if fh is not None:  # fail now, not at the first predict
+            check_reach(relative_steps(fh, self.cutoff), self._horizon, self._horizon_pretrained)
         pieces = self._split_series(y)
         if self.pretrained is not None:
             self.pretrained_state_ = self.pretrained
@@ -384,6 +391,7 @@ class MetaLSTMForecaster(BaseForecaster):
             num_threads=self.num_threads,
             x_next=x_next,
             location_weight=self.pretrained_state_.location_weight,
+            pretrained=getattr(self, "_horizon_pretrained", False),
         )
 
     def _predict(self, fh: ForecastingHorizon, X: Any = None) -> pd.Series | pd.DataFrame:
@@ -452,6 +460,11 @@ class MetaLSTMForecaster(BaseForecaster):
                 self._set_cutoff(self._committed_cutoff)
             raise
         self._states = {**self._states, **new}
+        committed = getattr(self, "_committed_cutoff", None)
+        if committed is not None and self._cutoff[0] < committed[0]:
+            # Data that revise the past do not move the forecast origin back:
+            # the states still end at the latest point seen.
+            self._set_cutoff(committed)
         self._committed_cutoff = self._cutoff
         return self
 

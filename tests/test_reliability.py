@@ -29,7 +29,15 @@ Bad input (a clear error naming the problem and the fix)
 - non-positive values with a log transform: F test_log_return_of_non_positive_values,
   test_update_with_non_positive_values_after_log_returns (test_forecaster.py)
 - fh beyond horizon: F test_fh_beyond_horizon_raises (test_forecaster.py),
-  test_fh_beyond_horizon_in_predict_interval_raises (here)
+  test_fh_beyond_horizon_in_predict_interval_raises,
+  test_fit_with_fh_beyond_the_pretrained_horizon_raises_at_fit (here)
+- fh as timedeltas: F test_timedelta_fh_counts_steps_of_the_series_frequency (here)
+- update revising past points (the cutoff and forecast dates stay consistent): F
+  test_update_with_past_data_keeps_the_forecast_origin (here)
+- update indexed by another kind of time (integers, another time zone): F
+  test_update_with_another_kind_of_time_index_raises (here)
+- series too large for a finite variance: F
+  test_predict_var_of_a_huge_price_series_raises_a_clear_error (here)
 - unknown / invalid option values: F test_bad_parameters_raise (meta_learner,
   transform, device; test_forecaster.py), test_forecaster_option_values_are_checked
   (every other option, here); R test_invalid_parameters_raise_at_fit (lag_order,
@@ -225,9 +233,11 @@ def test_constant_panel_instance_is_named(ar_panel, tiny):
 
 def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, airline):
     forecaster = pretrained_forecaster.fit(airline)
-    with pytest.raises(ValueError, match="beyond horizon=2.*Set horizon >= 3"):
+    # The pretrained state fixes the horizon: only pretraining again extends it.
+    match = "pretrained state's horizon=2; pretrain again with horizon >= 3"
+    with pytest.raises(ValueError, match=match):
         forecaster.predict_interval(fh=[1, 3])
-    with pytest.raises(ValueError, match="beyond horizon=2"):
+    with pytest.raises(ValueError, match="horizon=2"):
         forecaster.predict_quantiles(fh=[3], alpha=[0.5])
 
 
@@ -606,3 +616,60 @@ def test_identical_results_across_processes(tiny, tmp_path):
         for run in runs:
             # Bitwise: same bytes, not merely close.
             assert run[name].tobytes() == np.asarray(value).tobytes(), name
+
+
+# --------------------------------------------------------------- odd updates and fh
+def _daily(n: int = 80) -> pd.Series:
+    rng = np.random.default_rng(0)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.Series(values, index=pd.date_range("2021-01-01", periods=n, freq="D"))
+
+
+@pytest.mark.parametrize("revision", ["one_revised_point", "only_past_points"])
+def test_update_with_past_data_keeps_the_forecast_origin(pretrained_forecaster, revision):
+    # A vendor revising a past quote must not move the forecast origin back,
+    # and the reported cutoff must agree with the dates of the forecasts.
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
+    forecaster.update(y.iloc[60:63])
+    past = y.iloc[61:62] * 1.01 if revision == "one_revised_point" else y.iloc[40:50]
+    forecaster.update(past)
+    assert forecaster.cutoff[0] == y.index[62]
+    forecast = forecaster.predict()
+    assert forecast.index[0] == y.index[62] + pd.Timedelta(days=1)
+    assert forecast.index.equals(forecaster.fh.to_absolute_index(forecaster.cutoff))
+
+
+def test_timedelta_fh_counts_steps_of_the_series_frequency(pretrained_forecaster):
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60])
+    by_timedelta = forecaster.predict(fh=pd.to_timedelta([1, 2], unit="D"))
+    pd.testing.assert_series_equal(by_timedelta, forecaster.predict(fh=[1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("reindex", "match"),
+    [
+        (lambda s: s.reset_index(drop=True), "indexed by integer index, but fit saw DatetimeIndex"),
+        (lambda s: s.tz_localize("UTC"), r"DatetimeIndex \(time zone UTC\), but fit saw"),
+    ],
+    ids=["integer", "time_zone"],
+)
+def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, reindex, match):
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
+    before = forecaster.predict()
+    with pytest.raises(ValueError, match=match):
+        forecaster.update(reindex(y.iloc[60:63]))
+    pd.testing.assert_series_equal(forecaster.predict(), before)
+
+
+def test_fit_with_fh_beyond_the_pretrained_horizon_raises_at_fit(pretrained_forecaster, airline):
+    with pytest.raises(ValueError, match="pretrain again with horizon >= 3"):
+        pretrained_forecaster.fit(airline, fh=[1, 2, 3])
+
+
+def test_predict_var_of_a_huge_price_series_raises_a_clear_error(pretrained_forecaster):
+    forecaster = pretrained_forecaster.fit(_daily() * 1e158, fh=[1])
+    with pytest.raises(ValueError, match="not finite in float64"):
+        forecaster.predict_var()
