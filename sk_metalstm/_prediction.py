@@ -10,6 +10,7 @@ the empirical distribution of standardised calibration residuals
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -21,13 +22,14 @@ from sk_metalstm._series import where
 from sk_metalstm._series_state import SeriesState
 from sk_metalstm.distribution import location as location_of
 from sk_metalstm.distribution import scale_of_outputs
-from sk_metalstm.meta.adaptation import forecast_windows
+from sk_metalstm.meta.adaptation import _caller_stacklevel, forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import cumulative_scale
 
 __all__ = [
     "Forecast",
     "empirical_distribution",
+    "FLAT_SCALE_FLOOR",
     "check_reach",
     "forecast_steps",
     "forecasts",
@@ -110,6 +112,13 @@ def check_reach(steps: np.ndarray, horizon: int, pretrained: bool) -> None:
         )
 
 
+#: The forecast scale of a step is at least this fraction of the typical move
+#: of the history given to ``fit``. A series that stopped moving (a stale
+#: quote, a peg, a policy rate at its floor) has support residuals of zero, and
+#: adaptation would shrink its forecast distribution to a point.
+FLAT_SCALE_FLOOR = 0.05
+
+
 def forecast_steps(
     fh: ForecastingHorizon, cutoff: pd.Index, horizon: int, pretrained: bool = False
 ) -> tuple[np.ndarray, pd.Index]:
@@ -152,7 +161,24 @@ def increments(
     weight = 1.0 if location_weight is None else np.asarray(location_weight)
     locations = weight * location_of(out) * stats[:, 1:] + stats[:, :1]
     scales = scale_of_outputs(out) * stats[:, 1:]
+    floors = FLAT_SCALE_FLOOR * np.array([s.history_scale for s in states])[:, None]
+    flat = np.any(scales < floors, axis=1)
+    if np.any(flat):
+        _warn_flat([s.key for s, f in zip(states, flat, strict=True) if f])
+        scales = np.maximum(scales, floors)
     return [Forecast(loc, scale) for loc, scale in zip(locations, scales, strict=True)]
+
+
+def _warn_flat(keys: list[Any]) -> None:
+    more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+    warnings.warn(
+        f"The series{where(keys[0])}{more} barely moved lately (a stale quote, a peg, a "
+        "rate at its floor?): its forecast scale fell below "
+        f"{FLAT_SCALE_FLOOR:.0%} of the typical move of the history given to fit, and "
+        "is bounded there instead of shrinking the forecast distribution to a point.",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
+    )
 
 
 def _spread(

@@ -63,6 +63,16 @@ def _check_same_time_index(seen: pd.Index, new: pd.Index, key: Any) -> None:
         )
 
 
+def _typical_move(values: np.ndarray, kind: str) -> float:
+    """RMS of a series' increments (of its centred levels for ``"none"``), overflow-safe."""
+    z = to_increments(values, kind)
+    z = z - z.mean() if kind == "none" else z
+    peak = float(np.max(np.abs(z))) if len(z) else 0.0
+    if peak == 0.0 or not np.isfinite(peak):
+        return 0.0
+    return peak * float(np.sqrt(np.mean(np.square(z / peak))))
+
+
 def _last(frame: Any, keep: int) -> Any:
     """The last ``keep`` rows as float64, with a DatetimeIndex's implied frequency set."""
     tail = frame.iloc[-keep:].astype(np.float64)
@@ -87,6 +97,10 @@ class SeriesState:
         Covariates at the times of ``tail`` (``None`` without exogenous ``X``).
     kind : str
         The transform resolved for the whole series (``"log_return"``...).
+    history_scale : float
+        The typical move (RMS increment) of the whole series given to ``fit``;
+        a fraction of it bounds the forecast scale from below
+        (``_prediction.FLAT_SCALE_FLOOR``).
     loc, scale : float or array, optional
         Support-set scaling of the last adaptation.
     params : dict, optional
@@ -97,6 +111,7 @@ class SeriesState:
     tail: pd.Series
     x_tail: pd.DataFrame | None
     kind: str
+    history_scale: float = 0.0
     loc: Any = None
     scale: Any = None
     params: Params | None = None
@@ -110,10 +125,12 @@ class SeriesState:
         The transform is resolved (and checked) on the whole series, once: its
         tail alone could hide a non-positive price from ``"log_return"``.
         """
-        kind = resolve_transform(series.to_numpy(dtype=np.float64), transform)
+        values = series.to_numpy(dtype=np.float64)
+        kind = resolve_transform(values, transform)
+        history_scale = _typical_move(values, kind)
         tail = _last(series, keep)
         x_tail = None if x is None else x.loc[x.index.intersection(tail.index)].copy()
-        return cls(key, tail, x_tail, kind)
+        return cls(key, tail, x_tail, kind, history_scale)
 
     def appended(self, series: pd.Series, x: pd.DataFrame | None, keep: int) -> SeriesState:
         """A copy with new observations appended (later values win on repeated times)."""

@@ -36,6 +36,9 @@ Bad input (a clear error naming the problem and the fix)
   test_update_with_past_data_keeps_the_forecast_origin (here)
 - update indexed by another kind of time (integers, another time zone): F
   test_update_with_another_kind_of_time_index_raises (here)
+- a series that stopped moving (peg, stale quote, rate at its floor): F
+  test_series_that_stopped_moving_gets_a_non_degenerate_interval,
+  test_meta_training_that_ends_flat_calibrates_on_moving_tasks (here)
 - series too large for a finite variance: F
   test_predict_var_of_a_huge_price_series_raises_a_clear_error (here)
 - unknown / invalid option values: F test_bad_parameters_raise (meta_learner,
@@ -673,3 +676,28 @@ def test_predict_var_of_a_huge_price_series_raises_a_clear_error(pretrained_fore
     forecaster = pretrained_forecaster.fit(_daily() * 1e158, fh=[1])
     with pytest.raises(ValueError, match="not finite in float64"):
         forecaster.predict_var()
+
+
+def _stopped_moving(flat_points: int) -> pd.Series:
+    y = _daily(80).iloc[:60].copy()
+    y.iloc[-flat_points:] = y.iloc[-flat_points - 1]
+    return y
+
+
+def test_series_that_stopped_moving_gets_a_non_degenerate_interval(pretrained_forecaster):
+    # A peg, a stale quote, a rate at its floor: adaptation sees zero residuals,
+    # but the forecast distribution must not collapse to a point.
+    forecaster = pretrained_forecaster.fit(_stopped_moving(30), fh=[1, 2])
+    with pytest.warns(UserWarning, match="barely moved lately"):
+        interval = forecaster.predict_interval(coverage=0.99)
+    assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
+    assert np.all(forecaster.predict_var().to_numpy() > 0)
+
+
+def test_meta_training_that_ends_flat_calibrates_on_moving_tasks(tiny):
+    # Its held-out (latest) tasks never move: calibrating on them alone gave
+    # residuals of exactly zero, and zero-width intervals.
+    forecaster = MetaLSTMForecaster(horizon=2, **tiny).fit(_stopped_moving(30), fh=[1, 2])
+    with pytest.warns(UserWarning, match="barely moved lately"):
+        interval = forecaster.predict_interval(coverage=0.99)
+    assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)

@@ -51,7 +51,7 @@ def calibrate(
     batch_size: int = 64,
     seed: int = 0,
     device: str = "cpu",
-) -> Calibration:
+) -> Calibration | None:
     """Location weights and standardised query residuals of the adapted learner.
 
     Parameters
@@ -71,7 +71,8 @@ def calibrate(
 
     Returns
     -------
-    Calibration
+    Calibration or None
+        None if every task's support set is flat (nothing to calibrate on).
         ``location_weight`` (h,), see ``location_weight``; ``residuals``:
         ``"step"``, (n, h) standardised residuals per step of the weighted
         location, and ``"cumulative"``, (n, h) standardised residuals of the
@@ -85,13 +86,21 @@ def calibrate(
     learner.to(device).eval()
     targets, locations, scales = [], [], []
     for X, y in loader:
-        X = {k: v.to(device) for k, v in X.items() if k != "query_y"}
+        # A task whose support never moved (a stale stretch) has residuals of
+        # exactly zero: calibrating on it would shrink every interval to a point.
+        moving = X["support_y"].flatten(1).abs().amax(dim=1) > 0
+        if not bool(moving.any()):
+            continue
+        X = {k: v[moving].to(device) for k, v in X.items() if k != "query_y"}
+        y = y[moving]
         with torch.no_grad():
             location, scale = split_outputs(learner(**X))
         targets.append(y.reshape(-1, y.shape[-1]))
         locations.append(location.reshape(-1, y.shape[-1]).cpu())
         scales.append(scale.reshape(-1, y.shape[-1]).cpu())
     learner.cpu()
+    if not targets:
+        return None
     target, location, scale = (
         torch.cat(parts).double().numpy() for parts in (targets, locations, scales)
     )

@@ -238,7 +238,16 @@ def meta_train(
             learner = fit(learner, epochs, callbacks, f"meta ({name})")
     learner.eval()
     # Held-out (later) tasks calibrate locations and intervals when there are any.
-    calibration = calibrate(learner, valid if valid is not None and len(valid) else tasks)
+    calibration = None
+    if valid is not None and len(valid):
+        calibration = calibrate(learner, valid)
+    if calibration is None:  # no held-out tasks, or only flat ones
+        calibration = calibrate(learner, tasks)
+    if calibration is None:
+        raise ValueError(
+            "Every meta-training task covers a stretch where the series did not move; "
+            "pretrain on series that move."
+        )
     return MetaState(
         learner=learner,
         config=dict(config),
