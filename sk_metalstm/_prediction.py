@@ -27,9 +27,9 @@ from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import cumulative_scale
 
 __all__ = [
+    "FLAT_SCALE_FLOOR",
     "Forecast",
     "empirical_distribution",
-    "FLAT_SCALE_FLOOR",
     "check_reach",
     "forecast_steps",
     "forecasts",

@@ -24,6 +24,7 @@ from sk_metalstm.windowing import (
     TaskLayout,
     from_increments,
     resolve_transform,
+    root_mean_square,
     support_for_adaptation,
     to_increments,
 )
@@ -64,13 +65,9 @@ def _check_same_time_index(seen: pd.Index, new: pd.Index, key: Any) -> None:
 
 
 def _typical_move(values: np.ndarray, kind: str) -> float:
-    """RMS of a series' increments (of its centred levels for ``"none"``), overflow-safe."""
+    """RMS of a series' increments (of its centred levels for ``"none"``)."""
     z = to_increments(values, kind)
-    z = z - z.mean() if kind == "none" else z
-    peak = float(np.max(np.abs(z))) if len(z) else 0.0
-    if peak == 0.0 or not np.isfinite(peak):
-        return 0.0
-    return peak * float(np.sqrt(np.mean(np.square(z / peak))))
+    return root_mean_square(z - z.mean() if kind == "none" else z)
 
 
 def _last(frame: Any, keep: int) -> Any:

@@ -38,6 +38,7 @@ __all__ = [
     "task_starts",
     "cut_task",
     "support_for_adaptation",
+    "root_mean_square",
 ]
 
 TRANSFORMS = ("auto", "log_return", "difference", "none")
@@ -155,7 +156,7 @@ def task_starts(n_increments: int, layout: TaskLayout, stride: int) -> np.ndarra
     return np.arange(0, last + 1, max(1, stride), dtype=np.int64)
 
 
-def _root_mean_square(values: np.ndarray) -> float:
+def root_mean_square(values: np.ndarray) -> float:
     """RMS without overflow: squaring values near 1e200 would give inf."""
     peak = float(np.max(np.abs(values))) if len(values) else 0.0
     if peak == 0.0 or not np.isfinite(peak):
@@ -172,7 +173,7 @@ def _scale_stats(values: np.ndarray, centre: bool) -> tuple[Any, Any]:
     """
     target = values if values.ndim == 1 else values[:, 0]
     loc = float(np.mean(target)) if centre else 0.0
-    scale = max(_root_mean_square(target - loc), _MIN_SCALE)
+    scale = max(root_mean_square(target - loc), _MIN_SCALE)
     if values.ndim == 1:
         return loc, scale
     # The last row's features (those of the next, not yet observed, time point)
