@@ -22,7 +22,7 @@ from sk_metalstm._series import where
 from sk_metalstm._series_state import SeriesState
 from sk_metalstm.distribution import location as location_of
 from sk_metalstm.distribution import scale_of_outputs
-from sk_metalstm.meta.adaptation import _caller_stacklevel, forecast_windows
+from sk_metalstm.meta.adaptation import caller_stacklevel, forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import cumulative_scale
 
@@ -177,7 +177,7 @@ def _warn_flat(keys: list[Any]) -> None:
         f"{FLAT_SCALE_FLOOR:.0%} of the typical move of the history given to fit, and "
         "is bounded there instead of shrinking the forecast distribution to a point.",
         UserWarning,
-        stacklevel=_caller_stacklevel(),
+        stacklevel=caller_stacklevel(),
     )
 
 

@@ -20,7 +20,7 @@ from sk_metalstm.distribution import with_volatility_channel
 from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
 from sk_metalstm.meta.base import MetaLearner, Params
 
-__all__ = ["adapt_to_supports", "forecast_windows"]
+__all__ = ["adapt_to_supports", "caller_stacklevel", "forecast_windows"]
 
 
 def adapt_to_supports(
@@ -100,7 +100,7 @@ def adapt_to_supports(
             "those series keep the starting weights. If this happens on many series, "
             "lower inner_lr or adapt_steps.",
             AdaptationFallbackWarning,
-            stacklevel=_caller_stacklevel(),
+            stacklevel=caller_stacklevel(),
         )
     return adapted
 
@@ -109,7 +109,7 @@ def adapt_to_supports(
 _LIBRARIES = ("sk_metalstm", "sktime", "skbase")
 
 
-def _caller_stacklevel() -> int:
+def caller_stacklevel() -> int:
     """``stacklevel`` of the first frame outside this package and sktime, for the caller.
 
     ``fit``, ``update`` and panel calls reach adaptation through different
