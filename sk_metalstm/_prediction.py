@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import ForecastingHorizon
 
-from sk_metalstm._series import where
+from sk_metalstm._series import SINGLE, where
 from sk_metalstm._series_state import SeriesState
 from sk_metalstm.distribution import location as location_of
 from sk_metalstm.distribution import scale_of_outputs
@@ -92,22 +92,27 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     return steps
 
 
-def check_reach(steps: np.ndarray, horizon: int, pretrained: bool) -> None:
-    """Raise unless every step lies in 1..``horizon``, saying what to change."""
+def check_reach(steps: np.ndarray, horizon: int, pretrained: bool, series: Any = SINGLE) -> None:
+    """Raise unless every step lies in 1..``horizon``, saying what to change.
+
+    ``series`` is named in a panel: its steps to an absolute ``fh`` depend on
+    where that series ends.
+    """
+    at = where(series)
     if np.any(steps < 1):
         raise ValueError(
             "MetaLSTMForecaster forecasts out of sample only; fh must lie after "
-            f"the cutoff, got relative steps {steps.tolist()}."
+            f"the cutoff{at}, got relative steps {steps.tolist()}."
         )
     if np.any(steps > horizon):
         reach = int(steps.max())
         if pretrained:
             raise ValueError(
-                f"fh reaches {reach} steps ahead, beyond the pretrained state's "
+                f"fh reaches {reach} steps ahead{at}, beyond the pretrained state's "
                 f"horizon={horizon}; pretrain again with horizon >= {reach}."
             )
         raise ValueError(
-            f"fh reaches {reach} steps ahead, beyond horizon={horizon}. "
+            f"fh reaches {reach} steps ahead{at}, beyond horizon={horizon}. "
             f"Set horizon >= {reach} (or pass that fh to fit) and refit."
         )
 
@@ -120,11 +125,15 @@ FLAT_SCALE_FLOOR = 0.05
 
 
 def forecast_steps(
-    fh: ForecastingHorizon, cutoff: pd.Index, horizon: int, pretrained: bool = False
+    fh: ForecastingHorizon,
+    cutoff: pd.Index,
+    horizon: int,
+    pretrained: bool = False,
+    series: Any = SINGLE,
 ) -> tuple[np.ndarray, pd.Index]:
     """Forecast steps (1-based) and absolute index of ``fh`` after ``cutoff``."""
     steps = relative_steps(fh, cutoff)
-    check_reach(steps, horizon, pretrained)
+    check_reach(steps, horizon, pretrained, series)
     return steps, fh.to_absolute_index(cutoff)
 
 
@@ -318,5 +327,5 @@ def forecasts(
     """
     predicted = increments(states, learner, window_length, num_threads, x_next, location_weight)
     for state, forecast in zip(states, predicted, strict=True):
-        steps, times = forecast_steps(fh, state.cutoff, horizon, pretrained)
+        steps, times = forecast_steps(fh, state.cutoff, horizon, pretrained, series=state.key)
         yield state, steps, times, forecast

@@ -141,6 +141,7 @@ import torch
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from skorch.callbacks import Callback, Checkpoint, GradientNormClipping, LoadInitState
 from sktime.exceptions import NotFittedError
+from sktime.forecasting.base import ForecastingHorizon
 
 import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
@@ -670,6 +671,17 @@ def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, re
 def test_fit_with_fh_beyond_the_pretrained_horizon_raises_at_fit(pretrained_forecaster, airline):
     with pytest.raises(ValueError, match="pretrain again with horizon >= 3"):
         pretrained_forecaster.fit(airline, fh=[1, 2, 3])
+
+
+def test_absolute_fh_beyond_the_horizon_names_the_panel_series(pretrained_forecaster):
+    # With series ending on different dates, one absolute date is a different
+    # number of steps for each: the error must say which series is out of reach.
+    y = _daily()
+    panel = pd.concat({"early": y.iloc[:55], "late": y.iloc[:60]}).to_frame("price")
+    forecaster = pretrained_forecaster.fit(panel)
+    fh = ForecastingHorizon(y.index[60:62], is_relative=False)
+    with pytest.raises(ValueError, match=r"reaches 7 steps ahead \(instance 'early'\)"):
+        forecaster.predict(fh=fh)
 
 
 def test_predict_var_of_a_huge_price_series_raises_a_clear_error(pretrained_forecaster):
