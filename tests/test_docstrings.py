@@ -9,10 +9,10 @@ import pytest
 
 import sk_metalstm
 
+# Private modules too: public functions may be defined in one and re-exported
+# (``sk_metalstm.persistence``), and doctest only runs a module's own objects.
 MODULES = sorted(
-    m.name
-    for m in pkgutil.walk_packages(sk_metalstm.__path__, prefix="sk_metalstm.")
-    if not m.name.split(".")[-1].startswith("_")
+    m.name for m in pkgutil.walk_packages(sk_metalstm.__path__, prefix="sk_metalstm.")
 )
 
 

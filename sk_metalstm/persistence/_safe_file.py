@@ -1,0 +1,154 @@
+"""The safe file: one ``torch.save`` dict of a format name, a version, JSON and tensors.
+
+Read with ``torch.load(..., weights_only=True)``, which refuses every Python
+object but tensors and plain containers, and checked entry by entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from typing import Any
+
+import torch
+
+import sk_metalstm
+from sk_metalstm.persistence._formats import (
+    PICKLE_FORMAT,
+    SAFE_FORMATS,
+    SAFE_KEYS,
+    check_version,
+)
+
+
+def write_safe(
+    path: str | os.PathLike[str],
+    fmt: str,
+    description: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+) -> None:
+    """Write ``description`` (as JSON) and ``tensors`` to ``path`` as format ``fmt``."""
+    payload = {
+        "format": fmt,
+        "version": sk_metalstm.__version__,
+        "config": json.dumps(description, allow_nan=True),
+        "tensors": tensors,
+    }
+    torch.save(payload, path)
+
+
+def read_safe(
+    path: str | os.PathLike[str], fmt: str, map_location: str = "cpu"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The JSON description and tensors of a safe file of format ``fmt``, checked."""
+    where = repr(os.fspath(path))
+    try:
+        with warnings.catch_warnings():
+            # torch's notice about the pickle protocol of a foreign pickle.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except pickle.UnpicklingError as error:
+        reason = next(
+            (line.strip() for line in str(error).splitlines() if "global" in line.lower()),
+            "it holds objects other than tensors and plain containers",
+        )
+        raise ValueError(
+            f"{where} is not a safe sk_metalstm file: it holds Python objects that could "
+            f"run code when loaded, so it was not loaded ({reason}). Files written by "
+            "sk_metalstm.persistence.save are pickles: open them with "
+            "sk_metalstm.persistence.load only if you trust their source."
+        ) from error
+    except Exception as error:  # torch raises many types for a file that is not its own
+        raise ValueError(
+            f"{where} is not a safe sk_metalstm file: torch.load cannot read it "
+            f"({type(error).__name__}: {error})."
+        ) from error
+    if not isinstance(payload, dict):
+        raise ValueError(
+            f"{where} is not a safe sk_metalstm file: it holds a {type(payload).__name__}, "
+            "not a dict."
+        )
+    found = payload.get("format")
+    if found != fmt:
+        if found in SAFE_FORMATS:
+            what, reader = SAFE_FORMATS[found]
+            raise ValueError(f"{where} holds {what}; read it with {reader}.")
+        if found == PICKLE_FORMAT:
+            raise ValueError(
+                f"{where} was written by sk_metalstm.persistence.save (a pickle); open it "
+                "with sk_metalstm.persistence.load, only if you trust its source."
+            )
+        raise ValueError(
+            f"{where} is not a safe sk_metalstm file of format {fmt!r}: its format is {found!r}."
+        )
+    missing = [k for k in SAFE_KEYS if k not in payload]
+    if missing:
+        raise ValueError(f"{where} is an incomplete sk_metalstm file: it lacks {missing}.")
+    extra = sorted(str(k) for k in payload if k not in SAFE_KEYS)
+    if extra:
+        raise ValueError(f"{where} holds unexpected entries {extra}.")
+    if not isinstance(payload["version"], str):
+        raise ValueError(f"{where}: 'version' must be a string, got {payload['version']!r}.")
+    check_version(path, payload["version"], stacklevel=4)
+    if not isinstance(payload["config"], str):
+        raise ValueError(f"{where}: 'config' must be a JSON string.")
+    try:
+        description = json.loads(payload["config"])
+    except ValueError as error:
+        raise ValueError(f"{where}: 'config' is not valid JSON ({error}).") from error
+    if not isinstance(description, dict):
+        raise ValueError(f"{where}: 'config' must be a JSON object.")
+    tensors = payload["tensors"]
+    if not isinstance(tensors, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
+    ):
+        raise ValueError(f"{where}: 'tensors' must map names to tensors.")
+    return description, tensors
+
+
+def field(
+    mapping: dict[str, Any],
+    key: str,
+    kind: type,
+    path: str | os.PathLike[str],
+    default: Any = None,
+) -> Any:
+    """``mapping[key]``, which must be a ``kind`` (or absent when a default is given)."""
+    if key not in mapping and default is not None:
+        return default
+    if key not in mapping:
+        raise ValueError(f"{os.fspath(path)!r} is an incomplete sk_metalstm file: no {key!r}.")
+    value = mapping[key]
+    if not isinstance(value, kind):
+        raise ValueError(f"{os.fspath(path)!r}: {key!r} must be a {kind.__name__}, got {value!r}.")
+    return value
+
+
+def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A compact CPU copy (no shared storage, no autograd)."""
+    return tensor.detach().to("cpu", copy=True).contiguous()
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], path: Any) -> None:
+    """Load ``weights`` into ``module`` (strictly); a mismatch is the file's fault."""
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r}: its tensors do not match the architecture its config "
+            f"describes: {error}"
+        ) from error
+
+
+def is_int(value: Any) -> bool:
+    """An integer read from JSON (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A number read from JSON (a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

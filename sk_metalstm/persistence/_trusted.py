@@ -1,0 +1,91 @@
+"""``save``/``load``: a whole estimator, pickled. For files you trust only."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+import sk_metalstm
+from sk_metalstm.persistence._formats import PICKLE_FORMAT, check_version
+
+
+def save(estimator: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``estimator`` (any state: new, pretrained, fitted) to ``path`` with pickle.
+
+    The file can only be read with ``load``, which unpickles it: fine for your
+    own files, not for sharing. To give a model to someone else, use
+    ``save_pretrained`` or ``save_regressor``, whose files run no code when
+    loaded.
+
+    Parameters
+    ----------
+    estimator : LSTMBaseRegressor or MetaLSTMForecaster
+        The object to store; it is not modified.
+    path : str or path-like
+        Destination file.
+
+    Examples
+    --------
+    >>> from sk_metalstm import LSTMBaseRegressor
+    >>> from sk_metalstm.persistence import save, load
+    >>> import numpy as np, tempfile, os
+    >>> X, y = np.random.rand(40, 5), np.random.rand(40)
+    >>> model = LSTMBaseRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> save(model, path)
+    >>> bool(np.allclose(load(path).predict(X), model.predict(X)))
+    True
+    """
+    payload = {"format": PICKLE_FORMAT, "version": sk_metalstm.__version__, "estimator": estimator}
+    torch.save(payload, path)
+
+
+def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
+    """Read an estimator written by ``save``. **Unsafe for untrusted files.**
+
+    Warnings
+    --------
+    This unpickles the file: a crafted file runs arbitrary code on your machine
+    as soon as it is loaded. Only load files you wrote yourself or fully trust;
+    for shared models use ``load_pretrained`` or ``load_regressor``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File written by ``save``.
+    map_location : str, default="cpu"
+        Where tensors go; the default makes GPU-trained models usable anywhere.
+
+    Returns
+    -------
+    estimator
+        The stored estimator, ready to ``predict``.
+
+    Raises
+    ------
+    ValueError
+        If the file was not written by ``save``.
+    """
+    # weights_only=False: an estimator is more than tensors. See the warning above.
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != PICKLE_FORMAT:
+        raise ValueError(f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save.")
+    check_version(path, payload["version"])
+    estimator = payload["estimator"]
+    _move_to(estimator, map_location)
+    return estimator
+
+
+def _move_to(estimator: Any, device: str) -> None:
+    """Let a GPU-trained forecaster keep working (``update``) where it was loaded.
+
+    Its fitted tensors are kept on the CPU already; only the ``device`` setting
+    would send later adaptation to a GPU the machine may lack. It is changed in
+    place, not through ``set_params``, which would reset the fitted state. The
+    regressor's skorch net maps itself to the CPU when no GPU is present.
+    """
+    if hasattr(estimator, "pretrained_state_") and str(estimator.device).startswith("cuda"):
+        if device == "cpu" or not torch.cuda.is_available():
+            estimator.device = "cpu"
