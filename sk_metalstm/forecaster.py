@@ -116,7 +116,9 @@ class MetaLSTMForecaster(BaseForecaster):
     transform : {"auto", "log_return", "difference", "none"}, default="auto"
         Increments; ``"auto"``: log-returns if all values are positive, else differences.
     pretrained : MetaState or None, default=None
-        A meta-trained state (``pretrained_state_``); ``fit`` then adapts only.
+        A meta-trained state (``pretrained_state_``); ``fit`` then adapts only,
+        and ``pretrain`` continues meta-training from it (the state passed in
+        is not modified).
     random_state : int, RandomState or None, default=None
         Seeds meta-training; fixed values give repeatable results on CPU.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -162,6 +164,8 @@ class MetaLSTMForecaster(BaseForecaster):
         "capability:missing_values": False,
         "capability:update": True,
         "capability:pretrain": True,
+        # Kept when fit starts over (sktime resets the rest).
+        "pretrain:fitted_params": ["pretrained_state_"],
         "capability:random_state": True,
         "requires-fh-in-fit": False,
         "fit_is_empty": False,
@@ -311,10 +315,10 @@ class MetaLSTMForecaster(BaseForecaster):
             )
 
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
-        """Steps 1 and 2 on every series of the panel ``y``."""
+        """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
         self._check_params()
         self._resolve_horizon(fh)
-        self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
+        self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained)
         return self
 
     def _pretrain_update(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
@@ -323,6 +327,11 @@ class MetaLSTMForecaster(BaseForecaster):
         self._check_params()
         self._resolve_horizon(fh)
         self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
+        # After a fit, sktime does not count an attribute that existed before
+        # pretrain as pretrained, and the next fit would discard the state.
+        attrs = getattr(self, "_pretrained_attrs", None) or []
+        if "pretrained_state_" not in attrs:
+            self._pretrained_attrs = [*attrs, "pretrained_state_"]
         return self
 
     @classmethod
@@ -343,10 +352,12 @@ class MetaLSTMForecaster(BaseForecaster):
         if fh is not None:  # fail now, not at the first predict
             check_reach(relative_steps(fh, self.cutoff), self._horizon, self._horizon_pretrained)
         pieces = self._split_series(y)
-        if self.pretrained is not None:
-            self.pretrained_state_ = self.pretrained
-        elif not hasattr(self, "pretrained_state_"):
-            self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
+        # A state from pretrain (which starts from ``pretrained``) is the newest.
+        if not hasattr(self, "pretrained_state_"):
+            if self.pretrained is not None:
+                self.pretrained_state_ = self.pretrained
+            else:
+                self.pretrained_state_ = self._meta_train(y, X, warm_start=None)
         check_columns(self._exog_columns, X)
         x_pieces = exogenous_pieces(X, list(pieces))
         self._is_panel = not isinstance(y, pd.Series)
@@ -374,6 +385,7 @@ class MetaLSTMForecaster(BaseForecaster):
     @property
     def adapted_params_(self) -> dict[Any, dict[str, Any]]:
         """Adapted parameters per series (key ``None`` for a single series)."""
+        self.check_is_fitted()
         return {None if k == SINGLE else k: s.params for k, s in self._states.items()}
 
     # -------------------------------------------------------------- predict

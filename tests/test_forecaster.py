@@ -276,6 +276,36 @@ def test_pretrain_again_on_a_clone_continues_meta_training(pretrained_forecaster
     assert len(clone.fit(ar_panel).predict(fh=[1, 2])) == 2 * 6
 
 
+def _learner_weights(state) -> list[torch.Tensor]:
+    return [w.detach().clone() for w in state.learner.state_dict().values()]
+
+
+@pytest.mark.parametrize("fit_first", [False, True], ids=["pretrain", "fit_then_pretrain"])
+def test_pretrain_with_a_pretrained_state_continues_from_it(
+    pretrained_state, ar_panel, airline, fit_first
+):
+    # pretrain on a forecaster given pretrained= once started over, and fit
+    # then swapped the given state back in: the new meta-training was lost.
+    before = _learner_weights(pretrained_state)
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state)
+    if fit_first:
+        forecaster.fit(airline)
+    forecaster.pretrain(ar_panel.iloc[::-1].sort_index())
+    state = forecaster.pretrained_state_
+    assert state is not pretrained_state
+    assert len(state.history) == len(pretrained_state.history) + 1
+    for _ in range(2):  # a refit keeps it too
+        forecaster.fit(airline, fh=[1, 2])
+        assert forecaster.pretrained_state_ is state
+    untouched = _learner_weights(pretrained_state)
+    assert all(torch.equal(a, b) for a, b in zip(before, untouched, strict=True))
+
+
+def test_adapted_params_before_fit_raises_not_fitted(pretrained_state):
+    with pytest.raises(NotFittedError):
+        _ = MetaLSTMForecaster.from_pretrained(pretrained_state).adapted_params_
+
+
 def test_grid_search_adapt_steps_reuses_meta_training(airline, pretrained_state, meta_train_calls):
     grid = ForecastingGridSearchCV(
         MetaLSTMForecaster.from_pretrained(pretrained_state),
