@@ -266,6 +266,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
+        # A refit that fails (bad data, a missing GPU, divergence) must not
+        # leave the older net behind with the new data's scaling: unfitted.
+        self.__dict__.pop("net_", None)
         _precheck_ndim(X)
         X, y = validate_data(
             self,
@@ -304,8 +307,6 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         X_train, y_train, train_split = self._time_ordered_split(X_std, y_std, n_train)
         self.batch_size_ = _training_batch_size(self.batch_size, len(X_train))
         net = self._make_net(train_split, resolve_device(self.device))
-        # A refit that fails (e.g. diverges) must not leave an older net behind.
-        self.__dict__.pop("net_", None)
         # Always draw an explicit seed (from numpy's global RNG when
         # random_state is None, as scikit-learn does) so that fitting never
         # consumes or reseeds torch's global RNG.

@@ -442,6 +442,26 @@ def test_regressor_divergence_raises_instead_of_nan_predictions():
     assert isinstance(names["stop_on_nonfinite"], StopOnNonFiniteLoss)
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param({"device": "cuda"}, id="missing_gpu"),
+        pytest.param({"validation_fraction": 0.5}, id="too_few_rows_to_split"),
+    ],
+)
+def test_regressor_refit_failing_before_training_leaves_it_unfitted(failure):
+    # The old net once survived with the new data's scaling: predictions in the
+    # wrong units, silently.
+    if failure.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    X, y = _regression_data()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError):
+        reg.set_params(**failure).fit(1000 * X[:1] + 500, 100 * y[:1] + 7)
+    with pytest.raises(SklearnNotFittedError):
+        reg.predict(X)
+
+
 class _RecordCallbacks(Callback):
     seen: list = []  # class-level: meta-training deep-copies user callbacks
 
