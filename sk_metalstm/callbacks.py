@@ -16,7 +16,7 @@ from typing import Any
 
 from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
 
-from sk_metalstm.exceptions import TrainingDiverged
+from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
 
 __all__ = [
     "KeepBestWeights",
@@ -213,9 +213,35 @@ def training_callbacks(
         callbacks.append(("gradient_clip", GradientNormClipping(gradient_clip_value=gradient_clip)))
     callbacks.extend(own)
     user = copy.deepcopy(list(user_callbacks or []))
+    _check_user_callbacks(user, reserved=[name for name, _ in callbacks] + ["progress_bar"])
     if progress_bar and not any(_is_progress_bar(entry) for entry in user):
         callbacks.append(("progress_bar", ProgressBar()))
     return callbacks + user
+
+
+def _check_user_callbacks(user: list[Any], reserved: list[str]) -> None:
+    """Refuse entries skorch would fail on later, with an unclear message."""
+    for entry in user:
+        callback = entry
+        if isinstance(entry, tuple):
+            if len(entry) != 2 or not isinstance(entry[0], str):
+                raise InvalidParameterError(
+                    f"callbacks entry {entry!r} is not a (name, callback) tuple."
+                )
+            name, callback = entry
+            if name in reserved and not _is_progress_bar(entry):
+                raise InvalidParameterError(
+                    f"callbacks entry name {name!r} is used by the package's own "
+                    f"callbacks ({reserved}); choose another name."
+                )
+        is_callback = isinstance(callback, Callback) or (
+            isinstance(callback, type) and issubclass(callback, Callback)
+        )
+        if not is_callback:
+            raise InvalidParameterError(
+                f"callbacks entry {entry!r} is not a skorch Callback (an instance, a "
+                "class, or a (name, callback) tuple)."
+            )
 
 
 def _is_progress_bar(entry: Any) -> bool:

@@ -147,7 +147,11 @@ import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
 from sk_metalstm.callbacks import StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
-from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
+from sk_metalstm.exceptions import (
+    AdaptationFallbackWarning,
+    InvalidParameterError,
+    TrainingDiverged,
+)
 
 
 def _regression_data(n: int = 64, length: int = 5, seed: int = 0):
@@ -460,6 +464,23 @@ def test_regressor_refit_failing_before_training_leaves_it_unfitted(failure):
         reg.set_params(**failure).fit(1000 * X[:1] + 500, 100 * y[:1] + 7)
     with pytest.raises(SklearnNotFittedError):
         reg.predict(X)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "match"),
+    [
+        (["early_stopping"], "is not a skorch Callback"),
+        ([("stopper", 1)], "is not a skorch Callback"),
+        ([("a", Checkpoint(dirname="x"), 3)], "is not a \\(name, callback\\) tuple"),
+        ([("stop_on_nonfinite", Checkpoint(dirname="x"))], "used by the package's own callbacks"),
+    ],
+    ids=["string", "not_a_callback", "three_tuple", "reserved_name"],
+)
+def test_bad_callbacks_entries_are_named(callbacks, match):
+    # skorch failed later with "'str' object has no attribute 'set_params'".
+    X, y = _regression_data()
+    with pytest.raises(InvalidParameterError, match=match):
+        LSTMBaseRegressor(hidden_size=4, max_epochs=1, callbacks=callbacks).fit(X, y)
 
 
 class _RecordCallbacks(Callback):
