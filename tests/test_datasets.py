@@ -179,6 +179,12 @@ def test_interest_rates_monthly_and_aggregation():
         (lambda: load_stock_prices([]), "No ticker"),
         (lambda: load_stock_prices("AAPL", start="2030-01-01"), "No data"),
         (lambda: load_stock_prices("AAPL", start="not a date"), "Cannot parse"),
+        # pandas reads a number as nanoseconds after 1970: all data, silently.
+        (lambda: load_stock_prices("AAPL", start=2020), "is a number, not a date"),
+        (lambda: load_exchange_rates("USD", end=2020.5), "is a number, not a date"),
+        (lambda: load_stock_prices("AAPL", start=""), "Cannot parse start=''"),
+        (lambda: make_ar_returns_panel(start=2020), "is a number, not a date"),
+        (lambda: make_ar_returns_panel(start="not a date"), "Cannot parse"),
         (lambda: load_exchange_rates("XYZ"), r"Unknown currency.*USD"),
         (lambda: load_exchange_rates("ISK"), r"Unknown currency"),
         (lambda: load_interest_rates("LIBOR"), r"Unknown name.*TB3MS"),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_int
-from ._utils import wide_to_panel
+from ._utils import check_not_a_number, wide_to_panel
 
 __all__ = [
     "make_ar_returns_panel",
@@ -52,7 +52,11 @@ def _time_index(n_timepoints: int, start: str | pd.Timestamp | None) -> pd.Index
     """Business-day index from ``start``, or a RangeIndex when start is None."""
     if start is None:
         return pd.RangeIndex(n_timepoints, name="time")
-    return pd.date_range(start, periods=n_timepoints, freq="B", name="time")
+    check_not_a_number(start, "start")
+    try:
+        return pd.date_range(start, periods=n_timepoints, freq="B", name="time")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"Cannot parse start={start!r} as a date.") from exc
 
 
 def _instance_names(n_series: int) -> pd.Index:

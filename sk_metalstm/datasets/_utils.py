@@ -106,6 +106,8 @@ def _as_timestamp(value: DateLike, name: str, is_end: bool) -> pd.Timestamp | No
     """Parse a bound; partial strings ("2020", "2020-06") cover their whole span."""
     if value is None:
         return None
+    check_not_a_number(value, name)
+    given = value
     if isinstance(value, str):
         try:
             # Period infers the resolution from the string, so end="2020"
@@ -116,9 +118,21 @@ def _as_timestamp(value: DateLike, name: str, is_end: bool) -> pd.Timestamp | No
     if isinstance(value, pd.Period):
         return value.end_time if is_end else value.start_time
     try:
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"Cannot parse {name}={value!r} as a date.") from exc
+        raise ValueError(f"Cannot parse {name}={given!r} as a date.") from exc
+    if stamp is pd.NaT:
+        raise ValueError(f"Cannot parse {name}={given!r} as a date.")
+    return stamp
+
+
+def check_not_a_number(value: object, name: str) -> None:
+    """Refuse a number as a date: pandas reads ``2020`` as 2020 ns after 1970."""
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        raise ValueError(
+            f"{name}={value!r} is a number, not a date; pass a date string such as "
+            "'2020' or '2020-01-31', or a Timestamp."
+        )
 
 
 def _fmt(label: object) -> str:
