@@ -52,6 +52,11 @@ def resolve_device(device: str | torch.device) -> str:
             f"device={device!r} was requested but torch sees no CUDA device; "
             "use device='cpu' or device='auto'."
         )
+    if str(device).startswith("mps") and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch sees no Apple MPS device; "
+            "use device='cpu' or device='auto'."
+        )
     return str(device)
 
 

@@ -139,7 +139,13 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-from skorch.callbacks import Callback, Checkpoint, GradientNormClipping, LoadInitState
+from skorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    GradientNormClipping,
+    LoadInitState,
+)
 from sktime.exceptions import NotFittedError
 from sktime.forecasting.base import ForecastingHorizon
 
@@ -450,6 +456,7 @@ def test_regressor_divergence_raises_instead_of_nan_predictions():
     "failure",
     [
         pytest.param({"device": "cuda"}, id="missing_gpu"),
+        pytest.param({"device": "mps"}, id="missing_mps"),
         pytest.param({"validation_fraction": 0.5}, id="too_few_rows_to_split"),
     ],
 )
@@ -458,6 +465,8 @@ def test_regressor_refit_failing_before_training_leaves_it_unfitted(failure):
     # wrong units, silently.
     if failure.get("device") == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    if failure.get("device") == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
     X, y = _regression_data()
     reg = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, y)
     with pytest.raises(ValueError):
@@ -472,7 +481,7 @@ def test_regressor_refit_failing_before_training_leaves_it_unfitted(failure):
         (["early_stopping"], "is not a skorch Callback"),
         ([("stopper", 1)], "is not a skorch Callback"),
         ([("a", Checkpoint(dirname="x"), 3)], "is not a \\(name, callback\\) tuple"),
-        ([("stop_on_nonfinite", Checkpoint(dirname="x"))], "used by the package's own callbacks"),
+        ([("stop_on_nonfinite", EarlyStopping(monitor="train_loss"))], "package.s own callbacks"),
     ],
     ids=["string", "not_a_callback", "three_tuple", "reserved_name"],
 )
@@ -481,6 +490,16 @@ def test_bad_callbacks_entries_are_named(callbacks, match):
     X, y = _regression_data()
     with pytest.raises(InvalidParameterError, match=match):
         LSTMBaseRegressor(hidden_size=4, max_epochs=1, callbacks=callbacks).fit(X, y)
+
+
+@pytest.mark.parametrize("callback", [EarlyStopping(), EarlyStopping], ids=["instance", "class"])
+def test_validation_monitor_without_validation_split_raises_up_front(callback):
+    # skorch failed after a full epoch with KeyError: 'valid_loss'.
+    X, y = _regression_data()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=1, callbacks=[callback])
+    with pytest.raises(InvalidParameterError, match="monitors 'valid_loss'.*validation_fraction"):
+        reg.fit(X, y)
+    reg.set_params(validation_fraction=0.2).fit(X, y)
 
 
 class _RecordCallbacks(Callback):
