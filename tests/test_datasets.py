@@ -392,3 +392,21 @@ def test_garch_returns():
     )
     with pytest.raises(ValueError, match="stationary"):
         make_garch_returns(100, alpha=0.2, beta=0.85)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: make_regime_switching_panel(2, 20, phis=[np.nan, 0.1]), "phis"),
+        (lambda: make_regime_switching_panel(2, 20, sigmas=[np.nan, 0.1]), "sigmas"),
+        (lambda: make_regime_switching_panel(2, 20, persistence="high"), "persistence"),
+        (lambda: make_garch_returns(20, omega=np.nan), "omega must be finite"),
+        (lambda: make_garch_returns(20, mu=np.inf), "mu must be finite"),
+        (lambda: make_ar_returns_panel(phi_range=(np.nan, 0.2)), "phi_range must hold finite"),
+    ],
+    ids=["phis_nan", "sigmas_nan", "persistence_str", "omega_nan", "mu_inf", "phi_range_nan"],
+)
+def test_generators_refuse_non_finite_parameters(call, match):
+    # NaN compares False, so it slipped past the range checks into NaN prices.
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -32,6 +32,17 @@ def _checked_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _finite(value: object, name: str) -> float:
+    """``value`` as a finite float (NaN compares False and slips past range checks)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}.") from exc
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return number
+
+
 def _check_range(
     value: Sequence[float], name: str, low: float, high: float, open_low: bool
 ) -> tuple[float, float]:
@@ -39,6 +50,8 @@ def _check_range(
         a, b = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a pair (low, high), got {value!r}.") from exc
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise ValueError(f"{name} must hold finite numbers, got {value!r}.")
     below = a <= low if open_low else a < low
     if a > b or below or b >= high:
         bracket = "(" if open_low else "["
@@ -241,12 +254,12 @@ def make_regime_switching_panel(
     default_phis, default_sigmas = _default_regime_params(n_regimes)
     phis_arr = default_phis if phis is None else np.asarray(phis, dtype=float)
     sigmas_arr = default_sigmas if sigmas is None else np.asarray(sigmas, dtype=float)
-    if phis_arr.shape != (n_regimes,) or np.any(np.abs(phis_arr) >= 1):
+    if phis_arr.shape != (n_regimes,) or not np.all(np.abs(phis_arr) < 1):
         raise ValueError(f"phis must hold {n_regimes} values in (-1, 1), got {phis!r}.")
-    if sigmas_arr.shape != (n_regimes,) or np.any(sigmas_arr <= 0):
-        raise ValueError(f"sigmas must hold {n_regimes} positive values, got {sigmas!r}.")
+    if sigmas_arr.shape != (n_regimes,) or not np.all((sigmas_arr > 0) & np.isfinite(sigmas_arr)):
+        raise ValueError(f"sigmas must hold {n_regimes} finite positive values, got {sigmas!r}.")
     if transition_matrix is None:
-        if not 0.0 <= persistence <= 1.0:
+        if not 0.0 <= _finite(persistence, "persistence") <= 1.0:
             raise ValueError(f"persistence must be in [0, 1], got {persistence!r}.")
         if n_regimes == 1:
             trans = np.ones((1, 1))
@@ -368,6 +381,9 @@ def make_garch_returns(
     n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
     single = n_series is None
     n = 1 if single else _checked_int(n_series, "n_series", 1)
+    omega, alpha, beta, mu = (
+        _finite(v, k) for k, v in {"omega": omega, "alpha": alpha, "beta": beta, "mu": mu}.items()
+    )
     if omega <= 0 or alpha < 0 or beta < 0 or alpha + beta >= 1:
         raise ValueError(
             "Need omega > 0, alpha >= 0, beta >= 0 and alpha + beta < 1 for a "
