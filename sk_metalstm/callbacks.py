@@ -8,6 +8,7 @@ list that ``LSTMBaseRegressor`` and meta-training both start from.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "ProgressReport",
     "StopOnNonFiniteLoss",
     "TimeBudget",
+    "check_no_validation_monitor",
     "training_callbacks",
 ]
 
@@ -244,6 +246,31 @@ def _check_user_callbacks(user: list[Any], reserved: list[str]) -> None:
             )
 
 
+def check_no_validation_monitor(user_callbacks: Sequence[Any] | None) -> None:
+    """Refuse a callback watching ``valid_*`` when training holds out no validation data.
+
+    skorch would fail after the first epoch with a bare KeyError.
+    """
+    for entry in user_callbacks or []:
+        callback = _callback_of(entry)
+        if isinstance(callback, type):
+            default = inspect.signature(callback).parameters.get("monitor")
+            monitor = None if default is None else default.default
+        else:
+            monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
+            raise InvalidParameterError(
+                f"The callback {name} monitors {monitor!r}, but validation_fraction=0 holds out no "
+                "validation data; set validation_fraction > 0 or monitor='train_loss'."
+            )
+
+
+def _callback_of(entry: Any) -> Any:
+    """The callback of a user entry: itself, or the second item of a (name, callback) pair."""
+    return entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
+
+
 def _is_progress_bar(entry: Any) -> bool:
-    callback = entry[1] if isinstance(entry, tuple) else entry
+    callback = _callback_of(entry)
     return isinstance(callback, ProgressBar) or callback is ProgressBar

@@ -11,7 +11,6 @@ input shapes and dtypes scikit-learn does not expect.
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +29,7 @@ from sk_metalstm._validation import (
     check_ndim,
     check_real,
 )
-from sk_metalstm.callbacks import training_callbacks
+from sk_metalstm.callbacks import check_no_validation_monitor, training_callbacks
 from sk_metalstm.exceptions import InvalidParameterError
 from sk_metalstm.networks import LSTMNetwork
 
@@ -307,7 +306,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
 
         X_train, y_train, train_split = self._time_ordered_split(X_std, y_std, n_train)
         if train_split is None:
-            _check_no_validation_monitor(self.callbacks)
+            check_no_validation_monitor(self.callbacks)
         self.batch_size_ = _training_batch_size(self.batch_size, len(X_train))
         net = self._make_net(train_split, resolve_device(self.device))
         # Always draw an explicit seed (from numpy's global RNG when
@@ -529,26 +528,6 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         return training_callbacks(
             self.callbacks, gradient_clip=self.gradient_clip, progress_bar=self.verbose > 0
         )
-
-
-def _check_no_validation_monitor(callbacks: Any) -> None:
-    """Refuse a callback watching ``valid_*`` when there is no validation split.
-
-    skorch would fail after the first epoch with a bare KeyError.
-    """
-    for entry in callbacks or []:
-        callback = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
-        if isinstance(callback, type):
-            default = inspect.signature(callback).parameters.get("monitor")
-            monitor = None if default is None else default.default
-        else:
-            monitor = getattr(callback, "monitor", None)
-        if isinstance(monitor, str) and monitor.startswith("valid"):
-            name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
-            raise InvalidParameterError(
-                f"The callback {name} monitors {monitor!r}, but validation_fraction=0 holds out no "
-                "validation data; set validation_fraction > 0 or monitor='train_loss'."
-            )
 
 
 def _precheck_ndim(X: Any) -> None:
