@@ -26,12 +26,14 @@ __all__ = [
     "ListOf",
     "OneOf",
     "Real",
+    "Verbosity",
     "check_bool",
     "check_choice",
     "check_float32_range",
     "check_int",
     "check_ndim",
     "check_real",
+    "check_verbose",
     "validate_params",
 ]
 
@@ -132,6 +134,21 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
         raise InvalidParameterError(f"Unknown {name} {value!r}; choose one of {sorted(choices)}.")
 
 
+def check_verbose(value: Any) -> None:
+    """Raise unless ``verbose`` is a bool or an integer >= 0.
+
+    ``True``/``False`` are accepted as 1/0, as scikit-learn and skorch do.
+    """
+    if isinstance(value, bool | np.bool_):
+        return
+    try:
+        check_int("verbose", value, 0)
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            f"verbose must be True, False or an integer >= 0; got {value!r}."
+        ) from None
+
+
 def check_bool(name: str, value: Any) -> None:
     """Raise unless ``value`` is ``True`` or ``False``."""
     if not isinstance(value, bool | np.bool_):
@@ -188,6 +205,14 @@ class Bool:
 
     def check(self, name: str, value: Any) -> None:  # noqa: D102
         check_bool(name, value)
+
+
+@dataclass(frozen=True)
+class Verbosity:
+    """A bool or an integer >= 0 (``verbose``)."""
+
+    def check(self, name: str, value: Any) -> None:  # noqa: D102
+        check_verbose(value)
 
 
 @dataclass(frozen=True)

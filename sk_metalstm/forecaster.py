@@ -36,7 +36,16 @@ from sk_metalstm._series_state import (
     training_features,
 )
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
-from sk_metalstm._validation import Bool, InstanceOf, Int, ListOf, OneOf, Real, validate_params
+from sk_metalstm._validation import (
+    Bool,
+    InstanceOf,
+    Int,
+    ListOf,
+    OneOf,
+    Real,
+    Verbosity,
+    validate_params,
+)
 from sk_metalstm.meta import META_LEARNERS
 from sk_metalstm.meta.state import MetaState
 from sk_metalstm.meta.training import meta_train
@@ -125,7 +134,7 @@ class MetaLSTMForecaster(BaseForecaster):
         Where meta-training and adaptation run.
     num_threads : int or None, default=1
         torch threads during this forecaster's calls (``None``: torch's setting).
-    verbose : int, default=1
+    verbose : int or bool, default=1
         ``1``: progress with the time left during meta-training; ``2``: skorch's too.
 
     Attributes
@@ -246,7 +255,8 @@ class MetaLSTMForecaster(BaseForecaster):
             ("window_length", "hidden_size", "num_layers", "support_size", "query_size"), Int(1)
         ),
         "tasks_per_batch": Int(1),
-        **dict.fromkeys(("inner_steps", "max_epochs", "base_max_epochs", "verbose"), Int(0)),
+        **dict.fromkeys(("inner_steps", "max_epochs", "base_max_epochs"), Int(0)),
+        "verbose": Verbosity(),
         **dict.fromkeys(
             ("horizon", "task_stride", "tasks_per_epoch", "n_iter_no_change", "num_threads"),
             Int(1, none=True),

@@ -28,6 +28,7 @@ from sk_metalstm._validation import (
     check_int,
     check_ndim,
     check_real,
+    check_verbose,
 )
 from sk_metalstm.callbacks import check_no_validation_monitor, training_callbacks
 from sk_metalstm.exceptions import InvalidParameterError
@@ -151,7 +152,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         default of one thread per core made a tiny LSTM train 10-17x slower on
         a 2-core machine while another process was busy. ``None`` keeps torch's
         setting.
-    verbose : int, default=0
+    verbose : int or bool, default=0
         ``0`` prints nothing; ``> 0`` shows skorch's progress bar and its
         per-epoch table of losses.
 
@@ -181,6 +182,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
     batch_size_ : int
         Mini-batch size used in training (``batch_size``, or the value
         ``"auto"`` chose).
+    lag_order_ : {"oldest_first", "newest_first"}
+        The column order ``fit`` read ``X`` in (``lag_order`` at fit time);
+        ``predict`` reads ``X`` the same way.
     history_ : skorch.History
         Per-epoch training record (``train_loss``, ``valid_loss``, ``dur``...,
         losses in standardised units), a view of ``net_.history``.
@@ -281,6 +285,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             y_numeric=True,
         )
         _check_sequences(X)
+        # Fixed at fit, as the scaling is: set_params after fit must not change
+        # how predict reads the columns of X.
+        self.lag_order_ = self.lag_order
         X3 = self._to_sequences(X)
         # skorch would broadcast a 1-D target against the (n, 1) output in the
         # MSE loss and silently train on the wrong objective.
@@ -374,6 +381,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 y_scale_=np.ones(n_outputs),
                 batch_size_=int(state["batch_size"]),
             )
+        # Pickled before lag_order_ existed: predict read the parameter.
+        if "net_" in state and "lag_order_" not in state:
+            state["lag_order_"] = state.get("lag_order", "oldest_first")
         super().__setstate__(state)
 
     def __sklearn_tags__(self):  # noqa: D105
@@ -396,7 +406,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 raise InvalidParameterError(
                     f"batch_size must be 'auto' or an integer >= 1; got {self.batch_size!r}."
                 ) from None
-        check_int("verbose", self.verbose, 0)
+        check_verbose(self.verbose)
         check_int("num_threads", self.num_threads, 1, allow_none=True)
         for name in ("dropout", "validation_fraction"):
             check_real(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
@@ -455,7 +465,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         Never modified in place: the standardised arrays are new.
         """
         X3 = X[:, :, np.newaxis] if X.ndim == 2 else X
-        if self.lag_order == "newest_first":
+        if self.lag_order_ == "newest_first":
             X3 = X3[:, ::-1, :]
         return np.asarray(X3, dtype=np.float64)
 

@@ -197,6 +197,18 @@ def test_loader_value_errors(call, match):
         call()
 
 
+@pytest.mark.parametrize(
+    "load", [load_stock_prices, load_exchange_rates, load_interest_rates], ids=lambda f: f.__name__
+)
+def test_loaders_read_a_zone_aware_bound_as_its_calendar_date(load):
+    # A tz-aware Timestamp raised pandas' naive/aware comparison error in two
+    # loaders; a string with an offset already meant its wall-clock date.
+    name = {"load_stock_prices": "AAPL", "load_exchange_rates": "USD"}.get(load.__name__, "AAA")
+    aware = pd.Timestamp("2010-01-05", tz="Asia/Tokyo")  # still 2010-01-04 in UTC
+    expected = load(name, start="2010-01-05", end="2010-06")
+    pd.testing.assert_series_equal(load(name, start=aware, end="2010-06"), expected)
+
+
 def test_loader_type_errors():
     with pytest.raises(TypeError):
         load_stock_prices(5)
@@ -387,9 +399,7 @@ def test_garch_returns():
 
     panel = make_garch_returns(100, n_series=3, random_state=1)
     _assert_clean_panel(panel, "return")
-    pd.testing.assert_frame_equal(
-        panel, make_garch_returns(100, n_series=3, random_state=1)
-    )
+    pd.testing.assert_frame_equal(panel, make_garch_returns(100, n_series=3, random_state=1))
     with pytest.raises(ValueError, match="stationary"):
         make_garch_returns(100, alpha=0.2, beta=0.85)
 
@@ -409,4 +419,40 @@ def test_garch_returns():
 def test_generators_refuse_non_finite_parameters(call, match):
     # NaN compares False, so it slipped past the range checks into NaN prices.
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: make_ar_returns_panel(2, 500, sigma_range=(10, 1000)),
+            "sigma_range=\\(10, 1000\\)",
+        ),
+        (
+            lambda: make_regime_switching_panel(2, 500, sigmas=[10.0, 500.0]),
+            "sigmas=\\[10.0, 500.0\\]",
+        ),
+    ],
+    ids=["ar_sigma_range", "regime_sigmas"],
+)
+def test_generators_refuse_volatilities_that_overflow_prices(call, match):
+    # Finite but absurd volatilities gave inf or 0 prices behind a numpy warning.
+    with pytest.raises(ValueError, match=match + ".*prices leave float64's range"):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: make_ar_returns_panel(2, 20, return_params="no"),
+        lambda: make_regime_switching_panel(2, 20, return_params="no"),
+        lambda: make_regime_switching_panel(2, 20, common_regimes=1),
+        lambda: make_garch_returns(20, return_volatility="no"),
+    ],
+    ids=["ar_return_params", "regime_return_params", "common_regimes", "return_volatility"],
+)
+def test_generators_refuse_non_bool_switches(call):
+    # "no" is truthy: it returned the parameters it was meant to withhold.
+    with pytest.raises(ValueError, match="must be True or False"):
         call()

@@ -205,6 +205,16 @@ def test_regressor_safe_round_trip_predicts_identically(case, tmp_path):
     assert loaded.fit(X, y).predict(X).shape == model.predict(X).shape
 
 
+def test_regressor_file_keeps_the_fitted_lag_order(tmp_path):
+    X, y = np.random.default_rng(1).normal(size=(40, 5)), np.random.default_rng(2).normal(size=40)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, lag_order="newest_first").fit(X, y)
+    model.set_params(lag_order="oldest_first")  # for the next fit only
+    save_regressor(model, tmp_path / "regressor.pt")
+    loaded = load_regressor(tmp_path / "regressor.pt")
+    assert loaded.lag_order_ == "newest_first"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
 @pytest.mark.parametrize(
     "param, value",
     [
@@ -362,10 +372,11 @@ def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path)
         ("load_regressor", lambda c: c["params"].update(evil=1), r"unknown: \['evil'\]"),
         ("load_regressor", lambda c: c["params"].update(optimizer="torch.optim.os"), "unknown"),
         ("load_regressor", lambda c: c["fitted"].pop("n_outputs_"), "n_outputs_ must be"),
+        ("load_regressor", lambda c: c["fitted"].update(lag_order_="x"), "Unknown lag_order_"),
     ],
     ids=[
         "learner_name", "config_key", "private_option", "foreign_option", "option_type",
-        "param_value", "unknown_param", "optimizer", "fitted_attribute",
+        "param_value", "unknown_param", "optimizer", "fitted_attribute", "fitted_lag_order",
     ],
 )
 def test_safe_load_refuses_invalid_settings(loader, change, message, safe_files):

@@ -145,6 +145,16 @@ def test_float64_and_float32_inputs_are_not_modified(data):
 # -------------------------------------------------------------- lag order
 
 
+def test_lag_order_is_fixed_at_fit(data):
+    # As with the scaling, a parameter changed after fit takes effect at the next fit.
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST, lag_order="newest_first").fit(X, y)
+    before = reg.predict(X)
+    reg.set_params(lag_order="oldest_first")
+    assert reg.lag_order_ == "newest_first"
+    np.testing.assert_array_equal(reg.predict(X), before)
+
+
 def test_network_always_sees_oldest_step_first(data):
     X, y = data
     oldest = LSTMBaseRegressor(**FAST, lag_order="oldest_first").fit(X, y)
@@ -359,7 +369,8 @@ def test_predict_before_fit_raises_not_fitted(data):
         ({"gradient_clip": 0.0}, "gradient_clip must be None or a number"),
         ({"optimizer": "lbfgs2"}, "Unknown optimizer 'lbfgs2'; choose one of"),
         ({"num_threads": 0}, "num_threads must be None or an integer >= 1"),
-        ({"verbose": -1}, "verbose must be an integer >= 0"),
+        ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
+        ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
         ({"callbacks": "early_stopping"}, "callbacks must be None or a list"),
         ({"device": "tpu"}, "Unknown device 'tpu'; choose"),
         ({"shuffle": "yes"}, "shuffle must be True or False"),
@@ -371,6 +382,14 @@ def test_invalid_parameters_raise_at_fit(data, params, match):
     with pytest.raises(ValueError, match=match):
         reg.fit(X, y)
     assert not hasattr(reg, "net_")
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_regressor_accepts_a_bool_verbose(data, capsys, verbose):
+    # As in skorch and scikit-learn: True prints the per-epoch table, False nothing.
+    X, y = data
+    LSTMBaseRegressor(**{**FAST, "max_epochs": 2, "verbose": verbose}).fit(X, y)
+    assert ("train_loss" in capsys.readouterr().out) is verbose
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -151,7 +151,7 @@ from sktime.forecasting.base import ForecastingHorizon
 
 import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
-from sk_metalstm.callbacks import StopOnNonFiniteLoss
+from sk_metalstm.callbacks import ProgressReport, StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
 from sk_metalstm.exceptions import (
     AdaptationFallbackWarning,
@@ -260,7 +260,8 @@ def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, air
     [
         ({"device": "gpu"}, "Unknown device 'gpu'; choose 'cpu', 'cuda'"),
         ({"num_threads": 0}, "num_threads must be None or an integer >= 1"),
-        ({"verbose": -1}, "verbose must be an integer >= 0"),
+        ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
+        ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
         ({"lr": -1.0}, "lr must be None or a number in \\(0.0, inf\\)"),
         ({"lr": "fast"}, "lr must be None or a number in \\(0.0, inf\\)"),
         ({"inner_lr": 0.0}, "inner_lr must be a number in \\(0.0, inf\\)"),
@@ -288,6 +289,17 @@ def test_forecaster_option_values_are_checked(airline, ar_panel, tiny, params, m
         forecaster.fit(airline)
     with pytest.raises(ValueError, match=match):
         MetaLSTMForecaster(**{**tiny, **params}).pretrain(ar_panel)
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_forecaster_accepts_a_bool_verbose(ar_panel, tiny, capsys, monkeypatch, verbose):
+    # scikit-learn and skorch take verbose=True; it means 1 here as there:
+    # progress lines (shown at once here) but not skorch's epoch table.
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    MetaLSTMForecaster(**{**tiny, "verbose": verbose}).pretrain(ar_panel)
+    printed = capsys.readouterr()
+    assert bool(printed.err) is verbose
+    assert "train_loss" not in printed.out
 
 
 def test_forecaster_methods_before_fit_raise(airline, tiny):

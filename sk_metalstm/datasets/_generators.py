@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .._validation import check_int
+from .._validation import check_bool, check_int
 from ._utils import check_not_a_number, wide_to_panel
 
 __all__ = [
@@ -78,9 +78,21 @@ def _instance_names(n_series: int) -> pd.Index:
     return pd.Index([f"series_{i:0{width}d}" for i in range(n_series)])
 
 
-def _prices(log_returns: np.ndarray) -> np.ndarray:
-    """Map log-returns (time x series) to prices 100 * exp(cumsum)."""
-    return _INITIAL_PRICE * np.exp(np.cumsum(log_returns, axis=0))
+def _prices(log_returns: np.ndarray, volatility: str) -> np.ndarray:
+    """Map log-returns (time x series) to prices 100 * exp(cumsum).
+
+    Raises ``ValueError`` naming ``volatility`` (the parameter that set the
+    returns' size) when prices leave float64's range: finite but absurd
+    volatilities must not become inf or 0 prices behind a numpy warning.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        prices = _INITIAL_PRICE * np.exp(np.cumsum(log_returns, axis=0))
+    if not np.all(np.isfinite(prices) & (prices > 0)):
+        raise ValueError(
+            f"{volatility} makes the cumulative log-returns so large that prices leave "
+            "float64's range (inf or 0); daily log-return volatilities are about 0.005-0.05."
+        )
+    return prices
 
 
 def make_ar_returns_panel(
@@ -141,6 +153,7 @@ def make_ar_returns_panel(
     """
     n_series = _checked_int(n_series, "n_series", 1)
     n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
+    check_bool("return_params", return_params)
     phi_lo, phi_hi = _check_range(phi_range, "phi_range", -1.0, 1.0, open_low=True)
     sig_lo, sig_hi = _check_range(sigma_range, "sigma_range", 0.0, np.inf, True)
     rng = np.random.default_rng(random_state)
@@ -156,7 +169,9 @@ def make_ar_returns_panel(
         r[t] = phi * r[t - 1] + sigma * eps[t]
 
     names = _instance_names(n_series)
-    wide = pd.DataFrame(_prices(r), index=_time_index(n_timepoints, start))
+    wide = pd.DataFrame(
+        _prices(r, f"sigma_range={sigma_range!r}"), index=_time_index(n_timepoints, start)
+    )
     wide.columns = names
     panel = wide_to_panel(wide, "series", "price")
     if not return_params:
@@ -251,6 +266,8 @@ def make_regime_switching_panel(
     n_series = _checked_int(n_series, "n_series", 1)
     n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
     n_regimes = _checked_int(n_regimes, "n_regimes", 1)
+    check_bool("return_params", return_params)
+    check_bool("common_regimes", common_regimes)
     default_phis, default_sigmas = _default_regime_params(n_regimes)
     phis_arr = default_phis if phis is None else np.asarray(phis, dtype=float)
     sigmas_arr = default_sigmas if sigmas is None else np.asarray(sigmas, dtype=float)
@@ -308,7 +325,7 @@ def make_regime_switching_panel(
         wide.columns = names
         return wide_to_panel(wide, "series", column)
 
-    prices = _panel(_prices(r), "price")
+    prices = _panel(_prices(r, f"sigmas={sigmas_arr.tolist()!r}"), "price")
     if not return_params:
         return prices
     params = pd.DataFrame(
@@ -381,6 +398,7 @@ def make_garch_returns(
     n_timepoints = _checked_int(n_timepoints, "n_timepoints", 2)
     single = n_series is None
     n = 1 if single else _checked_int(n_series, "n_series", 1)
+    check_bool("return_volatility", return_volatility)
     omega, alpha, beta, mu = (
         _finite(v, k) for k, v in {"omega": omega, "alpha": alpha, "beta": beta, "mu": mu}.items()
     )

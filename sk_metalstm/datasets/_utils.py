@@ -123,7 +123,9 @@ def _as_timestamp(value: DateLike, name: str, is_end: bool) -> pd.Timestamp | No
         raise ValueError(f"Cannot parse {name}={given!r} as a date.") from exc
     if stamp is pd.NaT:
         raise ValueError(f"Cannot parse {name}={given!r} as a date.")
-    return stamp
+    # The data are calendar dates: a zone-aware bound means its own wall-clock
+    # date (as a string with an offset already does), not a comparison error.
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def check_not_a_number(value: object, name: str) -> None:

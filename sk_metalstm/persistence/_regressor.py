@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sk_metalstm._torch_runtime import resolve_device
+from sk_metalstm._validation import check_choice
 from sk_metalstm.persistence._formats import REGRESSOR_FORMAT
 from sk_metalstm.persistence._json import history_from_json, history_to_json, param_to_json
 from sk_metalstm.persistence._safe_file import (
@@ -19,7 +20,7 @@ from sk_metalstm.persistence._safe_file import (
     read_safe,
     write_safe,
 )
-from sk_metalstm.regressor import LSTMBaseRegressor
+from sk_metalstm.regressor import _LAG_ORDERS, LSTMBaseRegressor
 
 #: Fitted attributes of ``LSTMBaseRegressor`` that ``predict`` needs (positive ints).
 _REGRESSOR_FITTED = ("n_features_in_", "sequence_length_", "n_sequence_features_", "n_outputs_")
@@ -90,6 +91,7 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
     fitted = {k: int(getattr(regressor, k)) for k in _REGRESSOR_FITTED}
     fitted["y_was_1d"] = bool(regressor._y_was_1d)
     fitted["batch_size_"] = int(regressor.batch_size_)
+    fitted["lag_order_"] = str(regressor.lag_order_)
     # JSON writes floats so that they read back exactly.
     fitted.update({k: [float(v) for v in getattr(regressor, k)] for k in _REGRESSOR_SCALING})
     if hasattr(regressor, "feature_names_in_"):
@@ -188,6 +190,10 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
             f"got {batch_size!r}."
         )
     regressor.batch_size_ = batch_size
+    # Files written before lag_order_ existed: predict read the parameter.
+    lag_order = fitted.get("lag_order_", params["lag_order"])
+    check_choice("lag_order_", lag_order, _LAG_ORDERS)
+    regressor.lag_order_ = lag_order
     if "feature_names_in_" in fitted:
         names_in = fitted["feature_names_in_"]
         if not isinstance(names_in, list) or not all(isinstance(n, str) for n in names_in):
