@@ -21,6 +21,11 @@ from sk_metalstm.networks import LSTMNetwork, functional_forward, network_like
 
 __all__ = ["MetaLearner", "Params", "TaskBatch", "TrainingOutput", "param_name", "support_loss"]
 
+#: Relative tolerance of ``keep_improvements``: float32 losses of the same weights,
+#: computed through the fused and the vmapped kernels, differed by up to 5e-8
+#: (50 series on CPU); 1e-5 leaves room for other kernels and devices.
+_ROUNDING = 1e-5
+
 Params = dict[str, Tensor]
 
 
@@ -84,8 +89,9 @@ class MetaLearner(nn.Module):
 
     #: Whether meta-training changes anything (False for fixed rules).
     trainable: bool = True
-    #: Whether adaptation returns a whole set of network weights per task,
-    #: updated ``inner_steps`` times (False for a closed-form head).
+    #: Whether adaptation moves a whole set of network weights per task by an
+    #: update rule, whose result ``keep_improvements`` checks (False for the
+    #: pooled network, which does not adapt, and for a closed-form head).
     adapts_network: bool = True
     #: Up to this many tasks, ``adapt_for_inference`` loops over tasks with
     #: fused ``nn.LSTM`` autograd; beyond it ``vmap`` is faster (measured on
@@ -274,8 +280,11 @@ class MetaLearner(nn.Module):
             after = gaussian_nll(
                 self._outputs(adapted, support_x, network), support_y, dim=(1, 2)
             )
-            # NaN compares False: a non-finite loss after adapting is not kept.
-            kept = after <= before
+            # The two losses come through different kernels (fused, per-task or
+            # vmapped), which round differently: an adaptation that changed
+            # (almost) nothing must not count as worse. NaN compares False: a
+            # non-finite loss after adapting is not kept.
+            kept = after <= before + _ROUNDING * (1.0 + before.abs())
         # The starting weights broadcast over the task axis.
         params = {
             n: torch.where(kept.view(-1, *[1] * (p.dim() - 1)), p, start[n])

@@ -28,6 +28,9 @@ class PooledLearner(MetaLearner):
     ordinary pooled ("global") LSTM; it does not adapt.
     """
 
+    # Nothing to check after "adapting": the weights are the pooled ones.
+    adapts_network = False
+
     def adapt(self, support_x: Tensor, support_y: Tensor, inner_steps: int | None = None) -> Params:
         """Return ``theta0`` unchanged."""
         return self.initial_params()
