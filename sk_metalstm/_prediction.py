@@ -43,6 +43,7 @@ __all__ = [
     "relative_steps",
     "resolve_horizon",
     "sample_levels",
+    "sample_weights",
 ]
 
 
@@ -254,11 +255,15 @@ def per_series(
 
 
 def empirical_distribution(index: pd.Index, samples: np.ndarray, columns: pd.Index) -> Any:
-    """An skpro ``Empirical`` over forecast rows ``index`` from ``samples`` (n, rows).
+    """An skpro ``Empirical`` over forecast rows ``index`` from ``samples`` (n + 1, rows).
 
-    Each of the ``n`` samples is an equally weighted quantile (``sample_levels``),
-    so the distribution's quantiles are ``predict_quantiles``'; its mean and
-    variance approximate the forecast's (``level_variance`` uses every residual).
+    The samples are the forecast's quantiles at ``sample_levels`` (k / n), with
+    ``sample_weights``: skpro's ``ppf(alpha)`` is the first sample whose
+    cumulative weight, (k + 1/2) / n, reaches ``alpha``, so at every multiple of
+    1 / n (0.01, 0.025, 0.05, ... for n = 200) it is ``predict_quantiles``'
+    value, and elsewhere the nearest one's. Mean and variance are the trapezoid
+    rule over the quantile function: close to the forecast's
+    (``level_variance`` uses every residual).
     """
     from skpro.distributions import Empirical  # sktime's own soft dependency
 
@@ -269,16 +274,31 @@ def empirical_distribution(index: pd.Index, samples: np.ndarray, columns: pd.Ind
         + [np.tile(rows.get_level_values(i), n) for i in range(rows.nlevels)],
         names=[None, *rows.names],
     )
-    return Empirical(pd.DataFrame(samples.ravel(), index=spl_index, columns=columns))
+    weights = pd.Series(np.repeat(sample_weights(), len(index)), index=spl_index)
+    return Empirical(
+        pd.DataFrame(samples.ravel(), index=spl_index, columns=columns), weights=weights
+    )
 
 
-#: Quantile levels that represent a forecast distribution in ``predict_proba``.
+#: Quantile levels that represent a forecast distribution in ``predict_proba``:
+#: the grid's step is 1 / PROBA_LEVELS.
 PROBA_LEVELS = 200
 
 
 def sample_levels() -> list[float]:
-    """``PROBA_LEVELS`` evenly spaced probabilities, (i + 0.5) / n: equal-weight quantiles."""
-    return list((np.arange(PROBA_LEVELS) + 0.5) / PROBA_LEVELS)
+    """``PROBA_LEVELS + 1`` probabilities k / n, k = 0 ... n, extremes included."""
+    return list(np.arange(PROBA_LEVELS + 1) / PROBA_LEVELS)
+
+
+def sample_weights() -> np.ndarray:
+    """Trapezoid weights of ``sample_levels``: 1 / n inside, 1 / (2 n) at the two ends.
+
+    Each quantile stands for the probability within half a step of its level,
+    which makes skpro's step-function ``ppf`` exact on the grid.
+    """
+    weights = np.full(PROBA_LEVELS + 1, 1.0 / PROBA_LEVELS)
+    weights[[0, -1]] /= 2
+    return weights
 
 
 def level_variance(

@@ -19,6 +19,7 @@ __all__ = [
     "SINGLE",
     "checked_instances",
     "check_common_frequency",
+    "check_continues",
     "check_regular",
     "check_series",
     "frequency",
@@ -115,6 +116,24 @@ def check_regular(index: pd.Index, key: Any) -> None:
             "inferred, e.g. dates missing from a business-day series), so forecast dates "
             "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
             "RangeIndex (y.reset_index(drop=True))."
+        )
+
+
+def check_continues(seen: pd.Index, new: pd.Index, key: Any) -> None:
+    """Refuse update data that leave a gap after the last time point seen.
+
+    Only for dates and periods with a known frequency: there the next point is
+    defined, and a gap would otherwise be reported as an irregular index of
+    data that are themselves regular.
+    """
+    freq = frequency(seen) if isinstance(seen, pd.DatetimeIndex | pd.PeriodIndex) else None
+    later = new[new > seen[-1]] if freq is not None else new[:0]
+    if len(later) and later[0] != seen[-1] + freq:
+        raise ValueError(
+            f"update data{where(key)} start at {later[0]}, but the point after the last "
+            f"one seen ({seen[-1]}) is {seen[-1] + freq}: update must continue the "
+            "series without a gap. Pass the missing points too (filled, e.g. with the "
+            "last value, where there are none)."
         )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sk_metalstm._exogenous import feature_matrix
-from sk_metalstm._series import check_regular, frequency, where
+from sk_metalstm._series import check_continues, check_regular, frequency, where
 from sk_metalstm.meta.adaptation import adapt_to_supports
 from sk_metalstm.meta.base import MetaLearner, Params
 from sk_metalstm.windowing import (
@@ -140,6 +140,7 @@ class SeriesState:
                 f"update data{where(self.key)} have non-positive values, but the series "
                 "was fitted with log-returns; refit with transform='difference'."
             )
+        check_continues(self.tail.index, series.index, self.key)
         combined = pd.concat([self.tail, series.astype(np.float64)])
         combined = combined[~combined.index.duplicated(keep="last")].sort_index()
         check_regular(combined.index, self.key)

@@ -445,7 +445,12 @@ class MetaLSTMForecaster(BaseForecaster):
         return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
 
     def _predict_proba(self, fh: ForecastingHorizon, X: Any = None, marginal: bool = True) -> Any:
-        """The calibrated forecast distribution, an skpro ``Empirical`` (``_prediction``)."""
+        """The calibrated forecast distribution, an skpro ``Empirical`` (``_prediction``).
+
+        Its ``ppf`` is ``predict_quantiles`` at every multiple of 0.005; point
+        masses have no density, so score it with CRPS or pinball loss, not a
+        log score.
+        """
         quantiles = residual_quantiles(self._residuals(), sample_levels())
         index, values = self._per_series(fh, X, lambda s, f, _: levels_at(s, f, quantiles))
         columns = self._get_columns(method="predict_var")

@@ -502,6 +502,10 @@ def test_mismatching_pretrained_state(airline, pretrained_state, tiny):
         MetaLSTMForecaster(pretrained=pretrained_state, horizon=5, **tiny).fit(airline)
     with pytest.raises(TypeError, match="MetaState"):
         MetaLSTMForecaster(pretrained={"weights": 1}, **tiny).fit(airline)
+    # Overriding through from_pretrained is refused too, without advising it.
+    fixed = "window_length=6 \\(state has 4\\). These settings are fixed by pretraining"
+    with pytest.raises(ValueError, match=fixed + ".*or pretrain again"):
+        MetaLSTMForecaster.from_pretrained(pretrained_state, window_length=6).fit(airline)
 
 
 # ------------------------------------------------------- adaptation matters

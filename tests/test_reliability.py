@@ -740,6 +740,26 @@ def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, re
     pd.testing.assert_series_equal(forecaster.predict(), before)
 
 
+@pytest.mark.parametrize("index", ["dates", "periods"])
+def test_update_leaving_a_gap_names_the_missing_point(pretrained_forecaster, index):
+    # The new points are regular themselves: the problem is the gap after the
+    # cutoff, not "an irregular DatetimeIndex" (and periods passed silently).
+    y = _daily()
+    if index == "periods":
+        y.index = y.index.to_period("D")
+    forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
+    before = forecaster.predict()
+    expected = f"start at {y.index[65]}, but the point after the last one seen " + (
+        f"\\({y.index[59]}\\) is {y.index[60]}: update must continue the series"
+    )
+    with pytest.raises(ValueError, match=expected):
+        forecaster.update(y.iloc[65:70])
+    assert forecaster.cutoff[0] == y.index[59]
+    pd.testing.assert_series_equal(forecaster.predict(), before)
+    forecaster.update(y.iloc[60:70])  # with the missing points it goes on
+    assert forecaster.cutoff[0] == y.index[69]
+
+
 def test_fit_with_fh_beyond_the_pretrained_horizon_raises_at_fit(pretrained_forecaster, airline):
     with pytest.raises(ValueError, match="pretrain again with horizon >= 3"):
         pretrained_forecaster.fit(airline, fh=[1, 2, 3])

@@ -56,6 +56,8 @@ class MetaState:
         if mismatches:
             detail = ", ".join(f"{k}={v[0]!r} (state has {v[1]!r})" for k, v in mismatches.items())
             raise ValueError(
-                f"pretrained state does not match this forecaster: {detail}. "
-                "Use MetaLSTMForecaster.from_pretrained(state, ...) to copy them."
+                f"pretrained state does not match this forecaster: {detail}. These "
+                "settings are fixed by pretraining: leave them out "
+                "(MetaLSTMForecaster.from_pretrained(state, ...) copies the state's), "
+                "or pretrain again with the new values."
             )
