@@ -80,18 +80,27 @@ def test_appended_extends_covariates_too():
 @pytest.mark.parametrize(
     "values,start,match",
     [
-        ([7.0, 8.0], "2020-01-09", "instance 'a'.*irregular DatetimeIndex"),  # skips 2 days
+        # Skips 2 days after the last point seen (2020-01-06).
+        ([7.0, 8.0], "2020-01-09", "\\(instance 'a'\\) start at 2020-01-09.* is 2020-01-07"),
         ([7.0, np.nan], "2020-01-07", "update data \\(instance 'a'\\) contain NaN or infinite"),
         ([7.0, np.inf], "2020-01-07", "contain NaN or infinite"),
         ([7.0, 0.0], "2020-01-07", "non-positive values.*log-returns.*'difference'"),
         ([-7.0], "2020-01-07", "non-positive values"),
     ],
-    ids=["irregular", "nan", "inf", "zero", "negative"],
+    ids=["gap", "nan", "inf", "zero", "negative"],
 )
 def test_appended_refuses_bad_update_data(values, start, match):
     state = SeriesState.start("a", _daily(np.arange(1.0, 7.0)), None, "log_return", keep=4)
     with pytest.raises(ValueError, match=match):
         state.appended(_daily(values, start=start), None, keep=4)
+
+
+def test_appended_refuses_update_data_with_a_gap_of_their_own():
+    # Continuing from the cutoff, but with a date missing inside the new data.
+    state = SeriesState.start("a", _daily(np.arange(1.0, 7.0)), None, "log_return", keep=4)
+    new = pd.Series([7.0, 8.0], index=pd.to_datetime(["2020-01-07", "2020-01-09"]))
+    with pytest.raises(ValueError, match="instance 'a'.*irregular DatetimeIndex"):
+        state.appended(new, None, keep=4)
 
 
 def test_appended_accepts_non_positive_values_under_difference():
