@@ -126,12 +126,16 @@ def check_continues(seen: pd.Index, new: pd.Index, key: Any) -> None:
     defined, and a gap would otherwise be reported as an irregular index of
     data that are themselves regular.
     """
-    freq = frequency(seen) if isinstance(seen, pd.DatetimeIndex | pd.PeriodIndex) else None
-    later = new[new > seen[-1]] if freq is not None else new[:0]
-    if len(later) and later[0] != seen[-1] + freq:
+    if not isinstance(seen, pd.DatetimeIndex | pd.PeriodIndex):
+        return
+    freq = frequency(seen)
+    if freq is None:
+        return
+    later, expected = new[new > seen[-1]], seen[-1] + freq
+    if len(later) and later[0] != expected:
         raise ValueError(
             f"update data{where(key)} start at {later[0]}, but the point after the last "
-            f"one seen ({seen[-1]}) is {seen[-1] + freq}: update must continue the "
+            f"one seen ({seen[-1]}) is {expected}: update must continue the "
             "series without a gap. Pass the missing points too (filled, e.g. with the "
             "last value, where there are none)."
         )
