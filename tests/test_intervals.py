@@ -88,6 +88,26 @@ def test_predict_proba_is_the_calibrated_distribution_for_series_and_panels():
         assert np.all((ratio > 0.5) & (ratio <= 1.05))
 
 
+def test_predict_proba_crps_is_that_of_the_weighted_quantiles(airline_forecaster):
+    # sktime's CRPS reads skpro's energy; it must use the grid's trapezoid
+    # weights (the two extreme quantiles count half), not equal ones.
+    pytest.importorskip("skpro")
+    dist = airline_forecaster.predict_proba(fh=[1, 2])
+    observed = airline_forecaster.predict(fh=[1, 2]).to_frame() * 1.05
+    levels = np.linspace(0.0, 1.0, 201)
+    weights = np.full(201, 1 / 200)
+    weights[[0, -1]] /= 2
+    # sktime's predict_quantiles takes levels in (0, 1): the two ends from ppf.
+    inner = airline_forecaster.predict_quantiles(fh=[1, 2], alpha=list(levels[1:-1]))
+    ends = [dist.ppf(p).to_numpy() for p in (0.0, 1.0)]
+    quantiles = np.column_stack([ends[0], inner.to_numpy(), ends[1]])
+    for row, q in enumerate(quantiles):
+        to_obs = np.sum(weights * np.abs(q - observed.iloc[row, 0]))
+        spread = np.sum(weights[:, None] * weights[None, :] * np.abs(q[:, None] - q[None, :]))
+        np.testing.assert_allclose(dist.energy(observed).iloc[row, 0], to_obs, rtol=1e-9)
+        np.testing.assert_allclose(dist.energy().iloc[row, 0], spread, rtol=1e-9)
+
+
 def forecaster_of(panel):
     return MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
 
