@@ -29,10 +29,10 @@ from sk_metalstm.meta.calibration import cumulative_scale
 __all__ = [
     "FLAT_SCALE_FLOOR",
     "Forecast",
-    "empirical_distribution",
     "check_reach",
     "forecast_steps",
     "forecasts",
+    "grid_distribution",
     "increments",
     "level_variance",
     "levels_at",
@@ -42,8 +42,7 @@ __all__ = [
     "residual_quantiles",
     "relative_steps",
     "resolve_horizon",
-    "sample_levels",
-    "sample_weights",
+    "proba_levels",
 ]
 
 
@@ -254,51 +253,30 @@ def per_series(
     return output_index(parts, names), values
 
 
-def empirical_distribution(index: pd.Index, samples: np.ndarray, columns: pd.Index) -> Any:
-    """An skpro ``Empirical`` over forecast rows ``index`` from ``samples`` (n + 1, rows).
+def grid_distribution(index: pd.Index, quantiles: np.ndarray, columns: pd.Index) -> Any:
+    """The forecast distribution over rows ``index`` from its quantiles (levels, rows).
 
-    The samples are the forecast's quantiles at ``sample_levels`` (k / n), with
-    ``sample_weights``: skpro's ``ppf(alpha)`` is the first sample whose
-    cumulative weight, (k + 1/2) / n, reaches ``alpha``, so at every multiple of
-    1 / n (0.01, 0.025, 0.05, ... for n = 200) it is ``predict_quantiles``'
-    value, and elsewhere the nearest one's. Mean and variance are the trapezoid
-    rule over the quantile function: close to the forecast's
-    (``level_variance`` uses every residual).
+    ``quantiles`` holds each forecast's quantiles at ``proba_levels()``; the
+    result, a ``QuantileGrid``, interpolates linearly between them and has
+    exponential tails beyond, so it has a density (a finite log score) and
+    its ``ppf`` is ``predict_quantiles``' value at every grid level.
     """
-    from skpro.distributions import Empirical  # sktime's own soft dependency
+    from sk_metalstm.quantile_grid import QuantileGrid  # needs skpro (optional)
 
-    rows = index if isinstance(index, pd.MultiIndex) else pd.MultiIndex.from_arrays([index])
-    n = len(samples)
-    spl_index = pd.MultiIndex.from_arrays(
-        [np.repeat(np.arange(n), len(index))]
-        + [np.tile(rows.get_level_values(i), n) for i in range(rows.nlevels)],
-        names=[None, *rows.names],
-    )
-    weights = pd.Series(np.repeat(sample_weights(), len(index)), index=spl_index)
-    return Empirical(
-        pd.DataFrame(samples.ravel(), index=spl_index, columns=columns), weights=weights
-    )
+    values = np.asarray(quantiles, dtype=float).T[:, None, :]
+    # Rounding can put two neighbouring quantiles of a flat forecast 1 ulp
+    # out of order; the distribution needs them sorted.
+    return QuantileGrid(proba_levels(), np.maximum.accumulate(values, axis=-1), index, columns)
 
 
 #: Quantile levels that represent a forecast distribution in ``predict_proba``:
-#: the grid's step is 1 / PROBA_LEVELS.
+#: k / PROBA_LEVELS for k = 1 ... PROBA_LEVELS - 1.
 PROBA_LEVELS = 200
 
 
-def sample_levels() -> list[float]:
-    """``PROBA_LEVELS + 1`` probabilities k / n, k = 0 ... n, extremes included."""
-    return list(np.arange(PROBA_LEVELS + 1) / PROBA_LEVELS)
-
-
-def sample_weights() -> np.ndarray:
-    """Trapezoid weights of ``sample_levels``: 1 / n inside, 1 / (2 n) at the two ends.
-
-    Each quantile stands for the probability within half a step of its level,
-    which makes skpro's step-function ``ppf`` exact on the grid.
-    """
-    weights = np.full(PROBA_LEVELS + 1, 1.0 / PROBA_LEVELS)
-    weights[[0, -1]] /= 2
-    return weights
+def proba_levels() -> list[float]:
+    """The ``PROBA_LEVELS - 1`` levels k / n strictly inside (0, 1): 0.005 ... 0.995."""
+    return list(np.arange(1, PROBA_LEVELS) / PROBA_LEVELS)
 
 
 def level_variance(

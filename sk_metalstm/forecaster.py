@@ -16,16 +16,16 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
 from sk_metalstm._prediction import (
     check_reach,
-    empirical_distribution,
     forecasts,
+    grid_distribution,
     level_variance,
     levels_at,
     output_index,
     per_series,
+    proba_levels,
     relative_steps,
     residual_quantiles,
     resolve_horizon,
-    sample_levels,
 )
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import (
@@ -445,16 +445,16 @@ class MetaLSTMForecaster(BaseForecaster):
         return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
 
     def _predict_proba(self, fh: ForecastingHorizon, X: Any = None, marginal: bool = True) -> Any:
-        """The calibrated forecast distribution, an skpro ``Empirical`` (``_prediction``).
+        """The calibrated forecast distribution, a ``QuantileGrid`` (``_prediction``).
 
-        Its ``ppf`` is ``predict_quantiles`` at every multiple of 0.005; point
-        masses have no density, so score it with CRPS or pinball loss, not a
-        log score.
+        Its ``ppf`` is ``predict_quantiles`` at every multiple of 0.005 from
+        0.005 to 0.995, linear in between, with exponential tails beyond; it
+        has a density, so log scores are defined as well as CRPS.
         """
-        quantiles = residual_quantiles(self._residuals(), sample_levels())
+        quantiles = residual_quantiles(self._residuals(), proba_levels())
         index, values = self._per_series(fh, X, lambda s, f, _: levels_at(s, f, quantiles))
         columns = self._get_columns(method="predict_var")
-        return empirical_distribution(index, np.concatenate(values, axis=1), columns)
+        return grid_distribution(index, np.concatenate(values, axis=1), columns)
 
     def _per_series(self, fh: ForecastingHorizon, X: Any, values_of: Any) -> Any:
         residuals = self._residuals()

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from sktime.datasets import load_airline
 from sktime.forecasting.model_evaluation import evaluate
-from sktime.performance_metrics.forecasting.probabilistic import EmpiricalCoverage, PinballLoss
+from sktime.performance_metrics.forecasting.probabilistic import (
+    CRPS,
+    EmpiricalCoverage,
+    LogLoss,
+    PinballLoss,
+)
 from sktime.split import ExpandingWindowSplitter
 
 from sk_metalstm import MetaLSTMForecaster
@@ -72,40 +77,51 @@ def test_predict_proba_is_the_calibrated_distribution_for_series_and_panels():
     for forecaster in (forecaster_of(panel), single):
         dist = forecaster.predict_proba(fh=[1, 2])
         point = forecaster.predict(fh=[1, 2])
-        assert type(dist).__name__ == "Empirical" and dist.index.equals(point.index)
-        # The VaR a risk user reads is the same from either method (at every
-        # multiple of 1/200; it was half a grid step off, 0.24 s.d. at 1 %).
-        levels = [0.01, 0.025, 0.05, 0.5, 0.95, 0.975, 0.99]
+        assert type(dist).__name__ == "QuantileGrid" and dist.index.equals(point.index)
+        # The VaR a risk user reads is the same from either method at every
+        # multiple of 1/200, and linear in between (0.123 lies 3/5 of the way
+        # from 0.12 to 0.125).
+        levels = [0.005, 0.01, 0.025, 0.05, 0.5, 0.95, 0.975, 0.99, 0.995]
         q = forecaster.predict_quantiles(fh=[1, 2], alpha=levels).to_numpy()
         for j, a in enumerate(levels):
             np.testing.assert_allclose(dist.ppf(a).to_numpy()[:, 0], q[:, j], rtol=1e-12)
-        # Between grid levels, the nearest one's quantile (0.125 = 25/200).
-        nearest = forecaster.predict_quantiles(fh=[1, 2], alpha=[0.125]).to_numpy()[:, 0]
-        np.testing.assert_allclose(dist.ppf(0.123).to_numpy()[:, 0], nearest, rtol=1e-12)
-        # Mean and variance of 201 quantiles approximate the distribution's.
+        ends = forecaster.predict_quantiles(fh=[1, 2], alpha=[0.12, 0.125]).to_numpy()
+        between = 0.4 * ends[:, 0] + 0.6 * ends[:, 1]
+        np.testing.assert_allclose(dist.ppf(0.123).to_numpy()[:, 0], between, rtol=1e-12)
+        # Beyond the grid, tails that go on: the 0.1 % quantile lies below the 0.5 %.
+        assert np.all(dist.ppf(0.001).to_numpy() < dist.ppf(0.005).to_numpy())
+        assert np.all(dist.ppf(0.999).to_numpy() > dist.ppf(0.995).to_numpy())
         var = forecaster.predict_var(fh=[1, 2]).to_numpy()[:, 0]
         ratio = dist.var().to_numpy()[:, 0] / var
-        assert np.all((ratio > 0.5) & (ratio <= 1.05))
+        assert np.all((ratio > 0.8) & (ratio < 1.25))
 
 
-def test_predict_proba_crps_is_that_of_the_weighted_quantiles(airline_forecaster):
-    # sktime's CRPS reads skpro's energy; it must use the grid's trapezoid
-    # weights (the two extreme quantiles count half), not equal ones.
+def test_predict_proba_has_a_density_and_exact_crps(airline_forecaster):
+    # A log score needs a density (a set of point masses has none), and
+    # sktime's CRPS reads skpro's energy: both must be those of the
+    # distribution whose quantiles predict_quantiles gives.
     pytest.importorskip("skpro")
     dist = airline_forecaster.predict_proba(fh=[1, 2])
     observed = airline_forecaster.predict(fh=[1, 2]).to_frame() * 1.05
-    levels = np.linspace(0.0, 1.0, 201)
-    weights = np.full(201, 1 / 200)
-    weights[[0, -1]] /= 2
-    # sktime's predict_quantiles takes levels in (0, 1): the two ends from ppf.
-    inner = airline_forecaster.predict_quantiles(fh=[1, 2], alpha=list(levels[1:-1]))
-    ends = [dist.ppf(p).to_numpy() for p in (0.0, 1.0)]
-    quantiles = np.column_stack([ends[0], inner.to_numpy(), ends[1]])
-    for row, q in enumerate(quantiles):
-        to_obs = np.sum(weights * np.abs(q - observed.iloc[row, 0]))
-        spread = np.sum(weights[:, None] * weights[None, :] * np.abs(q[:, None] - q[None, :]))
-        np.testing.assert_allclose(dist.energy(observed).iloc[row, 0], to_obs, rtol=1e-9)
-        np.testing.assert_allclose(dist.energy().iloc[row, 0], spread, rtol=1e-9)
+    y_true = observed.iloc[:, 0]
+    # CRPS is twice the pinball loss averaged over all levels: over the 199
+    # levels of the grid, from predict_quantiles, it is within a few percent.
+    levels = np.arange(1, 200) / 200
+    q = airline_forecaster.predict_quantiles(fh=[1, 2], alpha=list(levels)).to_numpy()
+    below = (y_true.to_numpy()[:, None] < q).astype(float)
+    pinball = (below - levels) * (q - y_true.to_numpy()[:, None])
+    crps = dist.energy(observed).iloc[:, 0] - dist.energy().iloc[:, 0] / 2
+    np.testing.assert_allclose(crps.to_numpy(), 2 * pinball.mean(axis=1), rtol=0.03)
+    assert CRPS()(y_true, dist) == pytest.approx(crps.mean())
+    # The density is the derivative of the cdf, in the tails and inside a grid
+    # segment (0.3025 lies between the levels 0.300 and 0.305).
+    for row in range(2):
+        one = dist.iloc[[row]]
+        for x in (y_true.iloc[row], dist.ppf(0.002).iloc[row, 0], dist.ppf(0.3025).iloc[row, 0]):
+            h = 1e-6 * abs(x)
+            slope = (one.cdf(x + h).iloc[0, 0] - one.cdf(x - h).iloc[0, 0]) / (2 * h)
+            np.testing.assert_allclose(one.pdf(x).iloc[0, 0], slope, rtol=1e-4)
+    assert np.isfinite(LogLoss()(y_true, dist))
 
 
 def forecaster_of(panel):
