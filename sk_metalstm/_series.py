@@ -109,7 +109,11 @@ def frequency(index: pd.Index) -> pd.DateOffset | None:
 
 
 def check_regular(index: pd.Index, key: Any) -> None:
-    """Forecast dates need a frequency: reject a DatetimeIndex without one."""
+    """Forecast times must be derivable from the index.
+
+    A DatetimeIndex needs a frequency; an integer index must advance by 1,
+    since sktime counts integer horizons in index units.
+    """
     if isinstance(index, pd.DatetimeIndex) and frequency(index) is None:
         raise ValueError(
             f"The series{where(key)} has an irregular DatetimeIndex (no freq, and none can be "
@@ -117,19 +121,32 @@ def check_regular(index: pd.Index, key: Any) -> None:
             "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
             "RangeIndex (y.reset_index(drop=True))."
         )
+    if pd.api.types.is_integer_dtype(index) and len(index) > 1:
+        steps = np.diff(index.to_numpy())
+        if np.any(steps != 1):
+            at = int(np.flatnonzero(steps != 1)[0])
+            raise ValueError(
+                f"The integer index of the series{where(key)} does not advance by 1 (from "
+                f"{index[at]} to {index[at + 1]}): sktime counts integer horizons in index "
+                "units, so forecasts would land on times that are not in the series' grid. "
+                "Use y.reset_index(drop=True), or a DatetimeIndex/PeriodIndex with a freq."
+            )
 
 
 def check_continues(seen: pd.Index, new: pd.Index, key: Any) -> None:
     """Refuse update data that leave a gap after the last time point seen.
 
-    Only for dates and periods with a known frequency: there the next point is
-    defined, and a gap would otherwise be reported as an irregular index of
-    data that are themselves regular.
+    For dates and periods with a known frequency, and integer indexes (step 1):
+    there the next point is defined, and a gap would otherwise be reported as
+    an irregular index of data that are themselves regular.
     """
-    if not isinstance(seen, pd.DatetimeIndex | pd.PeriodIndex):
-        return
-    freq = frequency(seen)
-    if freq is None:
+    if pd.api.types.is_integer_dtype(seen):
+        freq: Any = 1
+    elif isinstance(seen, pd.DatetimeIndex | pd.PeriodIndex):
+        freq = frequency(seen)
+        if freq is None:
+            return
+    else:
         return
     later, expected = new[new > seen[-1]], seen[-1] + freq
     if len(later) and later[0] != expected:

@@ -740,13 +740,16 @@ def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, re
     pd.testing.assert_series_equal(forecaster.predict(), before)
 
 
-@pytest.mark.parametrize("index", ["dates", "periods"])
+@pytest.mark.parametrize("index", ["dates", "periods", "integers"])
 def test_update_leaving_a_gap_names_the_missing_point(pretrained_forecaster, index):
     # The new points are regular themselves: the problem is the gap after the
-    # cutoff, not "an irregular DatetimeIndex" (and periods passed silently).
+    # cutoff, not "an irregular DatetimeIndex" (periods and integers passed
+    # silently, and the forecasts then came one step per index unit).
     y = _daily()
     if index == "periods":
         y.index = y.index.to_period("D")
+    if index == "integers":
+        y = y.reset_index(drop=True)
     forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
     before = forecaster.predict()
     expected = f"start at {y.index[65]}, but the point after the last one seen " + (

@@ -125,10 +125,16 @@ def test_frequency_of_regular_inferable_and_irregular_indexes():
     assert frequency(pd.RangeIndex(5)) is None
 
 
-def test_check_regular_refuses_only_an_irregular_datetime_index():
+def test_check_regular_refuses_irregular_dates_and_integer_steps_other_than_one():
     check_regular(DAYS, "a")
     check_regular(pd.DatetimeIndex(list(DAYS)), "a")  # inferable
-    check_regular(pd.RangeIndex(5), "a")  # no dates to derive
+    check_regular(pd.RangeIndex(5), "a")
+    check_regular(pd.Index([2001, 2002, 2003]), "a")  # years as integers
+    # sktime would put the next forecast at 11, a time the series never has.
+    with pytest.raises(ValueError, match="does not advance by 1 \\(from 0 to 5\\)"):
+        check_regular(pd.Index([0, 5, 10]), "a")
+    with pytest.raises(ValueError, match="from 2 to 4"):
+        check_regular(pd.Index([1, 2, 4, 5]), "a")
     irregular = pd.DatetimeIndex(["2020-01-01", "2020-01-02", "2020-01-05", "2020-01-06"])
     with pytest.raises(ValueError, match="series \\(instance 'a'\\) has an irregular") as info:
         check_regular(irregular, "a")
