@@ -88,6 +88,13 @@ def test_pretrain_cost_quick_reports_phase_ratio(tmp_path):
     assert report["adaptation"]["speedup_median"] > 0
 
 
+def test_proba_consistency_quick_compares_the_probabilistic_methods(tmp_path):
+    report = _run_quick("proba_consistency.py", tmp_path / "pc.json")
+    summary = report["summary"]
+    assert len(report["rows"]) == 1 and len(report["rows"][0]["proba_var_over_predict_var"]) == 2
+    assert all(math.isfinite(value) for value in summary.values())
+
+
 def test_load_quick_reports_flat_rounds(tmp_path):
     report = _run_quick("load.py", tmp_path / "load.json")
     rounds = report["rounds"]
