@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import ForecastingHorizon
 
+from sk_metalstm._conformal import conformal_quantiles
 from sk_metalstm._series import SINGLE, where
 from sk_metalstm._series_state import SeriesState
 from sk_metalstm.distribution import location as location_of
@@ -38,6 +39,7 @@ __all__ = [
     "levels_at",
     "output_index",
     "per_series",
+    "variance_levels",
     "quantile_levels",
     "residual_quantiles",
     "relative_steps",
@@ -217,7 +219,7 @@ def residual_quantiles(residuals: dict[str, np.ndarray], alpha: list[float]) -> 
 
     They do not depend on the series: computed once, they serve a whole panel.
     """
-    return {kind: np.quantile(z, alpha, axis=0) for kind, z in residuals.items()}
+    return {kind: conformal_quantiles(z, alpha) for kind, z in residuals.items()}
 
 
 def quantile_levels(
@@ -279,13 +281,21 @@ def proba_levels() -> list[float]:
     return list(np.arange(1, PROBA_LEVELS) / PROBA_LEVELS)
 
 
+def variance_levels() -> np.ndarray:
+    """2000 equally spaced midpoint levels: the residual distribution as equal-weight points."""
+    return (np.arange(2000) + 0.5) / 2000
+
+
 def level_variance(
     state: SeriesState, forecast: Forecast, residuals: dict[str, np.ndarray]
 ) -> np.ndarray:
     """Variance (horizon,) of the forecast distribution of the level at each step.
 
     For log-returns the level is ``last * exp(C)``: its variance is taken over
-    the empirical residual distribution, not a Gaussian approximation.
+    the calibrated residual distribution, not a Gaussian approximation.
+    ``residuals`` are best its quantiles at ``variance_levels()`` (equally
+    likely, tails included), so that the variance is that of the distribution
+    ``predict_quantiles`` and ``predict_proba`` describe.
     """
     centre, scale, z = _spread(state, forecast, residuals)
     with np.errstate(over="ignore"):  # reported below as a clear error

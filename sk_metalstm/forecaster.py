@@ -26,6 +26,7 @@ from sk_metalstm._prediction import (
     relative_steps,
     residual_quantiles,
     resolve_horizon,
+    variance_levels,
 )
 from sk_metalstm._series import SINGLE, checked_instances, split_instances
 from sk_metalstm._series_state import (
@@ -440,7 +441,10 @@ class MetaLSTMForecaster(BaseForecaster):
         """Variance of the forecast distribution of each level (``_prediction``)."""
         if cov:
             raise NotImplementedError("MetaLSTMForecaster gives marginal variances (cov=False).")
-        index, values = self._per_series(fh, X, level_variance)
+        # The residual distribution as its quantile function at many levels:
+        # with few residuals its tails reach beyond them (``_conformal``).
+        sample = residual_quantiles(self._residuals(), variance_levels())
+        index, values = self._per_series(fh, X, lambda s, f, _: level_variance(s, f, sample))
         columns = self._get_columns(method="predict_var")
         return pd.DataFrame(np.concatenate(values), index=index, columns=columns)
 
@@ -451,6 +455,10 @@ class MetaLSTMForecaster(BaseForecaster):
         0.005 to 0.995, linear in between, with exponential tails beyond; it
         has a density, so log scores are defined as well as CRPS.
         """
+        if not marginal:
+            raise NotImplementedError(
+                "MetaLSTMForecaster gives marginal distributions of each step (marginal=True)."
+            )
         quantiles = residual_quantiles(self._residuals(), proba_levels())
         index, values = self._per_series(fh, X, lambda s, f, _: levels_at(s, f, quantiles))
         columns = self._get_columns(method="predict_var")

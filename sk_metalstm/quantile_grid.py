@@ -94,8 +94,18 @@ class QuantileGrid(BaseDistribution):
         super().__init__(index=index, columns=columns)
 
     # ------------------------------------------------------------- subsetting
+    def _loc(self, rowidx: Any = None, colidx: Any = None) -> QuantileGrid:
+        # With MultiIndex rows, skpro's indexer passes ``loc[rows, columns]``
+        # whole, as one row key (it exempts only its own Empirical), and
+        # sktime's metrics on panels index exactly so: ``y_pred.loc[:, [name]]``.
+        if colidx is None and _is_rows_and_columns(rowidx, self.index, self.columns):
+            rowidx, colidx = rowidx
+            if isinstance(rowidx, slice) and rowidx == slice(None):
+                rowidx = None
+        return super()._loc(rowidx, colidx)
+
     def _iloc(self, rowidx: Any = None, colidx: Any = None) -> QuantileGrid:
-        if np.ndim(rowidx) == 0 and np.ndim(colidx) == 0 and None not in (rowidx, colidx):
+        if _is_position(rowidx) and _is_position(colidx):
             return self._iat(rowidx, colidx)
         rows = _positions(self.shape[0], rowidx)
         cols = _positions(self.shape[1], colidx)
@@ -226,6 +236,22 @@ class QuantileGrid(BaseDistribution):
 def _per_row(energy: np.ndarray) -> np.ndarray:
     """Per-row energy, as skpro wants it for a frame: the sum over its columns."""
     return energy if energy.ndim == 0 else energy.sum(axis=1)
+
+
+def _is_position(selector: Any) -> bool:
+    return isinstance(selector, int | np.integer)
+
+
+def _is_rows_and_columns(key: Any, index: pd.Index, columns: pd.Index) -> bool:
+    """Whether a MultiIndex row ``key`` is really a (rows, columns) pair."""
+    if not (isinstance(index, pd.MultiIndex) and isinstance(key, tuple) and len(key) == 2):
+        return False
+    names = key[1] if isinstance(key[1], list | pd.Index | np.ndarray) else [key[1]]
+    try:
+        index.get_locs(key)
+    except (KeyError, TypeError, ValueError):
+        return all(name in columns for name in names)
+    return False
 
 
 def _positions(length: int, selector: Any) -> np.ndarray:

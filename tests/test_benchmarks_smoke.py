@@ -95,6 +95,13 @@ def test_proba_consistency_quick_compares_the_probabilistic_methods(tmp_path):
     assert all(math.isfinite(value) for value in summary.values())
 
 
+def test_small_calibration_quick_compares_both_quantile_rules(tmp_path):
+    report = _run_quick("small_calibration.py", tmp_path / "sc.json")
+    rules = {(r["distribution"], r["n"], r["rule"]) for r in report["rows"]}
+    assert ("normal", 8, "numpy") in rules and ("student_t4", 16, "conformal") in rules
+    assert all(0 <= r["coverage_0.98"] <= 1 for r in report["rows"])
+
+
 def test_load_quick_reports_flat_rounds(tmp_path):
     report = _run_quick("load.py", tmp_path / "load.json")
     rounds = report["rounds"]

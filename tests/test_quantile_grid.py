@@ -94,3 +94,20 @@ def test_equal_quantiles_are_an_atom_not_an_error():
 def test_invalid_grids_are_refused_with_the_reason(levels, quantiles, message):
     with pytest.raises(ValueError, match=message):
         QuantileGrid(levels, np.asarray(quantiles, dtype=float))
+
+
+def test_iloc_and_loc_keep_the_labels_they_select():
+    index = pd.period_range("1961-01", periods=3, freq="M")
+    q = np.arange(3.0)[:, None, None] + np.array([-1.0, 0.0, 1.0])
+    d = QuantileGrid([0.1, 0.5, 0.9], q, index=index, columns=pd.Index(["y"]))
+    part = d.iloc[1:3, 0:1]
+    assert part.index.equals(index[1:3]) and list(part.columns) == ["y"]
+    assert d.iloc[1:3, 0].index.equals(index[1:3])
+    assert d.iloc[2, 0].ppf(0.5) == 2.0
+    # Rows and columns of a panel: sktime's metrics index y_pred.loc[:, [name]].
+    rows = pd.MultiIndex.from_product([["a", "b"], [1, 2]])
+    panel = QuantileGrid(
+        [0.1, 0.5, 0.9], np.zeros((4, 1, 3)) + [-1.0, 0.0, 1.0], index=rows, columns=pd.Index(["y"])
+    )
+    assert panel.loc[:, ["y"]].shape == (4, 1) and panel.loc[:, "y"].shape == (4, 1)
+    assert panel.loc[("b", 2)].shape == (1, 1) and panel.loc["a"].shape == (2, 1)
