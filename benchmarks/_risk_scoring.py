@@ -95,3 +95,17 @@ def pinball(y: np.ndarray, q: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Mean pinball loss over ``levels``: y (series, origins), q (series, origins, levels)."""
     diff = y[..., None] - q
     return np.maximum(levels * diff, (levels - 1) * diff).mean(axis=-1)
+
+
+def log_score(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Negative log density of y (series, origins) under the distribution of ``q``.
+
+    ``q`` (series, origins, len(GRID)) is made a distribution the way
+    ``predict_proba`` makes one (``QuantileGrid``: linear between the grid's
+    quantiles, exponential tails beyond), for every method alike.
+    """
+    from sk_metalstm.quantile_grid import QuantileGrid
+
+    flat = np.maximum.accumulate(q.reshape(-1, 1, q.shape[-1]), axis=-1)
+    dist = QuantileGrid(GRID, flat)
+    return -dist.log_pdf(y.reshape(-1, 1)).to_numpy().reshape(y.shape)

@@ -34,6 +34,10 @@ pinball loss over the 99 levels 1..99 %), both relative to GARCH-t: the mean
 over series of each series' loss ratio, with its standard error over series
 (unit-free, so stocks, currencies and rates pool; the origins of one series
 are not independent, so they are not counted as separate observations);
+the log score (negative log density of the target, each method's 99
+quantiles made a distribution as ``predict_proba`` makes one: linear in
+between, exponential tails), as its per-series mean difference from GARCH-t's,
+with its standard error over series;
 coverage of the 80/90/98 % central intervals, also when the trailing 20-day
 realised volatility is above vs below its median over the origins of the same
 series; for the 95 % and 99 % VaR (lower tail) the exceedance rate, Kupiec's
@@ -73,6 +77,7 @@ from _risk_scoring import (
     GRID,
     HORIZONS,
     garch_t,
+    log_score,
     package_quantiles,
     pinball,
     targets,
@@ -226,6 +231,11 @@ def score(y: np.ndarray, q: np.ndarray, q_ref: np.ndarray, high_vol: np.ndarray)
         row[f"{name}_bp"] = 1e4 * loss.mean()
         row[f"{name}_rel_garch"] = ratio
         row[f"{name}_rel_garch_se"] = se
+    # Log score (negative log density; per series, the difference from GARCH's,
+    # which removes the series' units). Lower is better.
+    diff = (log_score(y, q) - log_score(y, q_ref)).mean(axis=1)
+    row["log_score_minus_garch"] = float(diff.mean())
+    row["log_score_minus_garch_se"] = standard_error(diff) if len(diff) > 1 else float("nan")
     col = {a: c for a, c in zip(ALPHAS, COLUMNS, strict=True)}
     for nominal, (lo, hi) in INTERVALS.items():
         inside = (y >= q[..., col[lo]]) & (y <= q[..., col[hi]])

@@ -82,8 +82,11 @@ def exogenous_pieces(X: pd.DataFrame | None, keys: list[Any]) -> dict[Any, pd.Da
     frames = instance_frames(X)
     pieces = {}
     for key in keys:
-        # A multi-column pretrain panel names series (instance..., column).
-        owner = key if key in frames else (key[:-1] if len(key) > 2 else key[0])
+        # A multi-column pretrain panel names series (instance..., column):
+        # only such tuples fall back to their instance (a label "ABC" is not "AB").
+        owner = key
+        if key not in frames and isinstance(key, tuple):
+            owner = key[:-1] if len(key) > 2 else key[0]
         if owner not in frames:
             raise ValueError(f"X has no rows for instance {key!r} of y.")
         pieces[key] = frames[owner]

@@ -141,6 +141,9 @@ class SeriesState:
                 "was fitted with log-returns; refit with transform='difference'."
             )
         check_continues(self.tail.index, series.index, self.key)
+        # Revisions of points older than the kept tail cannot change the state
+        # (forecasts read only the tail); joined to it they would leave a gap.
+        series = series[series.index >= self.tail.index[0]]
         combined = pd.concat([self.tail, series.astype(np.float64)])
         combined = combined[~combined.index.duplicated(keep="last")].sort_index()
         check_regular(combined.index, self.key)

@@ -119,3 +119,18 @@ def test_pretrain_with_panel_x_then_fit_unseen_series_and_leave_inputs_untouched
     assert np.isfinite(pred.iloc[0])
     with pytest.raises(ValueError, match="trained with exogenous X"):
         MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_).fit(y_new)
+
+
+@pytest.mark.parametrize("labels", [["AB", "ABC", "Z"], [1, 11, 2]])
+def test_x_missing_an_instance_is_refused_not_borrowed_from_a_similar_label(labels):
+    # "ABC" once read the rows of "AB" (its label cut by one character), and
+    # an integer label raised a TypeError.
+    from sk_metalstm.datasets import make_ar_returns_panel
+
+    panel = make_ar_returns_panel(n_series=3, n_timepoints=60, random_state=0)
+    panel.index = panel.index.set_levels(labels, level=0)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.standard_normal(len(panel))}, index=panel.index)
+    missing = labels[1]
+    with pytest.raises(ValueError, match=f"X has no rows for instance {missing!r} of y"):
+        MetaLSTMForecaster(horizon=2, **TINY).fit(panel, X=X.drop(missing, level=0))

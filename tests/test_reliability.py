@@ -701,15 +701,24 @@ def _daily(n: int = 80) -> pd.Series:
     return pd.Series(values, index=pd.date_range("2021-01-01", periods=n, freq="D"))
 
 
-@pytest.mark.parametrize("revision", ["one_revised_point", "only_past_points"])
+@pytest.mark.parametrize("revision", ["one_revised_point", "only_past_points", "before_the_kept"])
 def test_update_with_past_data_keeps_the_forecast_origin(pretrained_forecaster, revision):
     # A vendor revising a past quote must not move the forecast origin back,
     # and the reported cutoff must agree with the dates of the forecasts.
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
     forecaster.update(y.iloc[60:63])
-    past = y.iloc[61:62] * 1.01 if revision == "one_revised_point" else y.iloc[40:50]
+    before = forecaster.predict()
+    past = {
+        "one_revised_point": y.iloc[61:62] * 1.01,
+        "only_past_points": y.iloc[40:50],
+        # Older than the points the state keeps: they cannot change a forecast
+        # (this was refused as "an irregular DatetimeIndex").
+        "before_the_kept": y.iloc[:5] * 1.5,
+    }[revision]
     forecaster.update(past)
+    if revision == "before_the_kept":
+        pd.testing.assert_series_equal(forecaster.predict(), before)
     assert forecaster.cutoff[0] == y.index[62]
     forecast = forecaster.predict()
     assert forecast.index[0] == y.index[62] + pd.Timedelta(days=1)
