@@ -4,8 +4,8 @@ Forecasts are direct multi-step: the adapted network outputs a location and a
 scale for the increment of each step 1..horizon (``sk_metalstm.distribution``);
 locations map back exactly to levels. The forecast distribution of the level
 ``k`` steps ahead is ``sum of locations + cumulative scale * Z_k``, with ``Z_k``
-the empirical distribution of standardised calibration residuals
-(``meta/calibration.py``), mapped through the inverse transform.
+the distribution of standardised calibration residuals (``meta/calibration.py``;
+its quantiles from ``_conformal.py``), mapped through the inverse transform.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ __all__ = [
     "levels_at",
     "output_index",
     "per_series",
-    "variance_levels",
-    "quantile_levels",
-    "residual_quantiles",
-    "relative_steps",
-    "resolve_horizon",
     "proba_levels",
+    "quantile_levels",
+    "relative_steps",
+    "residual_quantiles",
+    "resolve_horizon",
+    "variance_levels",
 ]
 
 
