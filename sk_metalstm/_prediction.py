@@ -147,9 +147,10 @@ def output_index(parts: Sequence[tuple[Any, pd.Index]], names: Sequence[Any] | N
     """
     if names is None:
         return parts[0][1]
-    rows = [
-        (*(key if isinstance(key, tuple) else (key,)), t) for key, times in parts for t in times
-    ]
+    # One instance level: a key is one label, even a tuple (unpacked it would
+    # make more levels than names).
+    hierarchical = len(names) > 2
+    rows = [(*(key if hierarchical else (key,)), t) for key, times in parts for t in times]
     return pd.MultiIndex.from_tuples(rows, names=names)
 
 

@@ -78,6 +78,10 @@ def test_output_index_of_single_series_and_panels():
     nested = output_index([(("r1", "a"), times)], ["region", "store", "time"])
     assert list(nested) == [("r1", "a", times[0]), ("r1", "a", times[1])]
     assert nested.nlevels == 3
+    # A tuple label in a single instance level stays one label (it was
+    # unpacked into two levels, and predict raised pandas' "Length of names").
+    tupled = output_index([(("0", "x"), times[:1])], ["instance", "time"])
+    assert tupled.nlevels == 2 and tupled[0] == (("0", "x"), times[0])
 
 
 # ------------------------------------------------- quantile_levels, level_variance
