@@ -161,6 +161,13 @@ def test_interest_rates_monthly_and_aggregation():
     quarterly = load_interest_rates(["AAA"], freq="Q", as_panel=False)
     expected = monthly.loc["1990-01":"1990-03", "AAA"].mean()
     assert quarterly.loc[pd.Period("1990Q1"), "AAA"] == pytest.approx(expected)
+    # Without TB3MS the quarters span 1919-2018, in order (they ran 1959Q1 ...
+    # 2009Q3, 1919Q1 ..., and end="1920" kept 1959-2009 as well).
+    _assert_mtype(quarterly, "pd.DataFrame")
+    assert quarterly.index[0] == pd.Period("1919Q1") and quarterly.index[-1] == pd.Period("2018Q4")
+    early = load_interest_rates("AAA", freq="Q", end="1920")
+    assert early.index[-1] == pd.Period("1920Q4") and len(early) == 8
+    _assert_forecastable(early)
 
     y = load_interest_rates("baa", start="1980-05-15", end="1985")
     assert y.index[0] == pd.Period("1980-05", "M")

@@ -288,7 +288,9 @@ def load_interest_rates(
         quarterly = by_quarter.mean()[by_quarter.size() == 3]
         quarterly.index.name = "time"
         tbill = read_data_file(_RATES_QUARTERLY_FILE, "Q")
-        wide = pd.concat([tbill, quarterly], axis=1)
+        # The outer join appends AAA/BAA's quarters before 1959 after TB3MS's:
+        # sort, or the index runs 1959Q1 ... 2009Q3, 1919Q1 ... (unusable).
+        wide = pd.concat([tbill, quarterly], axis=1).sort_index()
     else:
         wide = monthly
     wide = _common_span(wide[selected])
