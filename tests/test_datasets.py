@@ -449,6 +449,12 @@ def test_generators_refuse_volatilities_that_overflow_prices(call, match):
         call()
 
 
+def test_garch_returns_refuse_a_variance_that_overflows():
+    # omega=1e306 gave 930 of 1,000 returns inf behind a numpy warning.
+    with pytest.raises(ValueError, match="omega=1e.306 makes the variance leave float64"):
+        make_garch_returns(1000, omega=1e306, random_state=0)
+
+
 @pytest.mark.parametrize(
     "call",
     [

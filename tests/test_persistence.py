@@ -231,6 +231,21 @@ def test_save_regressor_refuses_parameters_it_cannot_store_safely(param, value, 
     assert not (tmp_path / "regressor.pt").exists()
 
 
+@pytest.mark.parametrize(("param", "value"), [("hidden_size", 8), ("num_layers", 2)])
+def test_save_regressor_refuses_an_architecture_changed_after_fit(param, value, tmp_path):
+    # The file would hold 4-unit weights described as 8 units: unloadable.
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y)
+    model.set_params(**{param: value})
+    with pytest.raises(ValueError, match=f"{param}={value} was set after fit"):
+        save_regressor(model, tmp_path / "regressor.pt")
+    assert not (tmp_path / "regressor.pt").exists()
+    model.set_params(hidden_size=4, num_layers=1)
+    save_regressor(model, tmp_path / "regressor.pt")
+    np.testing.assert_array_equal(load_regressor(tmp_path / "regressor.pt").predict(X),
+                                  model.predict(X))
+
+
 def test_save_regressor_refuses_an_unfitted_regressor(tmp_path):
     with pytest.raises(ValueError, match="fitted"):
         save_regressor(LSTMBaseRegressor(), tmp_path / "regressor.pt")
@@ -412,3 +427,15 @@ def test_safe_files_written_on_gpu_load_on_cpu(pretrained_state, airline, tmp_pa
     loaded = load_regressor(tmp_path / "reg.pt")
     assert str(loaded.net_.device) == "cpu" and loaded.device == "cuda"
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.parametrize("cut", [1, 10, 100])
+def test_safe_load_names_a_truncated_file(loader, cut, safe_files, tmp_path):
+    # torch's zip reader raised a bare "OSError: [Errno 22] Invalid argument".
+    data = safe_files[loader].read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-cut])
+    with pytest.raises(ValueError, match="cut.pt.*(truncated or corrupt|not a safe)"):
+        LOADERS[loader](tmp_path / "cut.pt")
+    with pytest.raises(FileNotFoundError):
+        LOADERS[loader](tmp_path / "missing.pt")

@@ -414,10 +414,16 @@ def make_garch_returns(
     shocks = np.empty((n_timepoints, n))
     h[0] = omega / (1.0 - alpha - beta)
     shocks[0] = np.sqrt(h[0]) * eps[0]
-    for t in range(1, n_timepoints):
-        h[t] = omega + alpha * shocks[t - 1] ** 2 + beta * h[t - 1]
-        shocks[t] = np.sqrt(h[t]) * eps[t]
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below by name
+        for t in range(1, n_timepoints):
+            h[t] = omega + alpha * shocks[t - 1] ** 2 + beta * h[t - 1]
+            shocks[t] = np.sqrt(h[t]) * eps[t]
     returns, vol = mu + shocks, np.sqrt(h)
+    if not (np.all(np.isfinite(returns)) and np.all(np.isfinite(vol))):
+        raise ValueError(
+            f"omega={omega} makes the variance leave float64's range (squared returns "
+            "overflow); choose a smaller omega (2e-6 is about 1 % daily volatility)."
+        )
 
     index = _time_index(n_timepoints, start)
     if single:

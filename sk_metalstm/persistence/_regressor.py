@@ -83,6 +83,7 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
         )
     if not hasattr(regressor, "net_"):
         raise ValueError("save_regressor needs a fitted LSTMBaseRegressor; call fit first.")
+    _check_fitted_architecture(regressor)
     params = {}
     for key, value in regressor.get_params(deep=False).items():
         if key == "optimizer" and isinstance(value, type):
@@ -105,6 +106,23 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
         "history": history_to_json(regressor.net_.history),
     }
     write_safe(path, REGRESSOR_FORMAT, description, tensors)
+
+
+def _check_fitted_architecture(regressor: LSTMBaseRegressor) -> None:
+    """Refuse a regressor whose architecture parameters no longer match its network.
+
+    ``load_regressor`` builds the network from the stored parameters: after
+    ``set_params(hidden_size=...)`` on a fitted regressor (it takes effect at
+    the next ``fit``) the file would hold weights of another shape.
+    """
+    lstm = regressor.net_.module_.lstm
+    for name, fitted in (("hidden_size", lstm.hidden_size), ("num_layers", lstm.num_layers)):
+        if int(getattr(regressor, name)) != fitted:
+            raise ValueError(
+                f"{name}={getattr(regressor, name)!r} was set after fit, but the fitted "
+                f"network has {name}={fitted}: set it back, or fit again, before "
+                "save_regressor (the file must describe the network it holds)."
+            )
 
 
 def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> LSTMBaseRegressor:

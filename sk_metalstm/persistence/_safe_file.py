@@ -49,8 +49,15 @@ def read_safe(
             # torch's notice about the pickle protocol of a foreign pickle.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             payload = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except OSError as error:
+        # torch's zip reader raises a bare "[Errno 22] Invalid argument" for a
+        # file cut short.
+        raise ValueError(
+            f"{where} cannot be read as a safe sk_metalstm file: it looks truncated or "
+            f"corrupt ({type(error).__name__}: {error})."
+        ) from error
     except pickle.UnpicklingError as error:
         reason = next(
             (line.strip() for line in str(error).splitlines() if "global" in line.lower()),
