@@ -439,3 +439,23 @@ def test_safe_load_names_a_truncated_file(loader, cut, safe_files, tmp_path):
         LOADERS[loader](tmp_path / "cut.pt")
     with pytest.raises(FileNotFoundError):
         LOADERS[loader](tmp_path / "missing.pt")
+
+
+def test_unreadable_files_and_destinations_are_named(safe_files, tmp_path):
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(0).bytes(200))
+    # Random bytes are not "Python objects that could run code": just unreadable.
+    for loader in LOADERS.values():
+        with pytest.raises(ValueError, match="torch.load cannot read it"):
+            loader(noise)
+    for broken in (noise, safe_files["load_regressor"]):
+        (tmp_path / "cut.pt").write_bytes(broken.read_bytes()[:-10])
+        with pytest.raises(ValueError, match="truncated or corrupt"):
+            load(tmp_path / "cut.pt")
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y)
+    for writer in (save, save_regressor):
+        with pytest.raises(IsADirectoryError, match="is a folder"):
+            writer(model, tmp_path)
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            writer(model, tmp_path / "missing" / "model.pt")

@@ -32,6 +32,17 @@ def _checked_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _generator(random_state: object) -> np.random.Generator:
+    """The numpy Generator for ``random_state``, with an error that names the parameter."""
+    try:
+        return np.random.default_rng(random_state)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "random_state must be None, an integer >= 0, a numpy Generator or "
+            f"SeedSequence; got {random_state!r}."
+        ) from exc
+
+
 def _finite(value: object, name: str) -> float:
     """``value`` as a finite float (NaN compares False and slips past range checks)."""
     try:
@@ -156,7 +167,7 @@ def make_ar_returns_panel(
     check_bool("return_params", return_params)
     phi_lo, phi_hi = _check_range(phi_range, "phi_range", -1.0, 1.0, open_low=True)
     sig_lo, sig_hi = _check_range(sigma_range, "sigma_range", 0.0, np.inf, True)
-    rng = np.random.default_rng(random_state)
+    rng = _generator(random_state)
 
     phi = rng.uniform(phi_lo, phi_hi, size=n_series)
     # Log-uniform: volatilities span orders of magnitude more naturally.
@@ -295,7 +306,7 @@ def make_regime_switching_panel(
                 f"transition_matrix must be a ({n_regimes}, {n_regimes}) "
                 "non-negative matrix whose rows sum to 1."
             )
-    rng = np.random.default_rng(random_state)
+    rng = _generator(random_state)
 
     n_chains = 1 if common_regimes else n_series
     stationary = _stationary_distribution(trans)
@@ -408,7 +419,7 @@ def make_garch_returns(
             f"stationary GARCH(1, 1), got omega={omega}, alpha={alpha}, "
             f"beta={beta}."
         )
-    rng = np.random.default_rng(random_state)
+    rng = _generator(random_state)
     eps = rng.standard_normal((n_timepoints, n))
     h = np.empty((n_timepoints, n))
     shocks = np.empty((n_timepoints, n))

@@ -36,7 +36,24 @@ def write_safe(
         "config": json.dumps(description, allow_nan=True),
         "tensors": tensors,
     }
+    check_destination(path)
     torch.save(payload, path)
+
+
+def check_destination(path: str | os.PathLike[str]) -> None:
+    """Name the problem with a destination torch.save would report as a raw RuntimeError."""
+    target = os.fspath(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"{target!r} is a folder: give a file name inside it.")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"The folder {folder!r} of {target!r} does not exist.")
+
+
+def _last_line(error: Exception) -> str:
+    """The last non-empty line of an error message (torch's are long)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else ''}"
 
 
 def read_safe(
@@ -61,8 +78,13 @@ def read_safe(
     except pickle.UnpicklingError as error:
         reason = next(
             (line.strip() for line in str(error).splitlines() if "global" in line.lower()),
-            "it holds objects other than tensors and plain containers",
+            None,
         )
+        if reason is None:  # not a pickle of objects, e.g. random or foreign bytes
+            raise ValueError(
+                f"{where} is not a safe sk_metalstm file: torch.load cannot read it "
+                f"({_last_line(error)})."
+            ) from error
         raise ValueError(
             f"{where} is not a safe sk_metalstm file: it holds Python objects that could "
             f"run code when loaded, so it was not loaded ({reason}). Files written by "

@@ -9,6 +9,7 @@ import torch
 
 import sk_metalstm
 from sk_metalstm.persistence._formats import PICKLE_FORMAT, check_version
+from sk_metalstm.persistence._safe_file import check_destination
 
 
 def save(estimator: Any, path: str | os.PathLike[str]) -> None:
@@ -39,6 +40,7 @@ def save(estimator: Any, path: str | os.PathLike[str]) -> None:
     True
     """
     payload = {"format": PICKLE_FORMAT, "version": sk_metalstm.__version__, "estimator": estimator}
+    check_destination(path)
     torch.save(payload, path)
 
 
@@ -69,7 +71,15 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
         If the file was not written by ``save``.
     """
     # weights_only=False: an estimator is more than tensors. See the warning above.
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as error:  # truncated, empty or foreign files: many error types
+        raise ValueError(
+            f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save, or is "
+            f"truncated or corrupt: torch.load cannot read it ({type(error).__name__})."
+        ) from error
     if not isinstance(payload, dict) or payload.get("format") != PICKLE_FORMAT:
         raise ValueError(f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save.")
     check_version(path, payload["version"])
