@@ -356,6 +356,20 @@ def per_series_losses(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def save_quantiles(path: str, result: dict[str, Any]) -> None:
+    """Every quantile array as ``q/<method>/<group>/<steps>``, targets as ``y/<group>/<steps>``."""
+    arrays = {
+        f"q/{method}/{name}/{k}": q
+        for method, per in result["quantiles"].items()
+        for name, by_step in per.items()
+        for k, q in by_step.items()
+    }
+    arrays |= {f"y/{name}/{k}": y for name, by_step in result["actual"].items()
+               for k, y in by_step.items()}
+    arrays |= {f"high_vol/{name}": v for name, v in result["high_vol"].items()}
+    np.savez_compressed(path, grid=GRID, **arrays)
+
+
 CONFIGS = {
     "full": {
         "n_pretrain_stocks": 10,
@@ -398,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="meta_learner values of the package to score (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/risk.json")
+    parser.add_argument("--save-quantiles", metavar="NPZ",
+                        help="also write every forecast quantile, target and volatility "
+                             "flag to this .npz (for analyses without re-running)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", FutureWarning)
     cfg = CONFIGS["quick" if args.quick else "full"]
@@ -408,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     table = summarise(result)
     # Per-series losses instead of every quantile (tens of MB of JSON).
     result["per_series"] = per_series_losses(result)
+    if args.save_quantiles:
+        save_quantiles(args.save_quantiles, result)
     for key in ("quantiles", "actual", "high_vol"):
         del result[key]
     write_report(
