@@ -11,6 +11,7 @@ input shapes and dtypes scikit-learn does not expect.
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any, Literal
 
 import numpy as np
@@ -116,7 +117,8 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
         Optimizer.
     weight_decay : float, default=0.0
-        L2 penalty (decoupled for ``"adamw"``).
+        L2 penalty (decoupled for ``"adamw"``). Must be 0 for an optimizer
+        that takes none (``torch.optim.LBFGS``).
     gradient_clip : float or None, default=None
         If set, gradients are rescaled so their global L2 norm is at most this
         value (skorch's ``GradientNormClipping``); helps with exploding
@@ -415,7 +417,12 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         check_real("gradient_clip", self.gradient_clip, low=0.0, low_open=True, allow_none=True)
         check_choice("lag_order", self.lag_order, _LAG_ORDERS)
         check_bool("shuffle", self.shuffle)
-        self._optimizer_class()
+        if self.weight_decay and not _takes_weight_decay(self._optimizer_class()):
+            raise InvalidParameterError(
+                f"weight_decay={self.weight_decay!r} but optimizer "
+                f"{self._optimizer_class().__name__} has no weight_decay parameter; "
+                "use weight_decay=0.0 with it."
+            )
         if self.callbacks is not None and not isinstance(self.callbacks, list | tuple):
             raise InvalidParameterError(
                 "callbacks must be None or a list of skorch callbacks or "
@@ -433,8 +440,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             module__output_size=self.n_outputs_,
             module__dropout=float(self.dropout),
             criterion=torch.nn.MSELoss,
-            optimizer=self._optimizer_class(),
-            optimizer__weight_decay=float(self.weight_decay),
+            **self._optimizer_params(),
             lr=float(self.lr),
             max_epochs=int(self.max_epochs),
             batch_size=self.batch_size_,
@@ -448,6 +454,14 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
             device=device,
             verbose=int(self.verbose),
         )
+
+    def _optimizer_params(self) -> dict[str, Any]:
+        """The ``optimizer`` and its arguments for skorch (LBFGS takes no weight decay)."""
+        optimizer = self._optimizer_class()
+        params: dict[str, Any] = {"optimizer": optimizer}
+        if _takes_weight_decay(optimizer):
+            params["optimizer__weight_decay"] = float(self.weight_decay)
+        return params
 
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
@@ -602,3 +616,14 @@ def _standardise(values: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.
         out = np.divide(values, scale)
         out -= mean / scale
     return out
+
+
+def _takes_weight_decay(optimizer: type[torch.optim.Optimizer]) -> bool:
+    """Whether ``optimizer(params, weight_decay=...)`` is accepted."""
+    try:
+        parameters = inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # no introspectable signature: let torch decide
+        return True
+    return "weight_decay" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

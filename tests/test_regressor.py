@@ -368,6 +368,10 @@ def test_predict_before_fit_raises_not_fitted(data):
         ({"weight_decay": -1.0}, "weight_decay must be a number"),
         ({"gradient_clip": 0.0}, "gradient_clip must be None or a number"),
         ({"optimizer": "lbfgs2"}, "Unknown optimizer 'lbfgs2'; choose one of"),
+        (
+            {"optimizer": torch.optim.LBFGS, "weight_decay": 0.1},
+            "optimizer LBFGS has no weight_decay parameter",
+        ),
         ({"num_threads": 0}, "num_threads must be None or an integer >= 1"),
         ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
         ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
@@ -484,6 +488,14 @@ def test_whole_batch_fetching_trains_like_skorchs_default_dataset(data):
     np.testing.assert_allclose(
         reg.history_[:, "train_loss"], plain.history[:, "train_loss"], rtol=1e-6
     )
+
+
+def test_an_optimizer_without_weight_decay_trains(data):
+    # LBFGS takes no weight_decay argument: passing weight_decay=0.0 was a TypeError.
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST, optimizer=torch.optim.LBFGS).fit(X, y)
+    assert isinstance(reg.net_.optimizer_, torch.optim.LBFGS)
+    assert np.isfinite(reg.predict(X)).all()
 
 
 def test_lr_scheduler_gradient_clip_and_optimizer_options(data):
