@@ -420,8 +420,13 @@ def test_garch_returns():
         (lambda: make_garch_returns(20, omega=np.nan), "omega must be finite"),
         (lambda: make_garch_returns(20, mu=np.inf), "mu must be finite"),
         (lambda: make_ar_returns_panel(phi_range=(np.nan, 0.2)), "phi_range must hold finite"),
+        (lambda: make_garch_returns(20, omega="0.1"), "omega must be a number, got '0.1'"),
+        (lambda: make_ar_returns_panel(phi_range=("-0.2", 0.2)), "phi_range must be a pair"),
     ],
-    ids=["phis_nan", "sigmas_nan", "persistence_str", "omega_nan", "mu_inf", "phi_range_nan"],
+    ids=[
+        "phis_nan", "sigmas_nan", "persistence_str", "omega_nan", "mu_inf", "phi_range_nan",
+        "omega_text", "phi_range_text",
+    ],
 )
 def test_generators_refuse_non_finite_parameters(call, match):
     # NaN compares False, so it slipped past the range checks into NaN prices.

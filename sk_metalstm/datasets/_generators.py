@@ -44,7 +44,13 @@ def _generator(random_state: object) -> np.random.Generator:
 
 
 def _finite(value: object, name: str) -> float:
-    """``value`` as a finite float (NaN compares False and slips past range checks)."""
+    """``value`` as a finite float (NaN compares False and slips past range checks).
+
+    Strings are refused although ``float("0.1")`` would read them: a quoted
+    number is a mistake upstream, as it is for scikit-learn's parameters.
+    """
+    if isinstance(value, str | bytes | bool | np.bool_):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
@@ -58,6 +64,8 @@ def _check_range(
     value: Sequence[float], name: str, low: float, high: float, open_low: bool
 ) -> tuple[float, float]:
     try:
+        if isinstance(value, str | bytes) or any(isinstance(v, str | bytes) for v in value):
+            raise TypeError("text")
         a, b = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a pair (low, high), got {value!r}.") from exc
