@@ -36,6 +36,11 @@ def test_columns_are_steps_and_many_residuals_match_numpy():
     np.testing.assert_allclose(q, np.quantile(z, levels, axis=0), atol=0.02)
 
 
-def test_two_residuals_are_not_enough_for_a_tail():
-    z = np.array([-1.0, 1.0])
-    np.testing.assert_allclose(conformal_quantiles(z, [0.01, 0.5, 0.99]), [-1.0, 0.0, 1.0])
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_or_two_residuals_give_the_networks_gaussian(n):
+    # They cannot place a quantile: every level sat on them, so a 50 % and a
+    # 99 % interval coincided (from one residual, with zero width).
+    z = np.linspace(-0.5, 0.3, n)[:, None].repeat(2, axis=1)
+    q = conformal_quantiles(z, [0.005, 0.25, 0.5, 0.75, 0.995])
+    expected = [-2.5758, -0.6745, 0.0, 0.6745, 2.5758]
+    np.testing.assert_allclose(q, np.array(expected)[:, None].repeat(2, axis=1), atol=1e-4)

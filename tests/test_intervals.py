@@ -49,6 +49,20 @@ def test_intervals_nest_and_widen_with_horizon(airline_forecaster):
     assert inner.iloc[1] > inner.iloc[0]
 
 
+@pytest.mark.parametrize("query_size", [1, 2])
+def test_intervals_widen_with_coverage_from_one_or_two_calibration_residuals(query_size):
+    # A short series with a tiny query_size leaves one or two calibration
+    # residuals; the 50 % and 99 % intervals were the same (of zero width from one).
+    y = load_airline().iloc[:40]
+    f = MetaLSTMForecaster(horizon=2, **{**TINY, "window_length": 5, "query_size": query_size})
+    f.fit(y, fh=[1, 2])
+    assert len(f.pretrained_state_.residuals["step"]) <= 2
+    iv = f.predict_interval(coverage=[0.5, 0.99]).to_numpy()
+    inner, outer = iv[:, 1] - iv[:, 0], iv[:, 3] - iv[:, 2]
+    assert np.all(inner > 0) and np.all(outer > 1.5 * inner)
+    assert np.all(f.predict_var().to_numpy() > 0)
+
+
 def test_panel_intervals_have_panel_index():
     panel = make_ar_returns_panel(n_series=3, n_timepoints=80, random_state=0)
     f = MetaLSTMForecaster(horizon=2, **TINY).fit(panel)
