@@ -56,15 +56,22 @@ class Forecast(NamedTuple):
 
 
 def resolve_horizon(
-    state: Any, horizon: int | None, fh: ForecastingHorizon | None, cutoff: Any = None
+    state: Any,
+    horizon: int | None,
+    fh: ForecastingHorizon | None,
+    cutoffs: Sequence[pd.Index] = (),
 ) -> int:
-    """The largest forecast step: a pretrained ``state``'s, ``horizon``, or ``fh``'s reach."""
+    """The largest forecast step: a pretrained ``state``'s, ``horizon``, or ``fh``'s reach.
+
+    An absolute ``fh`` reaches furthest from the series that ends first, so its
+    reach is the largest over every series' own cutoff in ``cutoffs``.
+    """
     if state is not None:
         return int(state.config["horizon"])
     if horizon is not None:
         return int(horizon)
-    if fh is not None and cutoff is not None:
-        return max(1, int(np.max(relative_steps(fh, cutoff))))
+    if fh is not None and len(cutoffs):
+        return max(1, *(int(np.max(relative_steps(fh, cutoff))) for cutoff in cutoffs))
     if fh is not None and fh.is_relative:
         if not _whole_steps(fh.to_numpy()):
             raise ValueError(

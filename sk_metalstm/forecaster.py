@@ -28,7 +28,7 @@ from sk_metalstm._prediction import (
     resolve_horizon,
     variance_levels,
 )
-from sk_metalstm._series import SINGLE, checked_instances, split_instances
+from sk_metalstm._series import SINGLE, checked_instances, frequency, split_instances
 from sk_metalstm._series_state import (
     SeriesState,
     adapt_states,
@@ -280,9 +280,9 @@ class MetaLSTMForecaster(BaseForecaster):
         if self.pretrained is not None:
             self.pretrained.check_matches(params)
 
-    def _resolve_horizon(self, fh: ForecastingHorizon | None, cutoff: Any = None) -> None:
+    def _resolve_horizon(self, fh: ForecastingHorizon | None, cutoffs: Any = ()) -> None:
         state = getattr(self, "pretrained_state_", None) or self.pretrained
-        self._horizon = resolve_horizon(state, self.horizon, fh, cutoff)
+        self._horizon = resolve_horizon(state, self.horizon, fh, cutoffs)
 
     def _layout(self) -> TaskLayout:
         return TaskLayout(
@@ -328,7 +328,7 @@ class MetaLSTMForecaster(BaseForecaster):
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
         self._check_params()
-        self._resolve_horizon(fh)
+        self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
         self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained)
         return self
 
@@ -336,7 +336,7 @@ class MetaLSTMForecaster(BaseForecaster):
         """Continue meta-training (step 2) on more series."""
         # A clone carries pretrained_state_ but not the private horizon.
         self._check_params()
-        self._resolve_horizon(fh)
+        self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
         self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         # After a fit, sktime does not count an attribute that existed before
         # pretrain as pretrained, and the next fit would discard the state.
@@ -356,12 +356,16 @@ class MetaLSTMForecaster(BaseForecaster):
     def _fit(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         self._check_params()
-        self._resolve_horizon(fh, self.cutoff)
+        # Each series' own end: in a panel an absolute fh is further from the
+        # series that ends first than from sktime's cutoff (the latest end).
+        cutoffs = _instance_cutoffs(y, fh)
+        self._resolve_horizon(fh, list(cutoffs.values()))
         self._horizon_pretrained = self.pretrained is not None or hasattr(
             self, "pretrained_state_"
         )
-        if fh is not None:  # fail now, not at the first predict
-            check_reach(relative_steps(fh, self.cutoff), self._horizon, self._horizon_pretrained)
+        for key, cutoff in cutoffs.items():  # fail now, not at the first predict
+            steps = relative_steps(fh, cutoff)
+            check_reach(steps, self._horizon, self._horizon_pretrained, series=key)
         pieces = self._split_series(y)
         # A state from pretrain (which starts from ``pretrained``) is the newest.
         if not hasattr(self, "pretrained_state_"):
@@ -495,6 +499,11 @@ class MetaLSTMForecaster(BaseForecaster):
                 self._set_cutoff(self._committed_cutoff)
             raise
         self._states = {**self._states, **new}
+        # Forecasts are named after the latest data, as sktime names intervals.
+        if isinstance(y, pd.Series):
+            self._y_name = y.name
+        elif self._panel_names is not None:
+            self._panel_names = (y.index.names, y.columns)
         committed = getattr(self, "_committed_cutoff", None)
         if committed is not None and self._cutoff[0] < committed[0]:
             # Data that revise the past do not move the forecast origin back:
@@ -516,3 +525,28 @@ class MetaLSTMForecaster(BaseForecaster):
             {**tiny, "meta_learner": "metasgd"},
             {**tiny, "meta_learner": "lstm", "transform": "difference"},
         ]
+
+
+def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Index]:
+    """Each series' last time point with its frequency, as an absolute ``fh`` counts from it.
+
+    Integer relative steps are the same from every cutoff: then only the
+    first series' is needed. Series whose dates have no frequency are left
+    out: checking the series refuses them with a clearer message than
+    counting steps could.
+    """
+    if fh is None:
+        return {}
+    pieces = split_instances(y)
+    if fh.is_relative and fh.to_numpy().dtype.kind in "iu":
+        pieces = dict([next(iter(pieces.items()))]) if pieces else {}
+    cutoffs = {}
+    for key, series in pieces.items():
+        last = series.index[-1:]
+        if isinstance(last, pd.DatetimeIndex):
+            freq = frequency(series.index)
+            if freq is None:
+                continue
+            last = pd.DatetimeIndex(last, freq=freq)
+        cutoffs[key] = last
+    return cutoffs

@@ -75,6 +75,33 @@ def test_horizon_none_takes_largest_fh_step_from_fit(airline, tiny):
     assert MetaLSTMForecaster(**tiny).fit(airline).pretrained_state_.config["horizon"] == 1
 
 
+def _panel_ending_apart() -> pd.DataFrame:
+    """Two daily series; 'b' ends one day before 'a'."""
+    parts = []
+    for seed, (key, n) in enumerate([("a", 40), ("b", 39)]):
+        times = pd.date_range("2020-01-01", periods=n, freq="D")
+        values = 50 + np.cumsum(np.random.default_rng(seed).normal(size=n))
+        index = pd.MultiIndex.from_product([[key], times], names=["instance", "time"])
+        parts.append(pd.DataFrame({"y": values}, index=index))
+    return pd.concat(parts)
+
+
+def test_absolute_fh_reaches_from_the_series_that_ends_first(tiny):
+    # Counted from sktime's cutoff (the latest end) the horizon was 2 and
+    # predict refused 'b'; pretrain ignored an absolute fh and used 1 step.
+    panel = _panel_ending_apart()
+    fh = pd.DatetimeIndex(["2020-02-10", "2020-02-11"])
+    forecaster = MetaLSTMForecaster(**tiny).fit(panel, fh=fh)
+    assert forecaster.pretrained_state_.config["horizon"] == 3
+    pred = forecaster.predict()
+    assert pred.index.get_level_values("time").unique().equals(fh)
+    assert len(pred) == 4
+    with pytest.raises(ValueError, match=r"3 steps ahead \(instance 'b'\), beyond horizon=2"):
+        MetaLSTMForecaster(horizon=2, **tiny).fit(panel, fh=fh)
+    pretrained = MetaLSTMForecaster(**tiny).pretrain(panel, fh=fh)
+    assert pretrained.pretrained_state_.config["horizon"] == 3
+
+
 # ----------------------------------------------------------- pretrain / fit
 def test_fit_after_pretrain_adapts_without_meta_training(
     pretrained_forecaster, airline, meta_train_calls
@@ -185,6 +212,14 @@ def test_update_without_params_moves_cutoff_and_window(airline, pretrained_state
     step *= 1.0 if weight is None else float(weight[0])
     expected = airline.iloc[122] * np.exp(step)
     assert after.iloc[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_forecasts_take_the_name_of_the_latest_data(airline, pretrained_state):
+    # predict kept the name seen by fit while the intervals took the update's.
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state).fit(airline[:120])
+    forecaster.update(airline[120:123].rename("passengers"))
+    assert forecaster.predict(fh=[1]).name == "passengers"
+    assert forecaster.predict_interval(fh=[1]).columns[0][0] == "passengers"
 
 
 def test_update_panel_and_unknown_instance(ar_panel, pretrained_state):
