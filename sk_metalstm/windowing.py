@@ -173,7 +173,11 @@ def _scale_stats(values: np.ndarray, centre: bool) -> tuple[Any, Any]:
     """
     target = values if values.ndim == 1 else values[:, 0]
     loc = float(np.mean(target)) if centre else 0.0
-    scale = max(root_mean_square(target - loc), _MIN_SCALE)
+    # Any positive spread is the series' own unit, however small (increments
+    # of 1e-14 train as increments of 1 do); only a flat stretch, whose
+    # increments are all 0 and scale to 0 anyway, takes the floor.
+    rms = root_mean_square(target - loc)
+    scale = rms if rms > 0 else _MIN_SCALE
     if values.ndim == 1:
         return loc, scale
     # The last row's features (those of the next, not yet observed, time point)
@@ -181,7 +185,9 @@ def _scale_stats(values: np.ndarray, centre: bool) -> tuple[Any, Any]:
     features = values[:, 1:]
     f_loc = np.nanmean(features, axis=0)
     f_scale = np.nanstd(features, axis=0)
-    f_scale = np.where(f_scale > _MIN_SCALE, f_scale, 1.0)
+    # A column is constant when its spread is rounding noise next to its
+    # values (relative, so covariates in tiny units are still standardised).
+    f_scale = np.where(f_scale > _MIN_SCALE * np.abs(f_loc), f_scale, 1.0)
     return np.r_[loc, f_loc], np.r_[scale, f_scale]
 
 

@@ -9,7 +9,7 @@ import pytest
 from sk_metalstm import MetaLSTMForecaster
 
 
-@pytest.mark.parametrize("magnitude", [1e-8, 1e200])
+@pytest.mark.parametrize("magnitude", [1e-8, 1e-16, 1e200])
 def test_difference_forecasts_scale_with_the_series(airline, tiny, magnitude):
     # Regression: prices around 1e200 with transform="difference" gave inf/NaN
     # forecasts (the root-mean-square scale overflowed).
