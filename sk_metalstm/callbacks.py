@@ -25,6 +25,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "TimeBudget",
     "check_no_validation_monitor",
+    "report_progress",
     "training_callbacks",
 ]
 
@@ -167,12 +168,21 @@ class ProgressReport(Callback):
         left = elapsed / max(self.batches_, 1) * max(total - self.batches_, 0)
         if self.deadline is not None:
             left = max(min(left, self.deadline - now), 0.0)
-        print(
-            f"[sk_metalstm] {self.phase}: epoch {len(net.history)}/{net.max_epochs}{losses}; "
-            f"{_clock(elapsed)} spent, at most ~{_clock(left)} left",
-            file=self.stream or sys.stderr,
-            flush=True,
+        report_progress(
+            f"{self.phase}: epoch {len(net.history)}/{net.max_epochs}{losses}",
+            elapsed,
+            left,
+            self.stream,
         )
+
+
+def report_progress(what: str, elapsed: float, left: float, stream: Any = None) -> None:
+    """One progress line: what is being done, time spent and an upper bound of the time left."""
+    print(
+        f"[sk_metalstm] {what}; {_clock(elapsed)} spent, at most ~{_clock(left)} left",
+        file=stream or sys.stderr,
+        flush=True,
+    )
 
 
 class TimeBudget(Callback):
@@ -246,10 +256,14 @@ def _check_user_callbacks(user: list[Any], reserved: list[str]) -> None:
             )
 
 
-def check_no_validation_monitor(user_callbacks: Sequence[Any] | None) -> None:
+def check_no_validation_monitor(
+    user_callbacks: Sequence[Any] | None,
+    why: str = "validation_fraction=0 holds out no validation data",
+) -> None:
     """Refuse a callback watching ``valid_*`` when training holds out no validation data.
 
-    skorch would fail after the first epoch with a bare KeyError.
+    skorch would fail after the first epoch with a bare KeyError. ``why`` says
+    in the message why there is none.
     """
     for entry in user_callbacks or []:
         callback = _callback_of(entry)
@@ -261,8 +275,8 @@ def check_no_validation_monitor(user_callbacks: Sequence[Any] | None) -> None:
         if isinstance(monitor, str) and monitor.startswith("valid"):
             name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
             raise InvalidParameterError(
-                f"The callback {name} monitors {monitor!r}, but validation_fraction=0 holds out no "
-                "validation data; set validation_fraction > 0 or monitor='train_loss'."
+                f"The callback {name} monitors {monitor!r}, but {why}; set "
+                "validation_fraction > 0 (on enough data) or monitor='train_loss'."
             )
 
 

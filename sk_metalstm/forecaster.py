@@ -110,7 +110,8 @@ class MetaLSTMForecaster(BaseForecaster):
     n_iter_no_change : int or None, default=6
         Early stopping patience (epochs) on the validation loss; best weights kept.
     max_time : float or None, default=None
-        Time budget of ``pretrain`` in seconds; the best weights so far are kept.
+        Time budget of ``pretrain`` in seconds; the best weights so far are
+        kept. Calibration stops at it too, after at least 256 held-out tasks.
     lr : float or None, default=None
         Outer learning rate of steps 1 and 2 (``None``: 1e-3; 0.5 for Reptile).
     gradient_clip : float or None, default=1.0
@@ -348,6 +349,15 @@ class MetaLSTMForecaster(BaseForecaster):
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
         """A forecaster adapting with ``state``, with its settings; ``params`` override them."""
+        if not isinstance(state, MetaState):
+            hint = (
+                " (a forecaster: pass its pretrained_state_)"
+                if isinstance(state, MetaLSTMForecaster)
+                else ""
+            )
+            raise TypeError(
+                f"from_pretrained needs a MetaState, got {type(state).__name__}{hint}."
+            )
         names = set(cls.get_param_names())
         settings = {k: v for k, v in state.config.items() if k in names}
         return cls(**{**settings, **params, "pretrained": state})

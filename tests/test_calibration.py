@@ -65,3 +65,34 @@ def test_pretraining_keeps_locations_that_carry_signal():
 def test_pretraining_on_a_random_walk_shrinks_its_locations():
     # Random-walk prices: nothing beyond "no change" (seeds 0-3 gave 0.15-0.28).
     assert _next_step_weight((0.0, 0.0)) < 0.5
+
+
+def test_a_passed_deadline_stops_calibration_after_its_minimum_of_tasks(capsys, monkeypatch):
+    # max_time bounded training only: with a gradient learner on a large panel
+    # calibrating 2,000 tasks took half a minute after the budget, in silence.
+    import time
+
+    import sk_metalstm.meta.calibration as calibration
+    from sk_metalstm import MetaLSTMForecaster
+    from sk_metalstm.datasets import make_ar_returns_panel
+    from sk_metalstm.meta.tasks import TaskDataset
+    from sk_metalstm.windowing import TaskLayout, to_increments
+
+    panel = make_ar_returns_panel(6, 300, random_state=0)
+    forecaster = MetaLSTMForecaster(
+        window_length=5, hidden_size=4, support_size=8, query_size=2, horizon=2,
+        max_epochs=1, base_max_epochs=1, random_state=0, verbose=0,
+    ).pretrain(panel)
+    layout = TaskLayout(5, 2, 8, 2)
+    series = [to_increments(g.to_numpy().ravel(), "log_return") for _, g in panel.groupby(level=0)]
+    tasks = TaskDataset(series, layout, 2)
+    learner = forecaster.pretrained_state_.learner
+    monkeypatch.setattr(calibration, "_REPORT_EVERY", 0.0)
+    full = calibration.calibrate(learner, tasks, batch_size=16)
+    cut = calibration.calibrate(
+        learner, tasks, batch_size=16, deadline=time.monotonic() - 1, min_tasks=40, verbose=1
+    )
+    assert len(full.residuals["step"]) == 2 * len(tasks)
+    # Whole batches until at least 40 tasks (of 2 query windows each) are done.
+    assert len(cut.residuals["step"]) == 2 * 48
+    assert "[sk_metalstm] calibration: " in capsys.readouterr().err

@@ -543,6 +543,21 @@ def test_mismatching_pretrained_state(airline, pretrained_state, tiny):
         MetaLSTMForecaster.from_pretrained(pretrained_state, window_length=6).fit(airline)
 
 
+def test_learner_settings_of_a_pretrained_state_cannot_be_overridden(
+    airline, ar_panel, pretrained_state
+):
+    # Built into the learner when meta-training starts: overriding them changed
+    # nothing, and a continued pretrain stored a config its learner did not follow.
+    steps = pretrained_state.config["inner_steps"] + 1
+    with pytest.raises(ValueError, match=f"inner_steps={steps} .*adapt_steps sets"):
+        MetaLSTMForecaster.from_pretrained(pretrained_state, inner_steps=steps).fit(airline)
+    with pytest.raises(ValueError, match="inner_lr=7.0"):
+        MetaLSTMForecaster.from_pretrained(pretrained_state, inner_lr=7.0).pretrain(ar_panel)
+    forecaster = MetaLSTMForecaster.from_pretrained(pretrained_state)
+    with pytest.raises(TypeError, match="MetaState, got MetaLSTMForecaster.*pretrained_state_"):
+        MetaLSTMForecaster.from_pretrained(forecaster)
+
+
 # ------------------------------------------------------- adaptation matters
 def test_meta_learned_adaptation_closes_pooled_to_oracle_gap():
     """On AR(1) returns with per-series phi, adapting must beat the pooled LSTM.

@@ -514,6 +514,23 @@ def test_validation_monitor_without_validation_split_raises_up_front(callback):
     reg.set_params(validation_fraction=0.2).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("fraction", "match"),
+    [(0.0, "validation_fraction=0.0 holds out"), (0.1, "of 2 meta-training tasks leaves no")],
+)
+def test_forecaster_validation_monitor_without_validation_tasks_raises_up_front(fraction, match):
+    # skorch failed with KeyError: 'valid_loss' after the pooled phase had trained;
+    # a short series leaves no validation task even at the default fraction.
+    y = pd.Series(np.cumsum(np.random.default_rng(0).normal(size=20)) + 50.0)
+    forecaster = MetaLSTMForecaster(
+        window_length=5, hidden_size=4, support_size=8, query_size=2, horizon=2,
+        max_epochs=2, base_max_epochs=1, validation_fraction=fraction, verbose=0,
+        callbacks=[EarlyStopping(monitor="valid_loss")],
+    )
+    with pytest.raises(InvalidParameterError, match=f"monitors 'valid_loss'.*{match}"):
+        forecaster.fit(y)
+
+
 class _RecordCallbacks(Callback):
     seen: list = []  # class-level: meta-training deep-copies user callbacks
 

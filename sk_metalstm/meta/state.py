@@ -9,10 +9,13 @@ import numpy as np
 
 from sk_metalstm.meta.base import MetaLearner
 
-__all__ = ["MetaState", "ARCHITECTURE_KEYS"]
+__all__ = ["MetaState", "ARCHITECTURE_KEYS", "LEARNER_KEYS"]
 
 #: Settings a learner cannot be used without: they fix its network and tasks.
 ARCHITECTURE_KEYS = ("window_length", "horizon", "hidden_size", "num_layers", "meta_learner")
+#: Settings built into the learner when meta-training starts; changing them
+#: afterwards would change nothing (``adapt_steps`` sets the steps at fit).
+LEARNER_KEYS = ("inner_steps", "inner_lr", "first_order")
 
 
 @dataclass
@@ -43,11 +46,11 @@ class MetaState:
     location_weight: np.ndarray | None = None
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-        """Architecture settings in ``params`` that differ from this state's."""
+        """Settings fixed by pretraining in ``params`` that differ from this state's."""
         return {
             k: (params[k], self.config[k])
-            for k in ARCHITECTURE_KEYS
-            if params.get(k) is not None and params[k] != self.config[k]
+            for k in (*ARCHITECTURE_KEYS, *LEARNER_KEYS)
+            if params.get(k) is not None and k in self.config and params[k] != self.config[k]
         }
 
     def check_matches(self, params: dict[str, Any]) -> None:
@@ -59,5 +62,6 @@ class MetaState:
                 f"pretrained state does not match this forecaster: {detail}. These "
                 "settings are fixed by pretraining: leave them out "
                 "(MetaLSTMForecaster.from_pretrained(state, ...) copies the state's), "
-                "or pretrain again with the new values."
+                "or pretrain again with the new values (adapt_steps sets the update steps "
+                "at fit)."
             )

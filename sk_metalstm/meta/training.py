@@ -22,10 +22,11 @@ from sk_metalstm.callbacks import (
     KeepBestWeights,
     ProgressReport,
     TimeBudget,
+    check_no_validation_monitor,
     training_callbacks,
 )
 from sk_metalstm.distribution import GaussianNLL, n_outputs
-from sk_metalstm.meta import make_meta_learner
+from sk_metalstm.meta import META_LEARNERS, make_meta_learner
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import calibrate
 from sk_metalstm.meta.net import MetaNet
@@ -175,6 +176,15 @@ def meta_train(
     if config["validation_fraction"] > 0:
         train, valid = tasks.split_by_time(config["validation_fraction"])
     scored_valid = _capped(valid) if valid is not None and len(valid) else None
+    if scored_valid is None:  # fail before training, not with skorch's KeyError after it
+        fraction = config["validation_fraction"]
+        check_no_validation_monitor(
+            callbacks,
+            f"validation_fraction={fraction} holds out no validation data"
+            if fraction == 0
+            else f"validation_fraction={fraction} of {len(tasks)} meta-training tasks "
+            "leaves no validation task",
+        )
     start = time.monotonic()
     budget = config.get("max_time")
     base_epochs, meta_epochs = config["base_max_epochs"], config["max_epochs"]
@@ -185,7 +195,7 @@ def meta_train(
             # The pooled phase may use its share of the budget; the meta phase the rest.
             share = (
                 1.0
-                if phase != "pooled" or name == "none"
+                if phase != "pooled" or not meta_phase_follows
                 else base_epochs / max(base_epochs + meta_epochs, 1)
             )
             deadline = start + budget * share
@@ -211,6 +221,8 @@ def meta_train(
 
     histories: list[Any] = list(warm_start.history) if warm_start is not None else []
     name = config["meta_learner"]
+    # "none" and "finetune" train nothing after the pooled phase: it gets the whole budget.
+    meta_phase_follows = name != "none" and META_LEARNERS[name].trainable and meta_epochs > 0
     if warm_start is not None:
         learner = copy.deepcopy(warm_start.learner)
     else:
@@ -239,10 +251,16 @@ def meta_train(
     learner.eval()
     # Held-out (later) tasks calibrate locations and intervals when there are any.
     calibration = None
+    # max_time bounds calibration too (beyond a minimum of tasks); on the training device.
+    options = {
+        "device": device,
+        "deadline": None if budget is None else start + budget,
+        "verbose": config["verbose"],
+    }
     if valid is not None and len(valid):
-        calibration = calibrate(learner, valid)
+        calibration = calibrate(learner, valid, **options)
     if calibration is None:  # no held-out tasks, or only flat ones
-        calibration = calibrate(learner, tasks)
+        calibration = calibrate(learner, tasks, **options)
     if calibration is None:
         raise ValueError(
             "Every meta-training task covers a stretch where the series did not move; "
