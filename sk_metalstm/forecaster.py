@@ -132,8 +132,9 @@ class MetaLSTMForecaster(BaseForecaster):
         is not modified).
     random_state : int, RandomState or None, default=None
         Seeds meta-training; fixed values give repeatable results on CPU.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where meta-training and adaptation run.
+    device : {"cpu", "cuda", "mps", "auto"}, "cuda:N" or torch.device, default="cpu"
+        Where meta-training and adaptation run; ``"auto"`` picks CUDA when
+        available.
     num_threads : int or None, default=1
         torch threads during this forecaster's calls (``None``: torch's setting).
     verbose : int or bool, default=1

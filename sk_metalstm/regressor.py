@@ -146,7 +146,7 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         Seeds weight initialisation, dropout and shuffling. Training runs on a
         private torch RNG stream, so the global torch RNG state is left
         unchanged. With an int, repeated fits on CPU give identical models.
-    device : {"cpu", "cuda", "auto"} or str, default="cpu"
+    device : {"cpu", "cuda", "mps", "auto"}, "cuda:N" or torch.device, default="cpu"
         Torch device; ``"auto"`` picks CUDA when available.
     num_threads : int or None, default=1
         Intra-op torch threads during ``fit`` and ``predict`` (restored

@@ -31,14 +31,17 @@ def to_json(value: Any, strict: bool = True) -> Any:
     raise NotJSON(type(value).__name__)
 
 
-def param_to_json(key: str, value: Any, what: str) -> Any:
+def param_to_json(
+    key: str, value: Any, what: str, fix: str = "Set it to a plain value (e.g. with set_params)"
+) -> Any:
+    """``value`` as JSON, or a ``ValueError`` saying what cannot be stored and ``fix``."""
     try:
         return to_json(value)
     except NotJSON as error:
         raise ValueError(
             f"{what} {key}={value!r} cannot be stored safely (a {error} is not a JSON "
-            "value). Set it to a plain value (e.g. with set_params) before saving, or "
-            "use sk_metalstm.persistence.save (pickle; for trusted files only)."
+            f"value). {fix} before saving, or use sk_metalstm.persistence.save (pickle; "
+            "for trusted files only)."
         ) from None
 
 
@@ -53,7 +56,13 @@ def config_to_json(config: dict[str, Any]) -> dict[str, Any]:
                 stacklevel=3,
             )
             value = None
-        out[str(key)] = param_to_json(f"config[{key!r}]", value, "The state's setting")
+        # A state's settings are those it was pretrained with: only pretraining changes them.
+        fix = (
+            "Name the covariates with strings (X.columns = X.columns.map(str)) and pretrain again"
+            if key == "exog_columns"
+            else "Pretrain with a plain value"
+        )
+        out[str(key)] = param_to_json(f"config[{key!r}]", value, "The state's setting", fix)
     return out
 
 
