@@ -11,6 +11,7 @@ in at predict time from the ``X`` passed to ``predict``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,14 @@ def first_step_covariates(
     cutoff's).
     """
     if expected is None:
+        if X is not None:
+            # fit refuses such X; predict keeps sktime's pass-through of X working.
+            warnings.warn(
+                "X passed to predict is ignored: the meta-learner was trained without "
+                "exogenous X (pretrain with X to use covariates).",
+                UserWarning,
+                stacklevel=4,
+            )
         return dict.fromkeys(cutoffs)
     if X is None:
         raise ValueError(
