@@ -6,6 +6,7 @@ The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenou
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -502,6 +503,13 @@ class MetaLSTMForecaster(BaseForecaster):
             pieces = split_instances(y)
             if self._exog_columns is not None:
                 check_columns(self._exog_columns, X)
+            elif X is not None:
+                warnings.warn(
+                    "X passed to update is ignored: the meta-learner was trained without "
+                    "exogenous X (pretrain with X to use covariates).",
+                    UserWarning,
+                    stacklevel=3,
+                )
             x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
             states = appended_states(self._states, pieces, x_pieces, self._keep)
             new = self._adapted(states) if update_params else {s.key: s for s in states}

@@ -70,13 +70,15 @@ def test_predict_without_x_says_what_is_missing(fitted):
         forecaster.predict(fh=[1])
 
 
-def test_x_at_predict_without_covariates_in_training_is_ignored_with_a_warning():
+def test_x_without_covariates_in_training_is_ignored_with_a_warning():
     # It was ignored silently; fit refuses such X, predict keeps sktime's pass-through.
     y, X = driven_series(120)
     forecaster = MetaLSTMForecaster(**TINY).fit(y.iloc[:100], fh=[1])
     with pytest.warns(UserWarning, match="X passed to predict is ignored"):
         with_x = forecaster.predict(X=X.iloc[100:101])
     pd.testing.assert_series_equal(with_x, forecaster.predict())
+    with pytest.warns(UserWarning, match="X passed to update is ignored"):
+        forecaster.update(y.iloc[100:101], X=X.iloc[100:101])
 
 
 def test_predict_with_x_missing_the_first_step_is_refused(fitted):
