@@ -90,11 +90,12 @@ def test_absolute_fh_reaches_from_the_series_that_ends_first(tiny):
     # Counted from sktime's cutoff (the latest end) the horizon was 2 and
     # predict refused 'b'; pretrain ignored an absolute fh and used 1 step.
     panel = _panel_ending_apart()
-    fh = pd.DatetimeIndex(["2020-02-10", "2020-02-11"])
+    dates = pd.date_range("2020-02-10", periods=2, freq="D")
+    fh = ForecastingHorizon(dates, is_relative=False, freq="D")
     forecaster = MetaLSTMForecaster(**tiny).fit(panel, fh=fh)
     assert forecaster.pretrained_state_.config["horizon"] == 3
     pred = forecaster.predict()
-    assert pred.index.get_level_values("time").unique().equals(fh)
+    assert pred.index.get_level_values("time").unique().equals(dates)
     assert len(pred) == 4
     with pytest.raises(ValueError, match=r"3 steps ahead \(instance 'b'\), beyond horizon=2"):
         MetaLSTMForecaster(horizon=2, **tiny).fit(panel, fh=fh)
