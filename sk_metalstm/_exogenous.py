@@ -132,7 +132,8 @@ def first_step_covariates(
         return dict.fromkeys(cutoffs)
     if X is None:
         raise ValueError(
-            "This forecaster uses exogenous X: pass X to predict, covering the "
+            "This forecaster uses exogenous X: pass X to predict (and to predict_interval, "
+            "predict_quantiles, predict_var, predict_proba), covering the "
             "forecast period from the first step after the cutoff."
         )
     check_columns(expected, X)

@@ -481,6 +481,9 @@ def test_too_short_series_says_how_long(airline, tiny):
     # Long enough to adapt, too short to meta-train on: says what a task needs.
     with pytest.raises(ValueError, match="long enough to cut one meta-training task"):
         MetaLSTMForecaster(horizon=2, **tiny).fit(airline[:10])
+    # Levels lose no point to increments: the counts are the series' own.
+    with pytest.raises(ValueError, match="but the longest series has 10\\."):
+        MetaLSTMForecaster(horizon=2, transform="none", **tiny).fit(airline[:10])
 
 
 def test_too_short_series_after_pretrain_is_fine(airline, pretrained_state):

@@ -165,11 +165,13 @@ def meta_train(
     tasks = TaskDataset(series, layout, stride)
     if len(tasks) == 0:
         longest = max((len(z) for z in series), default=0)
+        # Increments lose a series' first point, except with transform="none" (levels).
+        lost = 0 if config.get("transform") == "none" else 1
         raise ValueError(
             f"No series is long enough to cut one meta-training task: a task spans "
             f"{layout.span} increments (support_size + query_size + window_length + "
-            f"2 * horizon - 2), i.e. {layout.span + 1} points, but the longest series "
-            f"has {longest + 1}. Use a longer series, pretrain on a panel, or lower "
+            f"2 * horizon - 2), i.e. {layout.span + lost} points, but the longest series "
+            f"has {longest + lost}. Use a longer series, pretrain on a panel, or lower "
             "support_size / query_size / window_length."
         )
     train, valid = tasks, None
