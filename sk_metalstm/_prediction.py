@@ -34,6 +34,7 @@ __all__ = [
     "forecast_steps",
     "forecasts",
     "grid_distribution",
+    "in_whole_steps",
     "increments",
     "level_variance",
     "levels_at",
@@ -87,10 +88,15 @@ def _whole_steps(values: np.ndarray) -> bool:
     return values.dtype.kind in "iu"
 
 
+def in_whole_steps(fh: ForecastingHorizon) -> bool:
+    """Whether ``fh`` holds relative integer steps: the same from every cutoff."""
+    return bool(fh.is_relative) and _whole_steps(fh.to_numpy())
+
+
 def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     """Integer steps of ``fh`` after ``cutoff`` (a timedelta ``fh`` counted in periods)."""
     # A relative integer fh already holds the steps; converting costs milliseconds.
-    if fh.is_relative and _whole_steps(fh.to_numpy()):
+    if in_whole_steps(fh):
         return fh.to_numpy()
     steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
     if not _whole_steps(steps):

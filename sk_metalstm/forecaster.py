@@ -19,6 +19,7 @@ from sk_metalstm._prediction import (
     check_reach,
     forecasts,
     grid_distribution,
+    in_whole_steps,
     level_variance,
     levels_at,
     output_index,
@@ -557,7 +558,7 @@ def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Ind
     if fh is None:
         return {}
     pieces = split_instances(y)
-    if fh.is_relative and fh.to_numpy().dtype.kind in "iu":
+    if in_whole_steps(fh):
         pieces = dict([next(iter(pieces.items()))]) if pieces else {}
     cutoffs = {}
     for key, series in pieces.items():
