@@ -74,6 +74,9 @@ class KeepBestWeights(Callback):
         without a validation loss.
     """
 
+    #: Works without validation data (``check_no_validation_monitor`` lets it pass).
+    falls_back_to_train_loss = True
+
     def __init__(self, monitor: str = "valid_loss") -> None:
         self.monitor = monitor
 
@@ -267,6 +270,8 @@ def check_no_validation_monitor(
     """
     for entry in user_callbacks or []:
         callback = _callback_of(entry)
+        if getattr(callback, "falls_back_to_train_loss", False):
+            continue  # e.g. KeepBestWeights: watches train_loss when there is no valid_loss
         if isinstance(callback, type):
             default = inspect.signature(callback).parameters.get("monitor")
             monitor = None if default is None else default.default

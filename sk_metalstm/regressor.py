@@ -271,10 +271,18 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         self : LSTMBaseRegressor
             The fitted estimator.
         """
+        # A fit that fails (bad data, a missing GPU, divergence) leaves the
+        # estimator unfitted: neither the older net with the new data's
+        # scaling, nor fitted attributes that make check_is_fitted pass.
+        self._forget_fit()
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _fit(self, X: Any, y: Any) -> LSTMBaseRegressor:
         self._check_params()
-        # A refit that fails (bad data, a missing GPU, divergence) must not
-        # leave the older net behind with the new data's scaling: unfitted.
-        self.__dict__.pop("net_", None)
         _precheck_ndim(X)
         X, y = validate_data(
             self,
@@ -352,6 +360,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 f"{self.n_sequence_features_}."
             )
         X_std = self._standardise_X(X3)
+        # Threads are a resource of this call, like scikit-learn's n_jobs, so
+        # the current value counts, checked as fit checks it.
+        check_int("num_threads", self.num_threads, 1, allow_none=True)
         with torch_runtime(None, self.num_threads):
             y_std = self._predict_float64(X_std)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -364,6 +375,16 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
                 "ten) and refit."
             )
         return y_pred.ravel() if self._y_was_1d else y_pred
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a fit has finished: ``check_is_fitted`` asks this."""
+        return "net_" in self.__dict__
+
+    def _forget_fit(self) -> None:
+        """Remove every fitted attribute (those ending in ``_``, and ``_y_was_1d``)."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
+        self.__dict__.pop("_y_was_1d", None)
 
     @property
     def history_(self) -> Any:
@@ -520,7 +541,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         if device.type == "mps":  # MPS has no float64
             device = torch.device("cpu")
         module = copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
-        size = _PREDICT_BATCH if self.batch_size == "auto" else int(self.batch_size)
+        # The fitted batch size, not the live parameter (set_params after fit
+        # takes effect at the next fit); at least _PREDICT_BATCH rows at a
+        # time, as float64 outputs do not depend on how rows are batched.
+        size = max(self.batch_size_, _PREDICT_BATCH)
         outputs = []
         with torch.no_grad():
             for start in range(0, len(X_std), size):

@@ -8,9 +8,11 @@ GPU-written files on CPU.
 """
 
 import json
+import struct
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -460,3 +462,51 @@ def test_unreadable_files_and_destinations_are_named(safe_files, tmp_path):
             writer(model, tmp_path)
         with pytest.raises(FileNotFoundError, match="does not exist"):
             writer(model, tmp_path / "missing" / "model.pt")
+
+
+def _flip_a_stored_bit(path):
+    """Flip one bit in the middle of the largest part of ``path``'s zip (weights)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        part = max(archive.infolist(), key=lambda i: i.file_size)
+    start = part.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[start + 26 : start + 30])
+    data[start + 30 + name_length + extra_length + part.file_size // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_weight_is_refused_not_loaded(safe_files, tmp_path):
+    # torch.load does not check the zip's CRCs: one flipped bit in a weight
+    # loaded silently and changed every prediction.
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    save(LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y), tmp_path / "pickled.pt")
+    readers = {path: LOADERS[name] for name, path in safe_files.items()}
+    readers[tmp_path / "pickled.pt"] = load
+    for path, reader in readers.items():
+        reader(path)  # intact
+        _flip_a_stored_bit(path)
+        with pytest.raises(ValueError, match=r"is corrupt: its part .* checksum"):
+            reader(path)
+
+
+def test_load_names_incomplete_files_and_points_safe_files_to_their_reader(safe_files, tmp_path):
+    for missing in ("version", "estimator"):
+        payload = {"format": "sk_metalstm/1", "version": "0.1", "estimator": None}
+        del payload[missing]
+        torch.save(payload, tmp_path / "part.pt")
+        with pytest.raises(ValueError, match=f"incomplete: it has no '{missing}' entry"):
+            load(tmp_path / "part.pt")
+    for name, path in safe_files.items():
+        with pytest.raises(ValueError, match=f"safe format; read it with {name}"):
+            load(path)
+
+
+def test_a_torch_device_setting_is_stored_by_its_name(tmp_path):
+    # device=torch.device("cpu") is a documented setting; saving refused it
+    # as "not a JSON value".
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, device=torch.device("cpu")).fit(X, y)
+    save_regressor(model, tmp_path / "reg.pt")
+    loaded = load_regressor(tmp_path / "reg.pt")
+    assert loaded.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

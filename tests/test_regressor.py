@@ -21,6 +21,7 @@ from skorch.exceptions import DeviceWarning
 
 import sk_metalstm.regressor as regressor_module
 from sk_metalstm import LSTMBaseRegressor
+from sk_metalstm.exceptions import InvalidParameterError
 
 # Small and fast; lr=1e-2 so a few epochs are enough to learn something.
 FAST = dict(hidden_size=8, max_epochs=5, lr=1e-2, batch_size=32, random_state=0)
@@ -798,3 +799,14 @@ def test_safe_persistence_restores_the_scaling(data, tmp_path):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"y_scale_ must be a list of 1 finite numbers > 0"):
         load_regressor(tmp_path / "bad.pt")
+
+
+def test_predict_reads_the_fitted_batch_size_and_checks_threads(data):
+    # predict read the live batch_size (set_params(batch_size=0) after fit gave
+    # "range() arg 3 must not be zero") and passed num_threads=0 to torch.
+    X, y = data
+    reg = LSTMBaseRegressor(**FAST).fit(X, y)
+    expected = reg.predict(X)
+    np.testing.assert_array_equal(reg.set_params(batch_size=0).predict(X), expected)
+    with pytest.raises(InvalidParameterError, match="num_threads must be None or an integer >= 1"):
+        reg.set_params(num_threads=0).predict(X)

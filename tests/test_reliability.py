@@ -139,6 +139,9 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import (
     Callback,
     Checkpoint,
@@ -151,7 +154,7 @@ from sktime.forecasting.base import ForecastingHorizon
 
 import sk_metalstm.meta.net as meta_net_module
 from sk_metalstm import LSTMBaseRegressor, MetaLSTMForecaster
-from sk_metalstm.callbacks import ProgressReport, StopOnNonFiniteLoss
+from sk_metalstm.callbacks import KeepBestWeights, ProgressReport, StopOnNonFiniteLoss
 from sk_metalstm.datasets import make_ar_returns_panel
 from sk_metalstm.exceptions import (
     AdaptationFallbackWarning,
@@ -460,6 +463,7 @@ def test_regressor_divergence_raises_instead_of_nan_predictions():
         reg.set_params(**params).fit(X, 1e3 * y)
     with pytest.raises(SklearnNotFittedError):
         reg.predict(X)
+    _assert_unfitted(reg)
     names = dict(LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y).net_.callbacks_)
     assert isinstance(names["stop_on_nonfinite"], StopOnNonFiniteLoss)
 
@@ -485,6 +489,29 @@ def test_regressor_refit_failing_before_training_leaves_it_unfitted(failure):
         reg.set_params(**failure).fit(1000 * X[:1] + 500, 100 * y[:1] + 7)
     with pytest.raises(SklearnNotFittedError):
         reg.predict(X)
+    _assert_unfitted(reg)
+
+
+def test_regressor_refit_on_refused_data_leaves_no_fitted_attributes():
+    # validate_data had already set n_features_in_ (to the refused data's 0)
+    # and the earlier fit's scaling stayed: check_is_fitted passed, predict
+    # raised NotFittedError, and a pipeline looked fitted too.
+    X, y = _regression_data()
+    reg = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, y)
+    pipe = make_pipeline(FunctionTransformer(), reg)
+    pipe.fit(X, y)
+    with pytest.raises(ValueError):
+        pipe.fit(np.zeros((len(X), 0, 1)), y)
+    _assert_unfitted(reg)
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(pipe)
+
+
+def _assert_unfitted(reg):
+    """Nothing of a fit is left: scikit-learn's fitted check agrees with predict."""
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(reg)
+    assert not [name for name in vars(reg) if name.endswith("_") and not name.startswith("__")]
 
 
 @pytest.mark.parametrize(
@@ -834,3 +861,15 @@ def test_meta_training_that_ends_flat_calibrates_on_moving_tasks(tiny):
     with pytest.warns(UserWarning, match="barely moved lately"):
         interval = forecaster.predict_interval(coverage=0.99)
     assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
+
+
+def test_keep_best_weights_trains_without_validation_data():
+    # The package's own callback falls back to train_loss, yet the check for
+    # callbacks watching valid_loss refused it with validation_fraction=0.
+    X, y = _regression_data()
+    reg = LSTMBaseRegressor(
+        hidden_size=4, max_epochs=3, validation_fraction=0, random_state=0,
+        callbacks=[KeepBestWeights()],
+    ).fit(X, y)
+    best = min(reg.history_[:, "train_loss"])
+    assert dict(reg.net_.callbacks_)["KeepBestWeights"].best_score_ == best

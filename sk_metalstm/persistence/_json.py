@@ -22,6 +22,9 @@ def to_json(value: Any, strict: bool = True) -> Any:
     """
     if isinstance(value, np.generic | torch.Tensor) and value.ndim == 0:
         value = value.item()
+    if isinstance(value, torch.device):
+        # A device setting means the same as its name ("cuda:1"); it loads as the name.
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list) or (not strict and isinstance(value, tuple)):

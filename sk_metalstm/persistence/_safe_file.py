@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import warnings
+import zipfile
 from typing import Any
 
 import torch
@@ -50,6 +51,31 @@ def check_destination(path: str | os.PathLike[str]) -> None:
         raise FileNotFoundError(f"The folder {folder!r} of {target!r} does not exist.")
 
 
+def check_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a file whose stored checksums fail (a flipped byte, a bad copy).
+
+    ``torch.save`` writes a zip archive with a CRC-32 of every part, but
+    ``torch.load`` does not check them: a corrupted weight loaded silently
+    and changed the predictions. Files that are not zip archives are left to
+    ``torch.load``, which names what it cannot read.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return  # an open file object: torch.load reads it as it is
+    target = os.fspath(path)
+    if not zipfile.is_zipfile(target):
+        return
+    try:
+        with zipfile.ZipFile(target) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        bad = f"unreadable ({type(error).__name__}: {error})"
+    if bad is not None:
+        raise ValueError(
+            f"{target!r} is corrupt: its part {bad!r} does not match the checksum stored "
+            "when it was saved. Save the model again, or copy the file again."
+        )
+
+
 def _last_line(error: Exception) -> str:
     """The last non-empty line of an error message (torch's are long)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -61,6 +87,7 @@ def read_safe(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The JSON description and tensors of a safe file of format ``fmt``, checked."""
     where = repr(os.fspath(path))
+    check_archive(path)
     try:
         with warnings.catch_warnings():
             # torch's notice about the pickle protocol of a foreign pickle.

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 import sk_metalstm
-from sk_metalstm.persistence._formats import PICKLE_FORMAT, check_version
-from sk_metalstm.persistence._safe_file import check_destination
+from sk_metalstm.persistence._formats import PICKLE_FORMAT, SAFE_FORMATS, check_version
+from sk_metalstm.persistence._safe_file import check_archive, check_destination
 
 
 def save(estimator: Any, path: str | os.PathLike[str]) -> None:
@@ -70,6 +70,7 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     ValueError
         If the file was not written by ``save``.
     """
+    check_archive(path)
     # weights_only=False: an estimator is more than tensors. See the warning above.
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
@@ -80,8 +81,19 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
             f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save, or is "
             f"truncated or corrupt: torch.load cannot read it ({type(error).__name__})."
         ) from error
-    if not isinstance(payload, dict) or payload.get("format") != PICKLE_FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save.")
+    where = repr(os.fspath(path))
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found in SAFE_FORMATS:
+        what, reader = SAFE_FORMATS[found]
+        raise ValueError(f"{where} holds {what} in the safe format; read it with {reader}.")
+    if found != PICKLE_FORMAT:
+        raise ValueError(f"{where} was not written by sk_metalstm.persistence.save.")
+    missing = [key for key in ("version", "estimator") if key not in payload]
+    if missing:
+        raise ValueError(
+            f"{where} is incomplete: it has no {' and no '.join(map(repr, missing))} entry, "
+            "which sk_metalstm.persistence.save always writes."
+        )
     check_version(path, payload["version"])
     estimator = payload["estimator"]
     _move_to(estimator, map_location)
