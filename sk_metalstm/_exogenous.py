@@ -141,6 +141,15 @@ def first_step_covariates(
     frames = instance_frames(X)
     rows = {}
     for key, cutoff in cutoffs.items():
+        if key != SINGLE and key not in frames:
+            # A plain X for a panel y would give every instance one series'
+            # covariates; fit refuses it too (through sktime).
+            got = "a single series" if SINGLE in frames else "a panel without it"
+            raise ValueError(
+                f"X has no rows for instance {key!r} of y (X is {got}): a panel y needs X "
+                "with the same instance levels in its index, covering each instance's "
+                "forecast period."
+            )
         owner = key if key in frames else SINGLE
         first = ForecastingHorizon(
             [1], is_relative=True, freq=freq or getattr(cutoff, "freq", None)
@@ -149,7 +158,8 @@ def first_step_covariates(
         if owner not in frames or t1 not in frames[owner].index:
             raise ValueError(
                 f"X{where(key)} has no row for {t1}, the first step after the cutoff; "
-                "X must cover the forecast period from that step on."
+                "X must cover the forecast period from that step on (the forecaster reads "
+                "that step's covariates for every step of fh, also when fh starts later)."
             )
         rows[key] = frames[owner].loc[t1].to_numpy(dtype=np.float64)
     return rows

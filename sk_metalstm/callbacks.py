@@ -149,22 +149,24 @@ class ProgressReport(Callback):
         """Count training batches; report when ``interval`` has passed."""
         if training:
             self.batches_ += 1
-            self._maybe_report(net, losses="")
+            self._maybe_report(net)
 
     def on_epoch_end(self, net: Any, **kw: Any) -> None:
         """Report the epoch's losses when ``interval`` has passed."""
-        row = net.history[-1]
-        losses = "".join(
-            f", {key.split('_')[0]} loss {row[key]:.4f}"
-            for key in ("train_loss", "valid_loss")
-            if key in row
-        )
-        self._maybe_report(net, losses)
+        self._maybe_report(net)
 
-    def _maybe_report(self, net: Any, losses: str) -> None:
+    def _maybe_report(self, net: Any) -> None:
         now = time.monotonic()
         if now - self.last_ < self.interval:
             return
+        # Mid-epoch lines show the latest finished epoch's losses: epoch-end
+        # lines alone rarely came due, as batch-end lines used up the interval.
+        finished = [row for row in net.history if "train_loss" in row]
+        losses = "".join(
+            f", {key.split('_')[0]} loss {finished[-1][key]:.4f}"
+            for key in ("train_loss", "valid_loss")
+            if finished and key in finished[-1]
+        )
         self.last_ = now
         elapsed = now - self.start_
         total = max(net.max_epochs * self.batches_per_epoch, 1)

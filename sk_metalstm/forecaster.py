@@ -69,7 +69,10 @@ class MetaLSTMForecaster(BaseForecaster):
        adapts again, without meta-training. Without ``pretrain``, ``fit``
        meta-trains on ``y`` itself.
 
-    Forecasts are direct multi-step. The user guide explains every option.
+    Forecasts are direct multi-step. With exogenous ``X`` (given to
+    ``pretrain``/``fit``), a forecast reads the covariates of the first step
+    after the cutoff only: ``X`` at predict time must have that row, also when
+    ``fh`` starts later. The user guide explains every option.
 
     Parameters
     ----------

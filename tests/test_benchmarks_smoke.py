@@ -197,3 +197,40 @@ def test_few_shot_bayes_bound_learns_each_series_coefficients():
     assert proc.returncode == 0, proc.stderr[-2000:]
     early, late = map(float, proc.stdout.split())
     assert late < 0.1 < early
+
+
+def test_risk_scores_a_rate_modelled_in_log_returns_on_its_changes():
+    # The package's default transform models a positive rate in log returns;
+    # the benchmark must turn its level quantiles into rate changes, the units
+    # of the targets and of GARCH. Rates near 5 % make a unit slip a factor of 5.
+    pytest.importorskip("arch")
+    code = (
+        "import sys, numpy as np, torch\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "torch.set_num_threads(1)\n"
+        "from _reporting import QUICK_FORECASTER, to_wide\n"
+        "from _risk_scoring import GRID, package_quantiles\n"
+        "from sk_metalstm import MetaLSTMForecaster\n"
+        "from sk_metalstm.datasets import load_interest_rates, load_stock_prices\n"
+        "train = load_stock_prices(tickers=['AAPL', 'AMD'], start='2020-01-01')\n"
+        "state = MetaLSTMForecaster(horizon=5, random_state=0, verbose=0, support_size=16,\n"
+        "    max_time=5, **QUICK_FORECASTER).pretrain(train).pretrained_state_\n"
+        "wide = to_wide(load_interest_rates(['AAA', 'BAA'])).loc['1990':].iloc[:60]\n"
+        "lo, hi = (int(np.argmin(abs(GRID - p))) for p in (0.05, 0.95))\n"
+        "for transform in ('auto', 'difference'):\n"
+        "    group = {'wide': wide, 'history': 50, 'kind': 'difference', 'transform': transform}\n"
+        "    q = package_quantiles(state, group, 3)[1]\n"
+        "    changes = np.abs(np.diff(wide.to_numpy(), axis=0))\n"
+        "    print(np.mean(q[..., hi] - q[..., lo]), np.mean(changes))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (log_width, mean_change), (diff_width, _) = (
+        map(float, line.split()) for line in proc.stdout.split("\n")[:2]
+    )
+    # Both 90 % intervals are of the order of the rates' own quarterly changes.
+    for width in (log_width, diff_width):
+        assert 0.5 * mean_change < width < 10 * mean_change
+    assert 0.4 < log_width / diff_width < 2.5

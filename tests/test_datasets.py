@@ -483,3 +483,22 @@ def test_generators_name_a_bad_random_state(seed):
     for make in (make_ar_returns_panel, make_regime_switching_panel, make_garch_returns):
         with pytest.raises(ValueError, match="random_state must be None, an integer >= 0"):
             make(random_state=seed)
+
+
+@pytest.mark.parametrize("names", [{"KO", "PG"}, frozenset({"KO"}), {"KO": 1}])
+def test_loaders_refuse_unordered_name_containers(names):
+    # A set's order changes with PYTHONHASHSEED ("tickers in the order
+    # requested" did not hold), and a dict's values were dropped unseen.
+    with pytest.raises(TypeError, match="whose order is not the one requested"):
+        load_stock_prices(names)
+
+
+def test_a_regime_chain_that_never_switches_starts_in_every_regime():
+    # With persistence=1 the eigenvector picked as "the" stationary
+    # distribution put every series in regime 0, for good.
+    _, params = make_regime_switching_panel(
+        200, 5, persistence=1.0, random_state=0, return_params=True
+    )
+    first = params["regime"].groupby(level=0).first()
+    assert set(first) == {0, 1}
+    assert abs(first.mean() - 0.5) < 0.1

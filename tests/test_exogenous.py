@@ -145,3 +145,20 @@ def test_x_missing_an_instance_is_refused_not_borrowed_from_a_similar_label(labe
     missing = labels[1]
     with pytest.raises(ValueError, match=f"X has no rows for instance {missing!r} of y"):
         MetaLSTMForecaster(horizon=2, **TINY).fit(panel, X=X.drop(missing, level=0))
+
+
+def test_predict_refuses_a_plain_x_for_a_panel_y():
+    # A plain X gave every instance the covariates of one series, silently.
+    from sk_metalstm.datasets import make_ar_returns_panel
+
+    panel = make_ar_returns_panel(n_series=3, n_timepoints=60, random_state=0)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.standard_normal(len(panel))}, index=panel.index)
+    history, future = panel.groupby(level=0).head(55), X.groupby(level=0).nth(slice(55, 57))
+    forecaster = MetaLSTMForecaster(horizon=2, **TINY).fit(
+        history, X=X.groupby(level=0).head(55)
+    )
+    assert forecaster.predict(fh=[1, 2], X=future).notna().all().all()
+    first = panel.index.get_level_values(0)[0]
+    with pytest.raises(ValueError, match=r"X has no rows for instance .* \(X is a single series\)"):
+        forecaster.predict(fh=[1, 2], X=future.loc[first])

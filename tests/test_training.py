@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from types import SimpleNamespace
+
 import pytest
 
 from sk_metalstm import MetaLSTMForecaster
@@ -63,3 +66,17 @@ def test_progress_lines_show_time_left_and_verbose_zero_is_silent(
 def test_training_control_options_are_checked(airline, tiny, params, match):
     with pytest.raises(ValueError, match=match):
         MetaLSTMForecaster(**{**tiny, **params}).fit(airline)
+
+
+def test_progress_lines_between_epochs_show_the_last_finished_epochs_losses(monkeypatch):
+    # Mid-epoch lines carried no losses and used up the interval, so the
+    # documented "train loss ..., valid loss ..." almost never appeared.
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    net = SimpleNamespace(
+        max_epochs=20, history=[{"epoch": 1, "train_loss": 1.25, "valid_loss": 0.5}, {"epoch": 2}]
+    )
+    stream = io.StringIO()
+    report = ProgressReport("pooled", batches_per_epoch=4, stream=stream)
+    report.on_train_begin(net)
+    report.on_batch_end(net, training=True)
+    assert "pooled: epoch 2/20, train loss 1.2500, valid loss 0.5000;" in stream.getvalue()

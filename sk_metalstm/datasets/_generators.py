@@ -158,7 +158,8 @@ def make_ar_returns_panel(
     -------
     prices : pd.DataFrame
         sktime ``pd-multiindex`` panel indexed by ``("series", "time")`` with
-        one column ``"price"``; instances ``series_0 ...``.
+        one column ``"price"``; instances ``series_0 ...`` (zero-padded to
+        equal width: ``series_00 ... series_19`` for 20 series).
     params : pd.DataFrame
         Only if ``return_params``: indexed by series, columns ``"phi"`` and
         ``"sigma"``.
@@ -208,8 +209,21 @@ def _default_regime_params(n_regimes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    """The chain's stationary distribution; for a chain with several, the one reached from uniform.
+
+    A chain that can never leave some regimes (``persistence=1``, or any
+    reducible matrix) has many stationary distributions, and an eigenvector
+    picked among them put every series in regime 0. Then the long-run
+    distribution of the lazy chain ``(P + I) / 2`` started uniformly is used.
+    """
     vals, vecs = np.linalg.eig(transition.T)
-    v = np.real(vecs[:, np.argmin(np.abs(vals - 1.0))])
+    if np.sum(np.abs(vals - 1.0) < 1e-9) == 1:
+        v = np.real(vecs[:, np.argmin(np.abs(vals - 1.0))])
+        return v / v.sum()
+    lazy = (transition + np.eye(len(transition))) / 2
+    for _ in range(64):  # lazy ** (2 ** 64): converged however slowly the chain mixes
+        lazy = lazy @ lazy
+    v = np.full(len(transition), 1.0 / len(transition)) @ lazy
     return v / v.sum()
 
 
@@ -229,7 +243,9 @@ def make_regime_switching_panel(
     """Make a price panel whose AR(1) log-returns switch regimes (Markov chain).
 
     A hidden regime ``s_t`` follows a Markov chain with the given transition
-    matrix, started from its stationary distribution. Log-returns follow
+    matrix, started from its stationary distribution (for a chain with
+    several, such as ``persistence=1``, the one reached from a uniform start:
+    with ``persistence=1`` each series keeps a regime drawn uniformly). Log-returns follow
     ``r_t = phis[s_t] * r_{t-1} + sigmas[s_t] * e_t`` with ``e_t`` i.i.d.
     standard normal, and prices are ``100 * exp(cumsum(r))``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from importlib import resources
 
 import numpy as np
@@ -81,6 +81,14 @@ def select_names(
         return list(default), False
     single = isinstance(requested, str)
     items = [requested] if single else requested
+    if isinstance(items, Set | Mapping):
+        # Their order is not the user's (a set's changes with PYTHONHASHSEED),
+        # and a mapping's values would be dropped unseen.
+        raise TypeError(
+            f"{kind}s must be a string, a list or tuple of strings, or None; got a "
+            f"{type(requested).__name__}, whose order is not the one requested. "
+            f"Pass a list, e.g. sorted({kind}s)."
+        )
     if not isinstance(items, Iterable):
         raise TypeError(
             f"{kind}s must be a string, an iterable of strings or None, "
