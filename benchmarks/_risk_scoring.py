@@ -74,9 +74,14 @@ def garch_t(
 def package_quantiles(
     state: Any, group: dict[str, Any], n_origins: int
 ) -> dict[int, np.ndarray]:
-    """{steps: (series, origins, grid)} increment quantiles from a pretrained state."""
+    """{steps: (series, origins, grid)} increment quantiles from a pretrained state.
+
+    The forecaster models the levels with ``group["transform"]``; its level
+    quantiles are scored as the group's increments (``group["kind"]``), so a
+    rate modelled in log returns is scored on its changes like the baselines.
+    """
     wide, history, kind = group["wide"], group["history"], group["kind"]
-    model = MetaLSTMForecaster.from_pretrained(state, verbose=0, transform=kind)
+    model = MetaLSTMForecaster.from_pretrained(state, verbose=0, transform=group["transform"])
     model.fit(to_panel(wide.iloc[: history + 1]), fh=HORIZONS)
     out: dict[int, list[np.ndarray]] = {k: [] for k in HORIZONS}
     for j in range(n_origins):

@@ -5,7 +5,7 @@ Protocol
 * Bundled data only. Held-out series (never pretrained on): companies 11-20 of
   ``load_stock_prices`` and currencies 8-17 of ``load_exchange_rates`` (daily log
   returns), and the three quarterly interest rates of ``load_interest_rates``
-  (rate changes, ``transform="difference"``). Each daily series gets
+  (scored on rate changes). Each daily series gets
   ``history`` (250) returns, then ``n_eval`` (100) rolling origins at the end of
   its data; the rates get ``rates_history`` (96) quarters and ``rates_eval``
   (100) origins. Targets: the next return (1 step) and the sum of the next 5
@@ -23,7 +23,10 @@ Protocol
   and 7 currencies, cut before the first daily origin (every pretraining
   observation precedes every daily forecast; the rates are older and of
   another frequency, a transfer test). Fitted on each group's
-  histories (``from_pretrained``), then ``predict_quantiles(fh=[1, 5])`` and
+  histories (``from_pretrained``) with the default ``transform="auto"``: log
+  returns for every group, the positive rates included (their quantiles are
+  scored as rate changes; ``--rates-transform difference`` models the rates'
+  changes instead, as before 2026-12-06), then ``predict_quantiles(fh=[1, 5])`` and
   ``update`` one origin at a time (adaptation only, the history grows). The
   default learner is also scored with Gaussian tails instead of its calibrated
   residual quantiles (``ridge_gaussian``): what the conformal step adds.
@@ -97,7 +100,11 @@ REFERENCE = "garch_t"
 
 # ---------------------------------------------------------------------- data
 def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Pretraining panel (levels) and held-out groups (name, wide levels, history, kind)."""
+    """Pretraining panel (levels) and held-out groups.
+
+    Each group: name, wide levels, history, ``kind`` (the increments that are
+    scored and that the baselines model) and ``transform`` (the package's).
+    """
     stocks = to_wide(load_stock_prices()).dropna()
     fx = to_wide(load_exchange_rates()).dropna()
     rates = to_wide(load_interest_rates()).dropna()
@@ -111,18 +118,23 @@ def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any
             "wide": stocks.iloc[-daily_rows:, n_stock : n_stock + cfg["n_test_stocks"]],
             "history": cfg["history"],
             "kind": "log_return",
+            "transform": "auto",
         },
         {
             "name": "fx",
             "wide": fx.iloc[-daily_rows:, n_fx : n_fx + cfg["n_test_fx"]],
             "history": cfg["history"],
             "kind": "log_return",
+            "transform": "auto",
         },
         {
             "name": "rates",
             "wide": rates.iloc[-rate_rows:, : cfg["n_test_rates"]],
             "history": cfg["rates_history"],
             "kind": "difference",
+            # The package's default ("auto": log returns, as these rates are
+            # positive) unless --rates-transform says otherwise.
+            "transform": cfg.get("rates_transform", "auto"),
         },
     ]
     groups = [g for g in groups if g["wide"].shape[1]]
@@ -412,12 +424,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="meta_learner values of the package to score (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/risk.json")
+    parser.add_argument("--rates-transform", choices=["auto", "difference"], default="auto",
+                        help="the package's transform for the interest rates (default: the "
+                             "package default, log returns for these positive rates; "
+                             "'difference' as before 2026-12-06). Scored on rate changes "
+                             "either way")
     parser.add_argument("--save-quantiles", metavar="NPZ",
                         help="also write every forecast quantile, target and volatility "
                              "flag to this .npz (for analyses without re-running)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", FutureWarning)
-    cfg = CONFIGS["quick" if args.quick else "full"]
+    cfg = {**CONFIGS["quick" if args.quick else "full"], "rates_transform": args.rates_transform}
     env = environment("arch", "scipy", "pandas")
     start = time.perf_counter()
     result = run(cfg, list(dict.fromkeys(args.methods)), args.seed)
