@@ -34,9 +34,8 @@ def check_device(device: Any) -> None:
     only when a device is used (``resolve_device``), so a model saved on a GPU
     machine stays loadable without one.
     """
-    if not isinstance(device, torch.device) and (
-        not isinstance(device, str) or device.split(":")[0] not in _DEVICE_TYPES
-    ):
+    name = device.type if isinstance(device, torch.device) else device
+    if not isinstance(name, str) or name.split(":")[0] not in _DEVICE_TYPES:
         raise InvalidParameterError(
             f"Unknown device {device!r}; choose 'cpu', 'cuda' (or 'cuda:N'), 'mps' or 'auto'."
         )

@@ -583,6 +583,13 @@ def _precheck_ndim(X: Any) -> None:
     ndim = getattr(X, "ndim", None)
     if isinstance(ndim, int) and ndim > 3:
         check_ndim(X, (2, 3), "X", _X_LAYOUT)
+    if ndim == 1:
+        # scikit-learn's hint, reshape(-1, 1), would make sequences of length 1.
+        raise ValueError(
+            f"X must be 2-D or 3-D; got a 1-D array of shape {X.shape}. {_X_LAYOUT} "
+            "Reshape your data: X.reshape(1, -1) if it is one sequence; a whole series "
+            "must first be cut into windows (one row per window)."
+        )
 
 
 def _check_sequences(X: np.ndarray) -> None:

@@ -191,11 +191,7 @@ def test_few_shot_bayes_bound_learns_each_series_coefficients():
         "gap = np.abs(fs.bayes_regime(r, grid=13) - oracle) / np.abs(oracle).mean()\n"
         "print(gap[:, 1:100].mean(), gap[:, -100:].mean())\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    early, late = map(float, proc.stdout.split())
+    early, late = map(float, _run_code(code, timeout=120).split())
     assert late < 0.1 < early
 
 
@@ -223,14 +219,18 @@ def test_risk_scores_a_rate_modelled_in_log_returns_on_its_changes():
         "    changes = np.abs(np.diff(wide.to_numpy(), axis=0))\n"
         "    print(np.mean(q[..., hi] - q[..., lo]), np.mean(changes))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (log_width, mean_change), (diff_width, _) = (
-        map(float, line.split()) for line in proc.stdout.split("\n")[:2]
-    )
+    lines = _run_code(code, timeout=300).split("\n")[:2]
+    (log_width, mean_change), (diff_width, _) = (map(float, line.split()) for line in lines)
     # Both 90 % intervals are of the order of the rates' own quarterly changes.
     for width in (log_width, diff_width):
         assert 0.5 * mean_change < width < 10 * mean_change
     assert 0.4 < log_width / diff_width < 2.5
+
+
+def _run_code(code: str, timeout: int) -> str:
+    """Standard output of ``code`` run in a fresh interpreter from the repository root."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

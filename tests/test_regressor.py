@@ -301,7 +301,7 @@ def _bad_inputs(X, y):
         ("nan_X", X_nan, y, "NaN"),
         ("inf_X", X_inf, y, "infinity|inf"),
         ("nan_y", X, y_nan, "NaN"),
-        ("1d_X", X[:, 0], y, "Expected 2D array, got 1D array"),
+        ("1d_X", X[:, 0], y, "X must be 2-D or 3-D; got a 1-D array"),
         ("4d_X", X[:, :, None, None], y, r"must be 2-D or 3-D; got a 4-D"),
         ("empty_X", X[:0], y[:0], "0 sample"),
         ("no_steps", X[:, :0], y, "0 feature"),
@@ -334,6 +334,9 @@ def test_predict_rejects_inputs_unlike_fit(data):
         reg.predict(np.full_like(X, np.nan))
     with pytest.raises(ValueError, match="4-D"):
         reg.predict(X[:, :, None, None])
+    # Not scikit-learn's reshape(-1, 1) hint, which makes sequences of length 1.
+    with pytest.raises(ValueError, match=r"must be 2-D or 3-D; got a 1-D array.*sequence_length"):
+        reg.predict(X[0])
 
     reg3 = LSTMBaseRegressor(**FAST).fit(np.stack([X, X], axis=-1), y)
     with pytest.raises(
@@ -378,6 +381,8 @@ def test_predict_before_fit_raises_not_fitted(data):
         ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
         ({"callbacks": "early_stopping"}, "callbacks must be None or a list"),
         ({"device": "tpu"}, "Unknown device 'tpu'; choose"),
+        # A torch.device passed the check whatever its type, then failed in fit.
+        ({"device": torch.device("meta")}, r"Unknown device device\(type='meta'\); choose"),
         ({"shuffle": "yes"}, "shuffle must be True or False"),
     ],
 )
