@@ -11,8 +11,10 @@ Protocol
   one-step forecasts: ``fit`` on the history, then ``predict``/``update`` one
   day at a time (adaptation only, never meta-training). Origins are the last
   ``n_eval`` days of each series. The three interest rates
-  (``load_interest_rates``, quarterly, ``transform="difference"``, 60 quarters
-  of history) are scored separately: their dates precede the pretraining data.
+  (``load_interest_rates``, quarterly, 60 quarters of history; modelled with
+  ``transform="difference"``, or the package default with
+  ``--rates-transform auto``, and scored on their changes either way) are
+  scored separately: their dates precede the pretraining data.
 * Every ``meta_learner`` with the package defaults (``window_length=20``,
   ``horizon=1``) and a 240 s pretraining budget each (``max_time``);
   ``"none"`` is the pooled LSTM. Baselines on the same origins: the random
@@ -99,7 +101,7 @@ def held_out_sets(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, Any
             "name": "rates",
             "wide": rates.iloc[-(cfg["rates_history"] + n_eval) :],
             "history": cfg["rates_history"],
-            "transform": "difference",
+            "transform": cfg.get("rates_transform", "difference"),
             "kind": "difference",
         },
     ]
@@ -212,13 +214,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/held_out_real.json")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine earlier result files")
+    parser.add_argument("--rates-transform", choices=["difference", "auto"], default="difference",
+                        help="the package's transform for the interest rates (scored on their "
+                             "changes either way); 'auto', the package default, models these "
+                             "positive rates in log returns")
     args = parser.parse_args(argv)
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         write(parts[0]["config"], merge([p["result"] for p in parts]), args.out)
         return
     warnings.simplefilter("ignore", FutureWarning)
-    cfg = CONFIGS["quick" if args.quick else "full"]
+    cfg = {**CONFIGS["quick" if args.quick else "full"], "rates_transform": args.rates_transform}
     methods = list(dict.fromkeys(["none", *args.methods]))
     write(cfg, run(cfg, methods, args.seed), args.out)
 
