@@ -150,16 +150,15 @@ def first_step_covariates(
                 "with the same instance levels in its index, covering each instance's "
                 "forecast period."
             )
-        owner = key if key in frames else SINGLE
         first = ForecastingHorizon(
             [1], is_relative=True, freq=freq or getattr(cutoff, "freq", None)
         )
         t1 = first.to_absolute_index(cutoff)[0]
-        if owner not in frames or t1 not in frames[owner].index:
+        if key not in frames or t1 not in frames[key].index:
             raise ValueError(
                 f"X{where(key)} has no row for {t1}, the first step after the cutoff; "
                 "X must cover the forecast period from that step on (the forecaster reads "
                 "that step's covariates for every step of fh, also when fh starts later)."
             )
-        rows[key] = frames[owner].loc[t1].to_numpy(dtype=np.float64)
+        rows[key] = frames[key].loc[t1].to_numpy(dtype=np.float64)
     return rows
