@@ -94,6 +94,7 @@ def split_by_series(cfg: dict[str, Any]) -> tuple[pd.DataFrame, list[dict[str, A
             "wide": frame.iloc[-rows:, first:last],
             "history": cfg["history"],
             "kind": "log_return",
+            "transform": "auto",
         }
         for name, frame, first, last in (
             ("stocks", stocks, n_fit_stock, n_stock),
