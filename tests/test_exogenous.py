@@ -154,7 +154,9 @@ def test_predict_refuses_a_plain_x_for_a_panel_y():
     panel = make_ar_returns_panel(n_series=3, n_timepoints=60, random_state=0)
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.standard_normal(len(panel))}, index=panel.index)
-    history, future = panel.groupby(level=0).head(55), X.groupby(level=0).nth(slice(55, 57))
+    history = panel.groupby(level=0).head(55)
+    # cumcount, not nth: pandas < 2 drops the time level from nth's result.
+    future = X[X.groupby(level=0).cumcount().between(55, 56).to_numpy()]
     forecaster = MetaLSTMForecaster(horizon=2, **TINY).fit(
         history, X=X.groupby(level=0).head(55)
     )
