@@ -99,12 +99,29 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     if in_whole_steps(fh):
         return fh.to_numpy()
     steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
-    if not _whole_steps(steps):
+    # sktime rounds a time between two grid points to a whole step; the
+    # round trip back to times shows it (a month-end series asked for the 15th).
+    on_grid = _whole_steps(steps) and _times(
+        ForecastingHorizon(steps, is_relative=True, freq=fh.freq), cutoff
+    ).equals(_times(fh, cutoff))
+    if not on_grid:
         raise ValueError(
-            f"fh {fh.to_numpy().tolist()} cannot be counted in whole steps of the "
-            "series' frequency; pass integer steps or absolute times on its grid."
+            f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
+            f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
+            "or absolute times on its grid."
         )
     return steps
+
+
+def _times(fh: ForecastingHorizon, cutoff: pd.Index) -> pd.Index:
+    """``fh`` as absolute times (any datetime unit), for comparing two horizons."""
+    absolute = fh.to_absolute_index(cutoff)
+    # pandas >= 2 keeps each index's own unit (us, ns); pandas 1.5 has only ns.
+    return absolute.as_unit("ns") if hasattr(absolute, "as_unit") else absolute
+
+
+def _shown(fh: ForecastingHorizon) -> list[Any]:
+    return [str(v) for v in fh.to_pandas()] if not in_whole_steps(fh) else fh.to_numpy().tolist()
 
 
 def check_reach(steps: np.ndarray, horizon: int, pretrained: bool, series: Any = SINGLE) -> None:

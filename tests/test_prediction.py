@@ -60,6 +60,36 @@ def test_in_sample_fh_is_refused(fh):
         forecast_steps(fh, _state().cutoff, HORIZON)
 
 
+@pytest.mark.parametrize(
+    ("cutoff", "fh"),
+    [
+        (  # a month-end series asked for mid-month dates
+            pd.date_range("2036-08-31", periods=1, freq="ME"),
+            ForecastingHorizon(pd.to_datetime(["2036-09-15", "2036-10-01"]), is_relative=False),
+        ),
+        (  # a daily series asked for 36 hours ahead
+            pd.date_range("2020-07-18", periods=1, freq="D"),
+            ForecastingHorizon(pd.to_timedelta([36], unit="h"), freq="D"),
+        ),
+        (  # a business-day series asked for a Saturday
+            pd.bdate_range("2020-10-06", periods=1),
+            ForecastingHorizon(pd.to_datetime(["2020-10-10"]), is_relative=False),
+        ),
+    ],
+    ids=["mid_month", "hours", "saturday"],
+)
+def test_fh_between_grid_points_is_refused_not_rounded(cutoff, fh):
+    # sktime rounds such times to whole steps; the forecast of the next grid
+    # point would come back labelled with the requested time.
+    with pytest.raises(ValueError, match="cannot be counted in whole steps.*on its grid"):
+        forecast_steps(fh, cutoff, HORIZON)
+    on_grid = ForecastingHorizon(
+        pd.DatetimeIndex([cutoff[0] + cutoff.freq, cutoff[0] + 2 * cutoff.freq]),
+        is_relative=False,
+    )
+    np.testing.assert_array_equal(forecast_steps(on_grid, cutoff, HORIZON)[0], [1, 2])
+
+
 def test_fh_beyond_the_horizon_says_how_to_fix_it():
     with pytest.raises(ValueError, match="reaches 5 steps ahead, beyond horizon=3.*>= 5"):
         forecast_steps(ForecastingHorizon([1, 5]), _state().cutoff, HORIZON)
