@@ -126,7 +126,9 @@ class MetaLSTMForecaster(BaseForecaster):
         intervals and of the weight of forecast locations (0: no change, the
         random walk, for increments).
     callbacks : list or None, default=None
-        skorch callbacks for meta-training (step 2).
+        skorch callbacks for meta-training (step 2); for the pooled training
+        (step 1) when nothing is meta-trained after it (``meta_learner`` "none"
+        or "finetune", or ``max_epochs=0``).
     adapt_steps : int or None, default=None
         Update-rule applications at fit/update (``None``: ``inner_steps``).
     transform : {"auto", "log_return", "difference", "none"}, default="auto"

@@ -581,6 +581,19 @@ def test_meta_training_clips_gradients_by_default(airline, tiny):
     assert "gradient_clip" not in _RecordCallbacks.seen[0]
 
 
+@pytest.mark.parametrize("meta_learner", ["none", "finetune"])
+def test_user_callbacks_join_the_pooled_phase_when_nothing_is_meta_trained(
+    airline, tiny, meta_learner
+):
+    # Without a meta phase they went nowhere: a user's logger or checkpoint never ran.
+    _RecordCallbacks.seen.clear()
+    MetaLSTMForecaster(
+        horizon=1, callbacks=[_RecordCallbacks()], **{**tiny, "meta_learner": meta_learner}
+    ).fit(airline)
+    (callbacks,) = _RecordCallbacks.seen
+    assert "progress" in callbacks or "gradient_clip" in callbacks  # the package's own kept
+
+
 # ===================================================================== checkpoints
 class _RecordStartWeights(Callback):
     seen: list = []

@@ -149,7 +149,9 @@ def meta_train(
         Forecaster parameters (``hidden_size``, ``meta_learner``, ...), stored
         in the returned state.
     callbacks : sequence or None
-        User skorch callbacks for the meta-training phase (copied, not mutated).
+        User skorch callbacks for the meta-training phase (copied, not mutated);
+        for the pooled phase when no meta-training follows it (``"none"``,
+        ``"finetune"``, ``max_epochs=0``).
     device : str
         torch device for training; the returned learner lives on CPU.
     warm_start : MetaState or None
@@ -236,7 +238,9 @@ def meta_train(
         )
         learner = PooledLearner(network)
         if config["base_max_epochs"] > 0:
-            learner = fit(learner, config["base_max_epochs"], None, "pooled")
+            # With nothing meta-trained after it, the pooled phase is the user's training.
+            own = None if meta_phase_follows else callbacks
+            learner = fit(learner, config["base_max_epochs"], own, "pooled")
         if name != "none":
             network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
             learner = make_meta_learner(
