@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sk_metalstm._exogenous import feature_matrix
-from sk_metalstm._series import check_continues, check_regular, frequency, where
+from sk_metalstm._series import SINGLE, check_continues, check_regular, frequency, where
 from sk_metalstm.meta.adaptation import adapt_to_supports
 from sk_metalstm.meta.base import MetaLearner, Params
 from sk_metalstm.windowing import (
@@ -255,6 +255,19 @@ def appended_states(
     out = []
     for key, series in pieces.items():
         if key not in states:
-            raise ValueError(f"update got an instance {key!r} that fit did not see.")
+            raise ValueError(_unseen_instance_message(key, states))
         out.append(states[key].appended(series, x_pieces[key], keep))
     return out
+
+
+def _unseen_instance_message(key: Any, states: dict[Any, SeriesState]) -> str:
+    """Why ``update`` cannot place ``key``: a layout unlike fit's, or a new instance."""
+    if key == SINGLE:
+        return (
+            "update got a single series, but fit got a panel of instances "
+            f"{list(states)[:5]}: pass the new rows as a panel with the same "
+            "(instance, time) index."
+        )
+    if SINGLE in states:
+        return "update got a panel, but fit got a single series: pass the new rows as a Series."
+    return f"update got an instance {key!r} that fit did not see."

@@ -397,7 +397,7 @@ class MetaLSTMForecaster(BaseForecaster):
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
         self._states = self._adapted(started_states(pieces, x_pieces, self.transform, self._keep))
-        self._committed_cutoff = self._cutoff
+        self._commit()
         return self
 
     @property
@@ -506,6 +506,11 @@ class MetaLSTMForecaster(BaseForecaster):
         # New states replace the old only when every series succeeded; sktime
         # moves the cutoff before calling _update, so a failure moves it back.
         try:
+            if not isinstance(y, pd.Series | pd.DataFrame):  # sktime's vectorised columns
+                raise ValueError(
+                    "update got several columns, but fit got one univariate series (or "
+                    "panel); pass the new rows in the layout fit got."
+                )
             pieces = split_instances(y)
             if self._exog_columns is not None:
                 check_columns(self._exog_columns, X)
@@ -520,8 +525,7 @@ class MetaLSTMForecaster(BaseForecaster):
             states = appended_states(self._states, pieces, x_pieces, self._keep)
             new = self._adapted(states) if update_params else {s.key: s for s in states}
         except Exception:
-            if getattr(self, "_committed_cutoff", None) is not None:
-                self._set_cutoff(self._committed_cutoff)
+            self._roll_back()
             raise
         self._states = {**self._states, **new}
         # Forecasts are named after the latest data, as sktime names intervals.
@@ -534,8 +538,26 @@ class MetaLSTMForecaster(BaseForecaster):
             # Data that revise the past do not move the forecast origin back:
             # the states still end at the latest point seen.
             self._set_cutoff(committed)
-        self._committed_cutoff = self._cutoff
+        self._commit()
         return self
+
+    # sktime records what the latest y looked like before calling _update; a
+    # refused update must not leave them describing data that was never taken.
+    _SKTIME_INPUT_RECORDS = ("_y_metadata", "_y_mtype_last_seen", "_X_mtype_last_seen")
+
+    def _commit(self) -> None:
+        """Remember the cutoff and sktime's input records of the data now taken."""
+        self._committed_cutoff = self._cutoff
+        self._committed_records = {
+            name: getattr(self, name) for name in self._SKTIME_INPUT_RECORDS if hasattr(self, name)
+        }
+
+    def _roll_back(self) -> None:
+        """Undo what sktime changed before a refused ``_update``."""
+        if getattr(self, "_committed_cutoff", None) is not None:
+            self._set_cutoff(self._committed_cutoff)
+        for name, value in getattr(self, "_committed_records", {}).items():
+            setattr(self, name, value)
 
     # ------------------------------------------------------------ test params
     @classmethod

@@ -36,6 +36,9 @@ Bad input (a clear error naming the problem and the fix)
   test_update_with_past_data_keeps_the_forecast_origin (here)
 - update indexed by another kind of time (integers, another time zone): F
   test_update_with_another_kind_of_time_index_raises (here)
+- update in another layout (a Series for a panel, a panel or several columns for
+  a Series), refused and rolled back: F
+  test_update_refused_in_another_layout_leaves_the_forecaster_as_it_was (here)
 - a series that stopped moving (peg, stale quote, rate at its floor): F
   test_series_that_stopped_moving_gets_a_non_degenerate_interval,
   test_meta_training_that_ends_flat_calibrates_on_moving_tasks (here)
@@ -804,6 +807,39 @@ def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, re
     with pytest.raises(ValueError, match=match):
         forecaster.update(reindex(y.iloc[60:63]))
     pd.testing.assert_series_equal(forecaster.predict(), before)
+
+
+def _two_instances(y: pd.Series) -> pd.DataFrame:
+    frames = {k: y.to_frame("y") * f for k, f in [("a", 1.0), ("b", 2.0)]}
+    return pd.concat(frames, names=["id", "t"])
+
+
+@pytest.mark.parametrize(
+    ("fitted", "new", "match"),
+    [
+        ("panel", lambda y: y.iloc[60:61], "got a single series, but fit got a panel"),
+        ("series", lambda y: _two_instances(y.iloc[60:61]), "got a panel, but fit got a single"),
+        ("series", lambda y: pd.DataFrame({"u": y.iloc[60:61], "v": y.iloc[60:61]}), "columns"),
+        ("series", lambda y: y.iloc[60:61].to_frame("y") * -1, "non-positive"),
+    ],
+    ids=["series_for_panel", "panel_for_series", "two_columns", "refused_dataframe"],
+)
+def test_update_refused_in_another_layout_leaves_the_forecaster_as_it_was(
+    pretrained_forecaster, fitted, new, match
+):
+    # sktime records the new data's type before _update refuses it; predict
+    # then failed ("No valid mtype") or returned a DataFrame for a Series.
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(
+        y.iloc[:60] if fitted == "series" else _two_instances(y.iloc[:60]), fh=[1]
+    )
+    before = forecaster.predict()
+    with pytest.raises(ValueError, match=match):
+        forecaster.update(new(y))
+    after = forecaster.predict()
+    assert type(after) is type(before)
+    pd.testing.assert_index_equal(after.index, before.index)
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
 
 
 @pytest.mark.parametrize("index", ["dates", "periods", "integers"])
