@@ -321,7 +321,13 @@ class MetaLSTMForecaster(BaseForecaster):
             check_columns(warm_start.config.get("exog_columns"), X)
         pieces = self._split_series(y, same_frequency=False)
         features = training_features(pieces, exogenous_pieces(X, list(pieces)), self.transform)
-        config = {k: v for k, v in self.get_params(deep=False).items() if k != "pretrained"}
+        # Plain Python numbers: torch refuses numpy integers (a grid from np.arange)
+        # for sizes, and the state's config is saved as JSON.
+        config = {
+            k: v.item() if isinstance(v, np.generic) else v
+            for k, v in self.get_params(deep=False).items()
+            if k != "pretrained"
+        }
         config.update(horizon=self._horizon, exog_columns=None if X is None else list(X.columns))
         config.pop("callbacks")
         with torch_runtime(seed_from(self.random_state), self.num_threads):

@@ -286,6 +286,7 @@ def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, air
         ({"query_size": 0}, "query_size must be an integer >= 1"),
         ({"tasks_per_batch": 0}, "tasks_per_batch must be an integer >= 1"),
         ({"validation_fraction": -0.1}, "validation_fraction must be a number in \\[0.0, 1.0\\)"),
+        ({"validation_fraction": 0.999}, "validation_fraction=0.999 of .* leaves no training"),
         ({"random_state": "seed"}, "cannot be used to seed"),
     ],
 )
@@ -295,6 +296,16 @@ def test_forecaster_option_values_are_checked(airline, ar_panel, tiny, params, m
         forecaster.fit(airline)
     with pytest.raises(ValueError, match=match):
         MetaLSTMForecaster(**{**tiny, **params}).pretrain(ar_panel)
+
+
+def test_forecaster_accepts_numpy_integers_for_sizes(airline, tiny):
+    # A grid built with np.arange hands np.int64; torch refused it for the LSTM's
+    # size and the task batch ("batch_size should be a positive integer value, but got 8").
+    sizes = {"hidden_size": np.int64(4), "tasks_per_batch": np.int64(4)}
+    forecaster = MetaLSTMForecaster(**{**tiny, **sizes, "tasks_per_epoch": np.int64(8)})
+    forecaster.fit(airline, fh=[1])
+    assert forecaster.pretrained_state_.config["hidden_size"] == 4
+    assert type(forecaster.pretrained_state_.config["hidden_size"]) is int
 
 
 @pytest.mark.parametrize("verbose", [True, False])

@@ -179,6 +179,12 @@ def meta_train(
     train, valid = tasks, None
     if config["validation_fraction"] > 0:
         train, valid = tasks.split_by_time(config["validation_fraction"])
+        if len(train) == 0:  # torch's sampler would say "num_samples=0"
+            raise ValueError(
+                f"validation_fraction={config['validation_fraction']} of {len(tasks)} "
+                "meta-training tasks leaves no training task (each series' latest tasks "
+                "are held out); lower validation_fraction or use longer series."
+            )
     scored_valid = _capped(valid) if valid is not None and len(valid) else None
     if scored_valid is None:  # fail before training, not with skorch's KeyError after it
         fraction = config["validation_fraction"]
