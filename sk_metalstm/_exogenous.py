@@ -30,13 +30,19 @@ __all__ = [
 
 
 def check_exogenous(X: pd.DataFrame, where: str) -> None:
-    """Reject non-numeric or non-finite covariates with a message naming them."""
+    """Reject non-numeric, non-finite or duplicated covariates with a message naming them."""
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
         raise ValueError(f"X{where} has non-numeric columns {non_numeric}; encode them first.")
     values = X.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise ValueError(f"X{where} contains NaN or infinite values.")
+    duplicated = X.index.duplicated()
+    if duplicated.any():  # X.loc would return several rows for one time point
+        raise ValueError(
+            f"X{where} has a duplicated time index, e.g. {X.index[duplicated][0]!r}; "
+            "give each time point one row."
+        )
 
 
 def feature_matrix(

@@ -93,18 +93,28 @@ def test_misaligned_columns_are_refused(fitted):
         forecaster.predict(fh=[1], X=X.iloc[100:102].rename(columns={"driver": "other"}))
 
 
-@pytest.mark.parametrize("bad", ["nan", "text"])
+@pytest.mark.parametrize("bad", ["nan", "text", "duplicated"])
 def test_bad_covariates_are_refused(bad):
     y, X = driven_series(120)
     X = X.copy()
     if bad == "nan":
         X.iloc[5, 0] = np.nan
         match = "missing data"  # sktime's own check, before ours
+    elif bad == "duplicated":  # was numpy's "could not broadcast input array"
+        X = pd.concat([X, X.iloc[[5]] * 2]).sort_index()
+        match = "X has a duplicated time index"
     else:
         X["label"] = "a"
         match = "non-numeric"
     with pytest.raises(ValueError, match=match):
         MetaLSTMForecaster(**TINY).fit(y, X=X)
+
+
+def test_duplicated_covariate_rows_at_predict_are_refused(fitted):
+    forecaster, X = fitted
+    doubled = pd.concat([X.iloc[100:102], X.iloc[[100]] + 1.0]).sort_index()
+    with pytest.raises(ValueError, match="X passed to predict has a duplicated time index"):
+        forecaster.predict(fh=[1], X=doubled)
 
 
 def test_x_must_cover_y(fitted):
