@@ -135,6 +135,12 @@ class SeriesState:
         values = series.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise ValueError(f"update data{where(self.key)} contain NaN or infinite values.")
+        repeated = series.index.duplicated()
+        if repeated.any():  # two values for one time: neither is a revision of the other
+            raise ValueError(
+                f"update data{where(self.key)} have a duplicated time index, e.g. "
+                f"{series.index[repeated][0]!r}; give each time point one value."
+            )
         if self.kind == "log_return" and np.any(values <= 0):
             raise ValueError(
                 f"update data{where(self.key)} have non-positive values, but the series "

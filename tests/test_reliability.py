@@ -832,8 +832,10 @@ def _two_instances(y: pd.Series) -> pd.DataFrame:
         ("series", lambda y: _two_instances(y.iloc[60:61]), "got a panel, but fit got a single"),
         ("series", lambda y: pd.DataFrame({"u": y.iloc[60:61], "v": y.iloc[60:61]}), "columns"),
         ("series", lambda y: y.iloc[60:61].to_frame("y") * -1, "non-positive"),
+        ("series", lambda y: pd.concat([y.iloc[60:62], y.iloc[[61]] * 1.1]).sort_index(),
+         "duplicated time index"),
     ],
-    ids=["series_for_panel", "panel_for_series", "two_columns", "refused_dataframe"],
+    ids=["series_for_panel", "panel_for_series", "two_columns", "refused_dataframe", "repeated"],
 )
 def test_update_refused_in_another_layout_leaves_the_forecaster_as_it_was(
     pretrained_forecaster, fitted, new, match
