@@ -23,8 +23,22 @@ _DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def seed_from(random_state: int | np.random.RandomState | None) -> int:
-    """Draw a torch seed from a scikit-learn style ``random_state``."""
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+    """Draw a torch seed from a scikit-learn style ``random_state``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming ``random_state`` when it is not None, an int in [0, 2**32 - 1]
+        or a ``numpy.random.RandomState``.
+    """
+    try:
+        generator = check_random_state(random_state)
+    except ValueError as error:  # numpy's and scikit-learn's messages do not name it
+        raise InvalidParameterError(
+            f"random_state={random_state!r} is not a valid seed: {error}. Pass None, an "
+            "int in [0, 2**32 - 1] or a numpy.random.RandomState."
+        ) from None
+    return int(generator.randint(0, 2**31 - 1))
 
 
 def check_device(device: Any) -> None:
@@ -35,10 +49,16 @@ def check_device(device: Any) -> None:
     machine stays loadable without one.
     """
     name = device.type if isinstance(device, torch.device) else device
-    if not isinstance(name, str) or name.split(":")[0] not in _DEVICE_TYPES:
+    if not isinstance(name, str) or not _parses_as_device(name):
         raise InvalidParameterError(
             f"Unknown device {device!r}; choose 'cpu', 'cuda' (or 'cuda:N'), 'mps' or 'auto'."
         )
+
+
+def _parses_as_device(name: str) -> bool:
+    """Whether ``name`` is one of our device types, with an optional ``:N`` index."""
+    kind, colon, index = name.partition(":")
+    return kind in _DEVICE_TYPES and (not colon or (index.isdigit() and kind != "auto"))
 
 
 def resolve_device(device: str | torch.device) -> str:

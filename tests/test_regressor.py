@@ -384,6 +384,9 @@ def test_predict_before_fit_raises_not_fitted(data):
         # A torch.device passed the check whatever its type, then failed in fit.
         ({"device": torch.device("meta")}, r"Unknown device device\(type='meta'\); choose"),
         ({"shuffle": "yes"}, "shuffle must be True or False"),
+        # These passed the checks and failed inside torch or numpy, unnamed.
+        ({"device": "cpu:abc"}, "Unknown device 'cpu:abc'; choose"),
+        ({"random_state": -1}, "random_state=-1 is not a valid seed"),
     ],
 )
 def test_invalid_parameters_raise_at_fit(data, params, match):

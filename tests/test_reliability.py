@@ -287,7 +287,9 @@ def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, air
         ({"tasks_per_batch": 0}, "tasks_per_batch must be an integer >= 1"),
         ({"validation_fraction": -0.1}, "validation_fraction must be a number in \\[0.0, 1.0\\)"),
         ({"validation_fraction": 0.999}, "validation_fraction=0.999 of .* leaves no training"),
-        ({"random_state": "seed"}, "cannot be used to seed"),
+        ({"random_state": "seed"}, "random_state='seed' is not a valid seed"),
+        ({"random_state": 2**40}, "random_state=1099511627776 is not a valid seed"),
+        ({"device": "cpu:abc"}, "Unknown device 'cpu:abc'"),
     ],
 )
 def test_forecaster_option_values_are_checked(airline, ar_panel, tiny, params, match):
