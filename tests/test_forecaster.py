@@ -547,6 +547,19 @@ def test_mismatching_pretrained_state(airline, pretrained_state, tiny):
         MetaLSTMForecaster.from_pretrained(pretrained_state, window_length=6).fit(airline)
 
 
+def test_pretrained_state_on_increments_refuses_levels_and_keeps_other_increments(
+    airline, pretrained_state
+):
+    # Fitting raw levels ("none") with a network trained on increments forecast
+    # 96.1 for a series at 92.9 with 1 % daily moves, without a word.
+    trained_on = pretrained_state.config["transform"]
+    assert trained_on != "none"
+    with pytest.raises(ValueError, match=f"transform='none' \\(state has '{trained_on}'\\)"):
+        MetaLSTMForecaster.from_pretrained(pretrained_state, transform="none").fit(airline)
+    # Log returns and differences share the network ("auto" mixes them per series).
+    MetaLSTMForecaster.from_pretrained(pretrained_state, transform="difference").fit(airline)
+
+
 def test_learner_settings_of_a_pretrained_state_cannot_be_overridden(
     airline, ar_panel, pretrained_state
 ):

@@ -47,11 +47,17 @@ class MetaState:
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Settings fixed by pretraining in ``params`` that differ from this state's."""
-        return {
+        out = {
             k: (params[k], self.config[k])
             for k in (*ARCHITECTURE_KEYS, *LEARNER_KEYS)
             if params.get(k) is not None and k in self.config and params[k] != self.config[k]
         }
+        # Log returns and differences share a scale-free input ("auto" mixes
+        # them); a network trained on centred levels ("none") reads neither.
+        ours, theirs = params.get("transform"), self.config.get("transform")
+        if None not in (ours, theirs) and (ours == "none") != (theirs == "none"):
+            out["transform"] = (ours, theirs)
+        return out
 
     def check_matches(self, params: dict[str, Any]) -> None:
         """Raise ``ValueError`` naming the architecture settings ``params`` changes."""
