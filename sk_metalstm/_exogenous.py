@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 
+#: Beyond this a column's variance overflows float64 (values are squared).
+_LARGEST_COVARIATE = 1e150
+
+
 def check_exogenous(X: pd.DataFrame, where: str) -> None:
     """Reject non-numeric, non-finite or duplicated covariates with a message naming them."""
     non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
@@ -37,6 +41,12 @@ def check_exogenous(X: pd.DataFrame, where: str) -> None:
     values = X.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise ValueError(f"X{where} contains NaN or infinite values.")
+    largest = float(np.max(np.abs(values), initial=0.0))
+    if largest > _LARGEST_COVARIATE:  # its variance would overflow float64
+        raise ValueError(
+            f"X{where} has values up to {largest:.3g}, too large to standardise in "
+            "float64; rescale those columns (e.g. divide by a power of ten)."
+        )
     duplicated = X.index.duplicated()
     if duplicated.any():  # X.loc would return several rows for one time point
         raise ValueError(

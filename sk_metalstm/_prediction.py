@@ -26,6 +26,7 @@ from sk_metalstm.distribution import scale_of_outputs
 from sk_metalstm.meta.adaptation import caller_stacklevel, forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import cumulative_scale
+from sk_metalstm.windowing import SCALED_BOUND
 
 __all__ = [
     "FLAT_SCALE_FLOOR",
@@ -198,6 +199,7 @@ def increments(
     calibrated weight of a ``MetaState`` (``meta/calibration.py``).
     """
     windows = np.stack([s.scaled_window(window_length, x_next[s.key]) for s in states])
+    _bound_covariates(windows, [s.key for s in states])
     out = forecast_windows(learner, [s.params for s in states], windows, num_threads)
     stats = np.array([s.target_scale for s in states])
     weight = 1.0 if location_weight is None else np.asarray(location_weight)
@@ -209,6 +211,28 @@ def increments(
         _warn_flat([s.key for s, f in zip(states, flat, strict=True) if f])
         scales = np.maximum(scales, floors)
     return [Forecast(loc, scale) for loc, scale in zip(locations, scales, strict=True)]
+
+
+def _bound_covariates(windows: np.ndarray, keys: list[Any]) -> None:
+    """Clip scaled covariates to the bound training clipped them to, with a warning.
+
+    Beyond it the network never saw a value; a covariate 1e6 or 1e300 times its
+    usual spread would get the same forecast, so the user is told.
+    """
+    covariates = windows[..., 1:]
+    far = np.abs(covariates) > SCALED_BOUND
+    if not far.any():
+        return
+    first = int(np.argmax(far.any(axis=(1, 2))))
+    warnings.warn(
+        f"X{where(keys[first])} lies up to {np.max(np.abs(covariates)):.3g} standard "
+        "deviations from the covariates of the series' recent windows; training saw "
+        f"at most {SCALED_BOUND:g}, so it is clipped there and the forecast treats it as "
+        "an extreme value, not by its size.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    np.clip(covariates, -SCALED_BOUND, SCALED_BOUND, out=covariates)
 
 
 def _warn_flat(keys: list[Any]) -> None:

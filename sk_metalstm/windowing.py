@@ -39,14 +39,15 @@ __all__ = [
     "cut_task",
     "support_for_adaptation",
     "root_mean_square",
+    "SCALED_BOUND",
 ]
 
 TRANSFORMS = ("auto", "log_return", "difference", "none")
 _MIN_SCALE = 1e-12
-#: Scaled values are clipped to +-_CLIP: a support set of near-constant prices
+#: Scaled values are clipped to +-SCALED_BOUND: a support set of near-constant prices
 #: (a stale quote, a trading halt) would otherwise scale a later move to 1e8
 #: and dominate every training batch it lands in.
-_CLIP = 20.0
+SCALED_BOUND = 20.0
 
 
 def resolve_transform(values: np.ndarray, transform: str) -> str:
@@ -196,8 +197,8 @@ def _target_stat(stat: Any) -> float:
 
 
 def _scaled(values: np.ndarray, loc: Any, scale: Any) -> np.ndarray:
-    """``(values - loc) / scale`` in float64, clipped to +-``_CLIP``, as float32."""
-    return np.clip((values - loc) / scale, -_CLIP, _CLIP).astype(np.float32)
+    """``(values - loc) / scale`` in float64, clipped to +-``SCALED_BOUND``, as float32."""
+    return np.clip((values - loc) / scale, -SCALED_BOUND, SCALED_BOUND).astype(np.float32)
 
 
 def cut_task(z: np.ndarray, start: int, layout: TaskLayout) -> dict[str, np.ndarray]:

@@ -1,5 +1,7 @@
 """Exogenous covariates X in MetaLSTMForecaster."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,6 +117,27 @@ def test_duplicated_covariate_rows_at_predict_are_refused(fitted):
     doubled = pd.concat([X.iloc[100:102], X.iloc[[100]] + 1.0]).sort_index()
     with pytest.raises(ValueError, match="X passed to predict has a duplicated time index"):
         forecaster.predict(fh=[1], X=doubled)
+
+
+def test_covariate_far_beyond_the_fitted_range_is_clipped_with_a_warning(fitted):
+    # 1e6 and 1e9 gave the same forecast without a word: the network saturates.
+    forecaster, X = fitted
+    usual = X.iloc[100:101]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forecaster.predict(fh=[1], X=usual)
+    with pytest.warns(UserWarning, match="standard deviations .* clipped there"):
+        huge = forecaster.predict(fh=[1], X=usual * 1e6)
+    with pytest.warns(UserWarning, match="clipped"):
+        pd.testing.assert_series_equal(forecaster.predict(fh=[1], X=usual * 1e9), huge)
+
+
+def test_covariates_too_large_to_standardise_are_refused():
+    y, X = driven_series(120)
+    X = X.copy()
+    X.iloc[50, 0] = 1e300  # numpy's overflow warning only, and a covariate scaled to 0
+    with pytest.raises(ValueError, match="values up to 1e\\+300, too large to standardise"):
+        MetaLSTMForecaster(**TINY).fit(y, X=X)
 
 
 def test_x_must_cover_y(fitted):
