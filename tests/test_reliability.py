@@ -927,6 +927,25 @@ def test_meta_training_that_ends_flat_calibrates_on_moving_tasks(tiny):
     assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
 
 
+def test_stale_latest_queries_do_not_calibrate_intervals_to_a_point():
+    # The held-out tasks' supports still moved but their queries did not: the
+    # location weight fell to 0, every residual was 0, and every interval, VaR
+    # and predict_var was exactly zero (log_pdf +inf) despite the warning.
+    rng = np.random.default_rng(0)
+    price = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    price[-40:] = price[-40]
+    y = pd.Series(price, index=pd.date_range("2020-01-01", periods=300, freq="D"))
+    forecaster = MetaLSTMForecaster(
+        window_length=5, hidden_size=4, support_size=16, query_size=4, horizon=3,
+        max_epochs=1, base_max_epochs=1, tasks_per_epoch=16, random_state=0, verbose=0,
+    ).fit(y)
+    residuals = forecaster.pretrained_state_.residuals["step"]
+    assert np.mean(residuals == 0) < 0.5
+    with pytest.warns(UserWarning, match="barely moved lately"):
+        interval = forecaster.predict_interval(fh=[1, 2, 3], coverage=0.9)
+    assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
+
+
 def test_keep_best_weights_trains_without_validation_data():
     # The package's own callback falls back to train_loss, yet the check for
     # callbacks watching valid_loss refused it with validation_fraction=0.

@@ -90,7 +90,7 @@ def calibrate(
     Returns
     -------
     Calibration or None
-        None if every task's support set is flat (nothing to calibrate on).
+        None if every task's support set or query is flat (nothing to calibrate on).
         ``location_weight`` (h,), see ``location_weight``; ``residuals``:
         ``"step"``, (n, h) standardised residuals per step of the weighted
         location, and ``"cumulative"``, (n, h) standardised residuals of the
@@ -119,9 +119,12 @@ def calibrate(
                 left = min(left, max(deadline - now, per_task * (min_tasks - done), 0.0))
             report_progress(f"calibration: {done}/{len(chosen)} tasks", now - start, left)
         done += len(y)
-        # A task whose support never moved (a stale stretch) has residuals of
-        # exactly zero: calibrating on it would shrink every interval to a point.
-        moving = X["support_y"].flatten(1).abs().amax(dim=1) > 0
+        # A task whose support or query never moved (a stale stretch) has
+        # residuals of exactly zero (a flat query also pulls the location weight
+        # to 0): calibrating on it would shrink every interval to a point.
+        moving = (X["support_y"].flatten(1).abs().amax(dim=1) > 0) & (
+            y.flatten(1).abs().amax(dim=1) > 0
+        )
         if not bool(moving.any()):
             continue
         X = {k: v[moving].to(device) for k, v in X.items() if k != "query_y"}
