@@ -35,9 +35,7 @@ _exponents = st.one_of(st.floats(-3, 6), st.floats(-8, 200))
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def state():
-    """A tiny state meta-trained with the default learner (and horizon 2)."""
+def _pretrained_state(transform: str):
     panel = make_ar_returns_panel(n_series=4, n_timepoints=120, random_state=0)
     forecaster = MetaLSTMForecaster(
         window_length=WINDOW,
@@ -47,10 +45,23 @@ def state():
         query_size=2,
         max_epochs=1,
         base_max_epochs=1,
+        transform=transform,
         random_state=0,
         verbose=0,
     )
     return forecaster.pretrain(panel).pretrained_state_
+
+
+@pytest.fixture(scope="module")
+def state():
+    """A tiny state meta-trained with the default learner (and horizon 2)."""
+    return _pretrained_state("auto")
+
+
+@pytest.fixture(scope="module")
+def levels_state():
+    """The same, meta-trained on levels: a state on increments refuses transform="none"."""
+    return _pretrained_state("none")
 
 
 # ------------------------------------------------------------------ data
@@ -210,10 +221,11 @@ def _attempt(call, *args, **kwargs):
 
 @FUZZ
 @given(case=cases(), fh_draw=horizons(), coverage=st.sampled_from([0.5, 0.9, 0.99]))
-def test_forecaster_property(state, case, fh_draw, coverage):
+def test_forecaster_property(state, levels_state, case, fh_draw, coverage):
     y, new = case["y"], case["new"]
     y_before, new_before = y.copy(deep=True), new.copy(deep=True)
-    forecaster = MetaLSTMForecaster.from_pretrained(state, transform=case["transform"], verbose=0)
+    chosen = levels_state if case["transform"] == "none" else state
+    forecaster = MetaLSTMForecaster.from_pretrained(chosen, transform=case["transform"], verbose=0)
     _, error = _attempt(forecaster.fit, y)
     _unchanged(y, y_before)
     event("fit refused" if error else "fit ok")
