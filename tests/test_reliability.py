@@ -946,6 +946,18 @@ def test_stale_latest_queries_do_not_calibrate_intervals_to_a_point():
     assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
 
 
+def test_series_whose_only_query_is_flat_still_calibrates():
+    # Skipping flat queries must not refuse a short series whose one task has a
+    # moving support but a repeated last quote (the fuzz test found it).
+    y = pd.Series([100.0, 101, 100.5, 102, 101, 101.5, 102.5, 102.5])
+    forecaster = MetaLSTMForecaster(
+        window_length=2, support_size=4, query_size=1, horizon=1, hidden_size=4,
+        max_epochs=1, base_max_epochs=1, random_state=0, verbose=0,
+    ).fit(y)
+    interval = forecaster.predict_interval(fh=[1], coverage=0.9)
+    assert np.all(interval.iloc[:, 1] > interval.iloc[:, 0])
+
+
 def test_keep_best_weights_trains_without_validation_data():
     # The package's own callback falls back to train_loss, yet the check for
     # callbacks watching valid_loss refused it with validation_fraction=0.

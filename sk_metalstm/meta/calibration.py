@@ -59,6 +59,7 @@ def calibrate(
     deadline: float | None = None,
     min_tasks: int = 256,
     verbose: int = 0,
+    moving_queries_only: bool = True,
 ) -> Calibration | None:
     """Location weights and standardised query residuals of the adapted learner.
 
@@ -86,11 +87,16 @@ def calibrate(
         Tasks calibrated on at least, deadline or not.
     verbose : int
         ``>= 1``: a progress line every 5 seconds, as training prints.
+    moving_queries_only : bool
+        Skip tasks whose query targets are all zero as well as those whose
+        support is. False is the last resort for series that move too rarely
+        to fill a query (coarsely rounded quotes, short series).
 
     Returns
     -------
     Calibration or None
-        None if every task's support set or query is flat (nothing to calibrate on).
+        None if every task's support set (or, with ``moving_queries_only``, its
+        query) is flat: nothing to calibrate on.
         ``location_weight`` (h,), see ``location_weight``; ``residuals``:
         ``"step"``, (n, h) standardised residuals per step of the weighted
         location, and ``"cumulative"``, (n, h) standardised residuals of the
@@ -122,9 +128,9 @@ def calibrate(
         # A task whose support or query never moved (a stale stretch) has
         # residuals of exactly zero (a flat query also pulls the location weight
         # to 0): calibrating on it would shrink every interval to a point.
-        moving = (X["support_y"].flatten(1).abs().amax(dim=1) > 0) & (
-            y.flatten(1).abs().amax(dim=1) > 0
-        )
+        moving = X["support_y"].flatten(1).abs().amax(dim=1) > 0
+        if moving_queries_only:
+            moving &= y.flatten(1).abs().amax(dim=1) > 0
         if not bool(moving.any()):
             continue
         X = {k: v[moving].to(device) for k, v in X.items() if k != "query_y"}

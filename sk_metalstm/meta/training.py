@@ -273,6 +273,8 @@ def meta_train(
         calibration = calibrate(learner, valid, **options)
     if calibration is None:  # no held-out tasks, or only flat ones
         calibration = calibrate(learner, tasks, **options)
+    if calibration is None:  # every query flat: a series that rarely moves at all
+        calibration = calibrate(learner, tasks, moving_queries_only=False, **options)
     if calibration is None:
         raise ValueError(
             "Every meta-training task covers a stretch where the series did not move; "
