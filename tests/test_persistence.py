@@ -8,6 +8,7 @@ GPU-written files on CPU.
 """
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -365,6 +366,18 @@ def test_safe_load_refuses_config_that_does_not_match_tensors(loader, change, sa
     _edit(safe_files[loader], change)
     with pytest.raises(ValueError, match="do not match the architecture"):
         LOADERS[loader](safe_files[loader])
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_safe_files_take_a_file_name_not_bytes_or_an_open_file(loader, safe_files):
+    # torch said "expected str, bytes or os.PathLike" or "has no attribute 'seek'".
+    path = safe_files[loader]
+    with open(path, "rb") as handle, pytest.raises(TypeError, match="got BufferedReader"):
+        LOADERS[loader](handle)
+    with pytest.raises(TypeError, match="path must be a file name .* got bytes"):
+        LOADERS[loader](os.fsencode(path))
+    with pytest.raises(TypeError, match="got bytes"):
+        save_pretrained(load_pretrained(safe_files["load_pretrained"]), os.fsencode(path))
 
 
 def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path):

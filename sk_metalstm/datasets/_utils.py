@@ -91,7 +91,7 @@ def select_names(
         )
     if not isinstance(items, Iterable):
         raise TypeError(
-            f"{kind}s must be a string, an iterable of strings or None, "
+            f"{kind}s must be a string, a list or tuple of strings, or None; "
             f"got {type(requested).__name__}."
         )
     names = []

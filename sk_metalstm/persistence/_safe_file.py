@@ -41,9 +41,22 @@ def write_safe(
     torch.save(payload, path)
 
 
+def file_path(path: Any) -> str:
+    """``path`` as a str, or a ``TypeError`` naming what was passed instead.
+
+    torch's own messages for a bytes path or an open file (a missing ``seek``,
+    ``expected 'f' to be string``) do not say the file name is the problem.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise TypeError(
+            f"path must be a file name (a str or a pathlib.Path), got {type(path).__name__}."
+        )
+    return os.fspath(path)
+
+
 def check_destination(path: str | os.PathLike[str]) -> None:
     """Name the problem with a destination torch.save would report as a raw RuntimeError."""
-    target = os.fspath(path)
+    target = file_path(path)
     if os.path.isdir(target):
         raise IsADirectoryError(f"{target!r} is a folder: give a file name inside it.")
     folder = os.path.dirname(os.path.abspath(target))
@@ -86,7 +99,7 @@ def read_safe(
     path: str | os.PathLike[str], fmt: str, map_location: str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The JSON description and tensors of a safe file of format ``fmt``, checked."""
-    where = repr(os.fspath(path))
+    where = repr(file_path(path))
     check_archive(path)
     try:
         with warnings.catch_warnings():
