@@ -15,6 +15,7 @@ load.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
 import importlib.metadata
@@ -123,6 +124,24 @@ def command_line(script: str, argv: list[str] | None) -> str:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     return " ".join(["python", f"benchmarks/{script}.py", *args])
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; a ``--quick`` run on the default output writes a twin.
+
+    The default outputs hold the published figures that the docs cite: a smoke
+    run left on them writes ``<name>_quick.json`` beside them instead.
+    """
+    args = parser.parse_args(argv)
+    if not getattr(args, "quick", False):
+        return args
+    for dest in ("out", "output"):
+        default = parser.get_default(dest)
+        if default is not None and getattr(args, dest, None) == default:
+            path = Path(default)
+            quick = path.with_name(f"{path.stem}_quick{path.suffix}")
+            setattr(args, dest, quick if isinstance(default, Path) else str(quick))
+    return args
 
 
 def write_json(path: str | Path, content: Any, indent: int = 1) -> Path:

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from _reporting import command_line, environment, to_panel, write_json
+from _reporting import command_line, environment, parse_args, to_panel, write_json
 
 LEARNERS = ["none", "finetune", "metasgd", "maml", "reptile", "lstm"]
 HORIZONS = [1, 5]  # scored steps
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-few-shot", action="store_true")
     parser.add_argument("--classes", nargs="*", help="subset of stocks fx rates")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     cfg = QUICK if args.quick else FULL
     out = args.out or (
         "benchmarks/results/accuracy_real_quick.json"

@@ -71,6 +71,7 @@ from _reporting import (
     command_line,
     environment,
     lag_windows,
+    parse_args,
     rotate,
     time_stats,
     write_json,
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="windows of length 20 (default 2500; 300 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     from distributed import Client, LocalCluster
     from distributed import __version__ as distributed_version

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 from _reporting import (
     QUICK_FORECASTER,
+    parse_args,
     relative_mse,
     rolling_one_step,
     standard_error,
@@ -406,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=NEURAL)
     parser.add_argument("--out", default="benchmarks/results/few_shot.json")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="summarise earlier result files")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.merge:
         write(*merge(args.merge), args.out)
         return

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from _reporting import (
     QUICK_FORECASTER,
+    parse_args,
     relative_mse,
     rolling_one_step,
     standard_error,
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the package's transform for the interest rates (scored on their "
                              "changes either way); 'auto', the package default, models these "
                              "positive rates in log returns")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         write(parts[0]["config"], merge([p["result"] for p in parts]), args.out)

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from _reporting import to_panel, to_wide, write_json
+from _reporting import parse_args, to_panel, to_wide, write_json
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import (
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/intervals.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore", FutureWarning)
     torch.set_num_threads(1)
     cfg = dict(

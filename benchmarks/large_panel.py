@@ -42,7 +42,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from _reporting import RESULTS, ROOT, command_line, environment, rss_mib, write_json
+from _reporting import RESULTS, ROOT, command_line, environment, parse_args, rss_mib, write_json
 
 DEFAULT_OUTPUT = RESULTS / "large_panel.json"
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     if args.child:
         kind, *numbers = args.child

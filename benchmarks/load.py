@@ -66,6 +66,7 @@ from _reporting import (
     QUICK_FORECASTER,
     ROOT,
     command_line,
+    parse_args,
     proc_status_mib,
     rss_mib,
     to_wide,
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         help="after each RSS reading, malloc_trim(0) and read RSS again (rss_trimmed_mib): "
         "live memory without the free heap glibc keeps; changes what the next round finds",
     )
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore", FutureWarning)
     if args.quick:
         args.n_series, args.history, args.rounds = 20, 60, 4

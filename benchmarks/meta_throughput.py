@@ -42,6 +42,7 @@ from _reporting import (
     environment,
     make_net,
     make_tasks,
+    parse_args,
     rotate,
     write_json,
 )
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="FILE.py:NAME",
         help="benchmark a candidate functional_forward instead of the library's",
     )
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     torch.set_num_threads(args.threads)
     cfg = META_QUICK if args.quick else META_FULL

@@ -28,7 +28,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from _reporting import rotate, scratch_next_increment, write_report
+from _reporting import parse_args, rotate, scratch_next_increment, write_report
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_exchange_rates, load_stock_prices
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         "--sizes", nargs="*", type=int, default=[1, 5], help="also pretrain on N companies"
     )
     parser.add_argument("--out", default="benchmarks/results/pretrain_cost.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore", FutureWarning)
     default, forecaster = pretrain_cost(MetaLSTMForecaster().meta_learner, args.quick)
     write_report(

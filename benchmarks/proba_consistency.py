@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 import torch
-from _reporting import QUICK_FORECASTER, command_line, environment, write_json
+from _reporting import QUICK_FORECASTER, command_line, environment, parse_args, write_json
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_stock_prices
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, one company")
     parser.add_argument("--out", default="benchmarks/results/proba_consistency.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
 

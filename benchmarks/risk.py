@@ -68,6 +68,7 @@ from _reporting import (
     QUICK_FORECASTER,
     command_line,
     environment,
+    parse_args,
     standard_error,
     to_panel,
     to_wide,
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-quantiles", metavar="NPZ",
                         help="also write every forecast quantile, target and volatility "
                              "flag to this .npz (for analyses without re-running)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore", FutureWarning)
     cfg = {**CONFIGS["quick" if args.quick else "full"], "rates_transform": args.rates_transform}
     env = environment("arch", "scipy", "pandas")

@@ -41,6 +41,7 @@ from _reporting import (
     QUICK_FORECASTER,
     command_line,
     environment,
+    parse_args,
     standard_error,
     to_panel,
     to_wide,
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/scale_prior.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     warnings.simplefilter("ignore", FutureWarning)
     cfg = dict(CONFIGS["quick" if args.quick else "full"])
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _reporting import command_line, environment, write_json
+from _reporting import command_line, environment, parse_args, write_json
 from scipy import stats
 
 from sk_metalstm._conformal import conformal_quantiles
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="200 draws, two sizes")
     parser.add_argument("--draws", type=int, default=20_000)
     parser.add_argument("--out", default="benchmarks/results/small_calibration.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     draws, sizes = (200, SIZES[:2]) if args.quick else (args.draws, SIZES)
     rng = np.random.default_rng(0)
     rows = []

@@ -54,6 +54,7 @@ from _reporting import (
     ar1_series,
     environment,
     lag_windows,
+    parse_args,
     rotate,
     scratch_next_increment,
     to_panel,
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         help="re-measure part 2 only, keeping part 1 of the existing results file",
     )
     parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     torch.set_num_threads(1)
     out = args.out or (
         "benchmarks/results/speed_quick.json" if args.quick else "benchmarks/results/speed.json"

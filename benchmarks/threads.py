@@ -48,6 +48,7 @@ from _reporting import (
     lag_windows,
     make_net,
     make_tasks,
+    parse_args,
     rotate,
     time_stats,
     write_json,
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     default_threads = torch.get_num_threads()
     ncpu = os.cpu_count() or 1
