@@ -110,8 +110,11 @@ class ProgressReport(Callback):
 
     Silent for runs that finish within ``interval`` seconds, so small fits stay
     quiet; longer ones print the phase, the epoch, the latest losses, the time
-    spent and an estimate of the time left (an upper bound when early stopping
-    or a time budget may end the phase sooner).
+    spent and an estimate of the time left in the phase: every remaining epoch
+    at the pace of those finished (validation included), so an upper bound when
+    early stopping or a time budget may end the phase sooner. Before the first
+    epoch ends, the pace is that of the batches seen, training and validation
+    batches counted alike.
 
     Parameters
     ----------
@@ -123,6 +126,8 @@ class ProgressReport(Callback):
         ``time.monotonic()`` value at which a ``TimeBudget`` ends the phase.
     stream : file-like or None
         Where to print; ``None`` is standard error.
+    valid_batches_per_epoch : int
+        Validation batches after each epoch's training batches.
     """
 
     #: Seconds between lines (and before the first).
@@ -134,26 +139,47 @@ class ProgressReport(Callback):
         batches_per_epoch: int,
         deadline: float | None = None,
         stream: Any = None,
+        valid_batches_per_epoch: int = 0,
     ) -> None:
         self.phase = phase
         self.batches_per_epoch = batches_per_epoch
         self.deadline = deadline
         self.stream = stream
+        self.valid_batches_per_epoch = valid_batches_per_epoch
 
     def on_train_begin(self, net: Any, **kw: Any) -> None:
         """Start the clock."""
         self.start_ = self.last_ = time.monotonic()
         self.batches_ = 0
+        self.epochs_ = 0
+        self.epoch_end_ = self.start_
 
     def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kw: Any) -> None:
-        """Count training batches; report when ``interval`` has passed."""
-        if training:
-            self.batches_ += 1
-            self._maybe_report(net)
+        """Count batches, validation ones too (they can take half an epoch); report when due."""
+        self.batches_ += 1
+        self._maybe_report(net)
 
     def on_epoch_end(self, net: Any, **kw: Any) -> None:
-        """Report the epoch's losses when ``interval`` has passed."""
+        """Time the finished epoch; report its losses when ``interval`` has passed."""
+        self.epochs_ += 1
+        self.epoch_end_ = time.monotonic()
         self._maybe_report(net)
+
+    def time_left(self, now: float, max_epochs: int) -> float:
+        """Seconds the phase may still take, at the pace measured so far."""
+        if self.epochs_ >= max_epochs:
+            left = 0.0
+        elif self.epochs_:
+            per_epoch = (self.epoch_end_ - self.start_) / self.epochs_
+            this_epoch = max(per_epoch - (now - self.epoch_end_), 0.0)
+            left = this_epoch + per_epoch * (max_epochs - self.epochs_ - 1)
+        else:
+            per_batch = (now - self.start_) / max(self.batches_, 1)
+            total = max_epochs * (self.batches_per_epoch + self.valid_batches_per_epoch)
+            left = per_batch * max(total - self.batches_, 0)
+        if self.deadline is not None:
+            left = min(left, self.deadline - now)
+        return max(left, 0.0)
 
     def _maybe_report(self, net: Any) -> None:
         now = time.monotonic()
@@ -168,15 +194,10 @@ class ProgressReport(Callback):
             if finished and key in finished[-1]
         )
         self.last_ = now
-        elapsed = now - self.start_
-        total = max(net.max_epochs * self.batches_per_epoch, 1)
-        left = elapsed / max(self.batches_, 1) * max(total - self.batches_, 0)
-        if self.deadline is not None:
-            left = max(min(left, self.deadline - now), 0.0)
         report_progress(
             f"{self.phase}: epoch {len(net.history)}/{net.max_epochs}{losses}",
-            elapsed,
-            left,
+            now - self.start_,
+            self.time_left(now, net.max_epochs),
             self.stream,
         )
 

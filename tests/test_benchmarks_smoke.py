@@ -227,6 +227,34 @@ def test_risk_scores_a_rate_modelled_in_log_returns_on_its_changes():
     assert 0.4 < log_width / diff_width < 2.5
 
 
+def test_quick_runs_never_replace_the_published_results():
+    # pretrain_cost.py --quick replaced results/pretrain_cost.json, which the
+    # docs cite, with one-epoch numbers (and so did every script but two).
+    code = (
+        "import argparse, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "from pathlib import Path\n"
+        "from _reporting import parse_args\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--quick', action='store_true')\n"
+        "p.add_argument('--out', default='benchmarks/results/x.json')\n"
+        "p.add_argument('--output', type=Path, default=Path('benchmarks/results/y.json'))\n"
+        "for argv in (['--quick'], [], ['--quick', '--out', 'mine.json']):\n"
+        "    a = parse_args(p, argv)\n"
+        "    print(a.out, a.output.as_posix())\n"
+    )
+    assert _run_code(code, timeout=60).split("\n")[:3] == [
+        "benchmarks/results/x_quick.json benchmarks/results/y_quick.json",
+        "benchmarks/results/x.json benchmarks/results/y.json",
+        "mine.json benchmarks/results/y_quick.json",
+    ]
+    # Every script parses its options through it.
+    for script in sorted((ROOT / "benchmarks").glob("[!_]*.py")):
+        source = script.read_text()
+        if "--quick" in source:
+            assert "parse_args(parser, argv)" in source, script.name
+
+
 def _run_code(code: str, timeout: int) -> str:
     """Standard output of ``code`` run in a fresh interpreter from the repository root."""
     proc = subprocess.run(

@@ -80,3 +80,29 @@ def test_progress_lines_between_epochs_show_the_last_finished_epochs_losses(monk
     report.on_train_begin(net)
     report.on_batch_end(net, training=True)
     assert "pooled: epoch 2/20, train loss 1.2500, valid loss 0.5000;" in stream.getvalue()
+
+
+def test_time_left_counts_validation_and_finished_epochs(monkeypatch):
+    # Only training batches were counted: a metasgd phase whose validation
+    # pass took half of each epoch said "at most ~4s left" and ran 12 s more.
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("sk_metalstm.callbacks.time.monotonic", lambda: clock.now)
+    monkeypatch.setattr(ProgressReport, "interval", 1e9)  # no lines: only the estimate
+    net = SimpleNamespace(max_epochs=3, history=[])
+    report = ProgressReport("meta", batches_per_epoch=4, valid_batches_per_epoch=4)
+    report.on_train_begin(net)
+    for training in [True] * 4:  # 1 s per batch, training and validation alike
+        clock.now += 1.0
+        report.on_batch_end(net, training=training)
+    assert report.time_left(clock.now, 3) == pytest.approx(20.0)  # 3 epochs of 8 s, 4 s done
+    for _ in range(4):
+        clock.now += 1.0
+        report.on_batch_end(net, training=False)
+    report.on_epoch_end(net)
+    assert report.time_left(clock.now, 3) == pytest.approx(16.0)
+    clock.now += 2.0
+    assert report.time_left(clock.now, 3) == pytest.approx(14.0)
+    clock.now += 20.0  # a slow epoch: never below zero, the last epoch still counted
+    assert report.time_left(clock.now, 3) == pytest.approx(8.0)
+    report.deadline = clock.now + 3.0
+    assert report.time_left(clock.now, 3) == pytest.approx(3.0)

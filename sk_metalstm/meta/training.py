@@ -87,7 +87,11 @@ def build_meta_net(
         own.append(("time_budget", TimeBudget(deadline)))
     if verbose >= 1:
         batches = math.ceil(n_tasks / batch_size)
-        own.append(("progress", ProgressReport(phase, batches, deadline=deadline)))
+        valid_batches = math.ceil(len(valid) / batch_size) if has_valid else 0
+        progress = ProgressReport(
+            phase, batches, deadline=deadline, valid_batches_per_epoch=valid_batches
+        )
+        own.append(("progress", progress))
     callbacks = training_callbacks(
         callbacks,
         gradient_clip=gradient_clip,
