@@ -380,6 +380,15 @@ def test_safe_files_take_a_file_name_not_bytes_or_an_open_file(loader, safe_file
         save_pretrained(load_pretrained(safe_files["load_pretrained"]), os.fsencode(path))
 
 
+def test_load_regressor_refuses_feature_names_that_disagree_with_the_feature_count(safe_files):
+    # A hand-edited file with 2 names for 4 features loaded; predict then
+    # checked a DataFrame against names and count that contradict each other.
+    path = safe_files["load_regressor"]
+    _edit(path, _edit_config(lambda c: c["fitted"].update(feature_names_in_=["a", "b"])))
+    with pytest.raises(ValueError, match="feature_names_in_ has 2 names, but n_features_in_ is 4"):
+        load_regressor(path)
+
+
 def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
     for loader in LOADERS.values():

@@ -216,6 +216,11 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
         names_in = fitted["feature_names_in_"]
         if not isinstance(names_in, list) or not all(isinstance(n, str) for n in names_in):
             raise ValueError(f"{os.fspath(path)!r}: feature_names_in_ must be a list of strings.")
+        if len(names_in) != regressor.n_features_in_:  # predict would check X against both
+            raise ValueError(
+                f"{os.fspath(path)!r}: feature_names_in_ has {len(names_in)} names, but "
+                f"n_features_in_ is {regressor.n_features_in_}."
+            )
         regressor.feature_names_in_ = np.asarray(names_in, dtype=object)
     # The net fit builds, without its (fit-only) validation split.
     net = regressor._make_net(train_split=None, device=map_location)
