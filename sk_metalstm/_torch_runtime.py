@@ -8,6 +8,7 @@ exit and nothing is changed on import.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,20 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
             "int in [0, 2**32 - 1] or a numpy.random.RandomState."
         ) from None
     return int(generator.randint(0, 2**31 - 1))
+
+
+#: More threads than any machine has cores for; torch's thread pool aborts the
+#: interpreter when it cannot start them (near 30,000 on Linux).
+_MAX_THREADS = 1024
+
+
+def _check_thread_count(num_threads: int) -> None:
+    if num_threads > _MAX_THREADS:
+        raise InvalidParameterError(
+            f"num_threads={num_threads} is more threads than torch can be trusted to "
+            f"start (at most {_MAX_THREADS}; this machine has {os.cpu_count()} CPUs). "
+            "Use 1 for small networks, or None for torch's default."
+        )
 
 
 def check_device(device: Any) -> None:
@@ -99,6 +114,7 @@ def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
         if seed is not None:
             torch.manual_seed(seed)
         if num_threads is not None:
+            _check_thread_count(num_threads)
             torch.set_num_threads(num_threads)
         try:
             yield

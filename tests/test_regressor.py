@@ -377,6 +377,8 @@ def test_predict_before_fit_raises_not_fitted(data):
             "optimizer LBFGS has no weight_decay parameter",
         ),
         ({"num_threads": 0}, "num_threads must be None or an integer >= 1"),
+        # torch's thread pool aborted the interpreter (libgomp) instead.
+        ({"num_threads": 10**6}, "num_threads=1000000 is more threads than torch"),
         ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
         ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
         ({"callbacks": "early_stopping"}, "callbacks must be None or a list"),

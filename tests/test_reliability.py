@@ -266,6 +266,8 @@ def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, air
     [
         ({"device": "gpu"}, "Unknown device 'gpu'; choose 'cpu', 'cuda'"),
         ({"num_threads": 0}, "num_threads must be None or an integer >= 1"),
+        # torch's thread pool aborted the interpreter (libgomp) instead.
+        ({"num_threads": 10**6}, "num_threads=1000000 is more threads than torch"),
         ({"verbose": -1}, "verbose must be True, False or an integer >= 0"),
         ({"verbose": "loud"}, "verbose must be True, False or an integer >= 0"),
         ({"lr": -1.0}, "lr must be None or a number in \\(0.0, inf\\)"),
