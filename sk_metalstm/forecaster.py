@@ -546,8 +546,24 @@ class MetaLSTMForecaster(BaseForecaster):
             # Data that revise the past do not move the forecast origin back:
             # the states still end at the latest point seen.
             self._set_cutoff(committed)
+        self._align_cutoff_frequency()
         self._commit()
         return self
+
+    def _align_cutoff_frequency(self) -> None:
+        """Give sktime's cutoff the frequency of the series the states hold.
+
+        sktime infers the cutoff's frequency from the update's rows alone:
+        three business days in a row read as daily, and every ``fh`` built
+        from that cutoff then clashes with the series' own frequency.
+        """
+        cutoff = self._cutoff
+        if not isinstance(cutoff, pd.DatetimeIndex):
+            return
+        freqs = {state.cutoff.freq for state in self._states.values()}
+        freq = freqs.pop() if len(freqs) == 1 else None
+        if freq is not None and cutoff.freq != freq and freq.is_on_offset(cutoff[0]):
+            self._set_cutoff(pd.date_range(cutoff[0], periods=1, freq=freq, name=cutoff.name))
 
     # sktime records what the latest y looked like before calling _update; a
     # refused update must not leave them describing data that was never taken.

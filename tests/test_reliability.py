@@ -800,6 +800,20 @@ def test_update_with_past_data_keeps_the_forecast_origin(pretrained_forecaster, 
     assert forecast.index.equals(forecaster.fh.to_absolute_index(forecaster.cutoff))
 
 
+@pytest.mark.parametrize("n_new", [1, 3, 4])
+def test_update_without_freq_keeps_the_series_business_day_frequency(pretrained_forecaster, n_new):
+    # Dates read from a file carry no freq; sktime infers the cutoff's from the
+    # update's rows alone, and three weekdays in a row look daily.
+    dates = pd.bdate_range("2022-01-03", periods=80)
+    y = pd.Series(_daily().to_numpy(), index=pd.DatetimeIndex(dates.to_numpy()))
+    forecaster = pretrained_forecaster.fit(y.iloc[:-n_new])
+    forecaster.update(y.iloc[-n_new:])
+    forecast = forecaster.predict(fh=[1, 2])
+    expected = pd.bdate_range(dates[-1], periods=3)[1:]
+    assert list(forecast.index) == list(expected)
+    assert forecaster.predict_interval(fh=[1, 2]).index.equals(forecast.index)
+
+
 def test_timedelta_fh_counts_steps_of_the_series_frequency(pretrained_forecaster):
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
