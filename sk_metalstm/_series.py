@@ -121,6 +121,12 @@ def check_regular(index: pd.Index, key: Any) -> None:
             "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
             "RangeIndex (y.reset_index(drop=True))."
         )
+    if pd.api.types.is_unsigned_integer_dtype(index):
+        raise ValueError(
+            f"The series{where(key)} has an unsigned integer index ({index.dtype}), whose "
+            "forecast times sktime cannot represent; convert it with "
+            "y.index.astype('int64'), or use y.reset_index(drop=True)."
+        )
     if pd.api.types.is_integer_dtype(index) and len(index) > 1:
         steps = np.diff(index.to_numpy())
         if np.any(steps != 1):

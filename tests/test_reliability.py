@@ -230,6 +230,16 @@ def test_non_numeric_y_raises(airline, tiny):
         MetaLSTMForecaster(**tiny).fit(frame)
 
 
+def test_unsigned_integer_index_raises_at_fit(airline, pretrained_forecaster):
+    # sktime's forecast times for an unsigned index come back as floats, and
+    # every predict failed after a fit that had accepted it.
+    y = pd.Series(airline.to_numpy(), index=pd.Index(np.arange(len(airline)), dtype="uint64"))
+    with pytest.raises(ValueError, match="unsigned integer index.*astype\\('int64'\\)"):
+        pretrained_forecaster.fit(y)
+    forecast = pretrained_forecaster.fit(y.set_axis(y.index.astype("int64"))).predict(fh=[1])
+    assert list(forecast.index) == [len(airline)]
+
+
 def test_duplicated_index_in_panel_instance_raises(ar_panel, tiny):
     doubled = pd.concat([ar_panel, ar_panel.loc[["series_1"]].iloc[-1:]])
     with pytest.raises(ValueError, match="instance .series_1.. has a duplicated time index"):
