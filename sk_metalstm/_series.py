@@ -59,8 +59,9 @@ def split_instances(y: pd.Series | pd.DataFrame) -> dict[Any, pd.Series]:
         return {SINGLE: y}
     pieces = {}
     for key, group in _instance_groups(y):
+        levels = key if isinstance(key, tuple) else (key,)
         for column in y.columns:
-            name = key if y.shape[1] == 1 else (*np.atleast_1d(key), column)
+            name = key if y.shape[1] == 1 else (*levels, column)
             pieces[name] = group[column]
     return pieces
 

@@ -123,7 +123,7 @@ class SeriesState:
         tail alone could hide a non-positive price from ``"log_return"``.
         """
         values = series.to_numpy(dtype=np.float64)
-        kind = resolve_transform(values, transform)
+        kind = resolve_transform(values, transform, where(key))
         history_scale = _typical_move(values, kind)
         tail = _last(series, keep)
         x_tail = None if x is None else x.loc[x.index.intersection(tail.index)].copy()
@@ -236,7 +236,9 @@ def training_features(
 ) -> list[np.ndarray]:
     """Increments (with covariates) of every series, each under its resolved transform."""
     return [
-        series_features(s, x_pieces[k], resolve_transform(s.to_numpy(np.float64), transform), k)
+        series_features(
+            s, x_pieces[k], resolve_transform(s.to_numpy(np.float64), transform, where(k)), k
+        )
         for k, s in pieces.items()
     ]
 

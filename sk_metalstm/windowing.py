@@ -50,11 +50,12 @@ _MIN_SCALE = 1e-12
 SCALED_BOUND = 20.0
 
 
-def resolve_transform(values: np.ndarray, transform: str) -> str:
+def resolve_transform(values: np.ndarray, transform: str, where: str = "") -> str:
     """Pick the concrete transform for one series.
 
     ``"auto"`` gives log-returns when every value is positive (prices, FX rates)
     and differences otherwise (interest rates can be zero or negative).
+    ``where`` names the series in errors (e.g. ``" (instance 'b')"``).
     """
     if transform not in TRANSFORMS:
         raise ValueError(f"Unknown transform {transform!r}; choose one of {TRANSFORMS}.")
@@ -62,7 +63,7 @@ def resolve_transform(values: np.ndarray, transform: str) -> str:
         return "log_return" if np.all(values > 0) else "difference"
     if transform == "log_return" and not np.all(values > 0):
         raise ValueError(
-            "transform='log_return' needs strictly positive values, but the series "
+            f"transform='log_return' needs strictly positive values, but the series{where} "
             f"has a minimum of {float(np.min(values))!r}; use transform='difference' or 'auto'."
         )
     return transform

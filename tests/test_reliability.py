@@ -261,6 +261,24 @@ def test_constant_panel_instance_is_named(ar_panel, tiny):
         MetaLSTMForecaster(horizon=1, **tiny).fit(flat)
 
 
+@pytest.mark.parametrize("method", ["fit", "pretrain"])
+def test_non_positive_panel_instance_under_log_returns_is_named(ar_panel, tiny, method):
+    negative = ar_panel.copy()
+    in_series_2 = negative.index.get_level_values("series") == "series_2"
+    negative.loc[in_series_2, "price"] = -negative.loc[in_series_2, "price"]
+    forecaster = MetaLSTMForecaster(horizon=1, transform="log_return", **tiny)
+    with pytest.raises(ValueError, match="series \\(instance 'series_2'\\) has a minimum"):
+        getattr(forecaster, method)(negative)
+
+
+def test_instance_of_a_multicolumn_panel_is_named_plainly(ar_panel, tiny):
+    # (instance, column) pairs were shown as "(np.str_('series_3'), 'price')".
+    two_columns = ar_panel.assign(other=ar_panel["price"] * 2)
+    two_columns.loc["series_3", "other"] = 5.0
+    with pytest.raises(ValueError, match="instance \\('series_3', 'other'\\).*constant"):
+        MetaLSTMForecaster(horizon=1, **tiny).pretrain(two_columns)
+
+
 def test_fh_beyond_horizon_in_predict_interval_raises(pretrained_forecaster, airline):
     forecaster = pretrained_forecaster.fit(airline)
     # The pretrained state fixes the horizon: only pretraining again extends it.
