@@ -157,7 +157,7 @@ def first_step_covariates(
     frames = instance_frames(X)
     rows = {}
     for key, cutoff in cutoffs.items():
-        if key != SINGLE and key not in frames:
+        if key is not SINGLE and key not in frames:
             # A plain X for a panel y would give every instance one series'
             # covariates; fit refuses it too (through sktime).
             got = "a single series" if SINGLE in frames else "a panel without it"

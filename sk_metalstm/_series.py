@@ -28,13 +28,27 @@ __all__ = [
     "where",
 ]
 
-#: The key of the only series of non-panel data (never shown to users).
-SINGLE = "__single_series__"
+class _SingleSeries:
+    """The key of the only series of non-panel data (never shown to users).
+
+    Not a string: a panel instance may be named anything, and a name equal to
+    the key made the panel look like a single series.
+    """
+
+    def __repr__(self) -> str:
+        return "SINGLE"
+
+    def __reduce__(self) -> str:
+        # Pickled and deep-copied as a reference to the module's one instance.
+        return "SINGLE"
+
+
+SINGLE = _SingleSeries()
 
 
 def where(key: Any) -> str:
     """`` (instance 'a')`` for panel series, empty for a single series (error messages)."""
-    return "" if key == SINGLE else f" (instance {key!r})"
+    return "" if key is SINGLE else f" (instance {key!r})"
 
 
 def _instance_groups(data: pd.Series | pd.DataFrame) -> Iterator[tuple[Any, Any]]:

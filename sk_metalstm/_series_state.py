@@ -270,7 +270,7 @@ def appended_states(
 
 def _unseen_instance_message(key: Any, states: dict[Any, SeriesState]) -> str:
     """Why ``update`` cannot place ``key``: a layout unlike fit's, or a new instance."""
-    if key == SINGLE:
+    if key is SINGLE:
         return (
             "update got a single series, but fit got a panel of instances "
             f"{list(states)[:5]}: pass the new rows as a panel with the same "
@@ -278,4 +278,15 @@ def _unseen_instance_message(key: Any, states: dict[Any, SeriesState]) -> str:
         )
     if SINGLE in states:
         return "update got a panel, but fit got a single series: pass the new rows as a Series."
+    fitted = {_index_levels(k) for k in states}
+    if len(fitted) == 1 and _index_levels(key) not in fitted:
+        return (
+            f"update got a panel with {_index_levels(key)} index levels (instance {key!r}), "
+            f"but fit got {fitted.pop()}: pass the new rows with the index levels fit got."
+        )
     return f"update got an instance {key!r} that fit did not see."
+
+
+def _index_levels(key: Any) -> int:
+    """Index levels of a panel whose instance is ``key``: instance levels and time."""
+    return (len(key) if isinstance(key, tuple) else 1) + 1

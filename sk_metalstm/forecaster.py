@@ -427,7 +427,7 @@ class MetaLSTMForecaster(BaseForecaster):
     def adapted_params_(self) -> dict[Any, dict[str, Any]]:
         """Adapted parameters per series (key ``None`` for a single series)."""
         self.check_is_fitted()
-        return {None if k == SINGLE else k: s.params for k, s in self._states.items()}
+        return {None if k is SINGLE else k: s.params for k, s in self._states.items()}
 
     # -------------------------------------------------------------- predict
     def _forecasts(self, fh: ForecastingHorizon, X: Any) -> Any:

@@ -175,7 +175,7 @@ def _allowed(error: BaseException) -> None:
     assert isinstance(error, ALLOWED), f"{type(error).__name__}: {error}"
     message = str(error)
     assert len(message) > 15, f"uninformative message: {message!r}"
-    assert "__single_series__" not in message, message
+    assert "SINGLE" not in message, message
     assert "NoneType" not in message, message
 
 

@@ -901,6 +901,38 @@ def test_update_refused_in_another_layout_leaves_the_forecaster_as_it_was(
     np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
 
 
+def _hierarchy(y: pd.Series) -> pd.DataFrame:
+    return pd.concat({"north": _two_instances(y)}, names=["region"])
+
+
+@pytest.mark.parametrize(
+    ("fitted", "new", "match"),
+    [
+        (_hierarchy, _two_instances, "2 index levels .*but fit got 3"),
+        (_two_instances, _hierarchy, "3 index levels .*but fit got 2"),
+    ],
+    ids=["panel_for_hierarchy", "hierarchy_for_panel"],
+)
+def test_update_with_other_index_levels_says_so(pretrained_forecaster, fitted, new, match):
+    # Was "update got an instance 'a' that fit did not see".
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(fitted(y.iloc[:60]), fh=[1])
+    with pytest.raises(ValueError, match=match):
+        forecaster.update(new(y.iloc[60:61]))
+
+
+def test_panel_instance_named_like_the_internal_single_series_key(pretrained_forecaster):
+    # A string key for the single series made this panel look like one.
+    y = _daily()
+    panel = _two_instances(y.iloc[:60]).rename(index={"a": "__single_series__"}, level="id")
+    forecaster = pretrained_forecaster.fit(panel, fh=[1])
+    assert list(forecaster.adapted_params_) == ["__single_series__", "b"]
+    with pytest.raises(ValueError, match="instance 'zz' that fit did not see"):
+        forecaster.update(_two_instances(y.iloc[60:61]).rename(index={"a": "zz"}, level="id"))
+    single = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
+    assert list(single.adapted_params_) == [None]
+
+
 @pytest.mark.parametrize("index", ["dates", "periods", "integers"])
 def test_update_leaving_a_gap_names_the_missing_point(pretrained_forecaster, index):
     # The new points are regular themselves: the problem is the gap after the
