@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.base import ForecastingHorizon
 
-from sk_metalstm._series import SINGLE, instance_frames, where
+from sk_metalstm._series import SINGLE, instance_frames, time_index_kind, where
 
 __all__ = [
     "check_columns",
     "check_exogenous",
+    "check_time_index",
     "exogenous_pieces",
     "feature_matrix",
     "first_step_covariates",
@@ -55,6 +56,20 @@ def check_exogenous(X: pd.DataFrame, where: str) -> None:
         )
 
 
+def check_time_index(x_index: pd.Index, times: pd.Index, where: str) -> None:
+    """``X`` must be indexed by the same kind of time as ``y``.
+
+    pandas finds a Timestamp in a PeriodIndex but not the reverse, so mixed
+    kinds were refused at fit as missing rows and accepted at predict.
+    """
+    if time_index_kind(x_index) != time_index_kind(times):
+        raise ValueError(
+            f"X{where} is indexed by {time_index_kind(x_index)}, but y by "
+            f"{time_index_kind(times)}; index X by the same kind of time as y "
+            "(e.g. X.to_timestamp() or X.to_period())."
+        )
+
+
 def feature_matrix(
     increments: np.ndarray, times: pd.Index, X: pd.DataFrame | None, where: str
 ) -> np.ndarray:
@@ -79,6 +94,7 @@ def feature_matrix(
     """
     if X is None:
         return increments
+    check_time_index(X.index, times, where)
     next_times = times[1:]
     missing = next_times.difference(X.index)
     if len(missing):
@@ -166,6 +182,8 @@ def first_step_covariates(
                 "with the same instance levels in its index, covering each instance's "
                 "forecast period."
             )
+        if key in frames:
+            check_time_index(frames[key].index, cutoff, where(key))
         first = ForecastingHorizon(
             [1], is_relative=True, freq=freq or getattr(cutoff, "freq", None)
         )

@@ -25,8 +25,10 @@ __all__ = [
     "frequency",
     "instance_frames",
     "split_instances",
+    "time_index_kind",
     "where",
 ]
+
 
 class _SingleSeries:
     """The key of the only series of non-panel data (never shown to users).
@@ -121,6 +123,15 @@ def frequency(index: pd.Index) -> pd.DateOffset | None:
         except (TypeError, ValueError):
             freq = None
     return None if freq is None else pd.tseries.frequencies.to_offset(freq)
+
+
+def time_index_kind(index: pd.Index) -> str:
+    """What kind of time an index holds, as a user would name it."""
+    if isinstance(index, pd.DatetimeIndex):
+        return f"DatetimeIndex (time zone {index.tz})" if index.tz else "DatetimeIndex"
+    if isinstance(index, pd.PeriodIndex):
+        return f"PeriodIndex (freq {index.freqstr})"
+    return "integer index" if pd.api.types.is_integer_dtype(index) else type(index).__name__
 
 
 def check_regular(index: pd.Index, key: Any) -> None:

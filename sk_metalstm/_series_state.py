@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from sk_metalstm._exogenous import feature_matrix
-from sk_metalstm._series import SINGLE, check_continues, check_regular, frequency, where
+from sk_metalstm._series import (
+    SINGLE,
+    check_continues,
+    check_regular,
+    frequency,
+    time_index_kind,
+    where,
+)
 from sk_metalstm.meta.adaptation import adapt_to_supports
 from sk_metalstm.meta.base import MetaLearner, Params
 from sk_metalstm.windowing import (
@@ -46,21 +53,12 @@ def series_features(levels: pd.Series, x: pd.DataFrame | None, kind: str, key: A
     return feature_matrix(to_increments(values, kind), times, x, where(key))
 
 
-def _time_index_kind(index: pd.Index) -> str:
-    """What kind of time an index holds, as a user would name it."""
-    if isinstance(index, pd.DatetimeIndex):
-        return f"DatetimeIndex (time zone {index.tz})" if index.tz else "DatetimeIndex"
-    if isinstance(index, pd.PeriodIndex):
-        return f"PeriodIndex (freq {index.freqstr})"
-    return "integer index" if pd.api.types.is_integer_dtype(index) else type(index).__name__
-
-
 def _check_same_time_index(seen: pd.Index, new: pd.Index, key: Any) -> None:
     """Raise if ``update`` data are indexed by another kind of time than ``fit`` saw."""
-    if len(new) and _time_index_kind(seen) != _time_index_kind(new):
+    if len(new) and time_index_kind(seen) != time_index_kind(new):
         raise ValueError(
-            f"update data{where(key)} are indexed by {_time_index_kind(new)}, but fit "
-            f"saw {_time_index_kind(seen)}; pass updates indexed like the fitted series."
+            f"update data{where(key)} are indexed by {time_index_kind(new)}, but fit "
+            f"saw {time_index_kind(seen)}; pass updates indexed like the fitted series."
         )
 
 

@@ -197,3 +197,17 @@ def test_predict_refuses_a_plain_x_for_a_panel_y():
     first = panel.index.get_level_values(0)[0]
     with pytest.raises(ValueError, match=r"X has no rows for instance .* \(X is a single series\)"):
         forecaster.predict(fh=[1, 2], X=future.loc[first])
+
+
+def test_x_indexed_by_periods_for_a_dated_y_is_refused_at_fit_and_predict(fitted):
+    # A panel's was "no rows for 99 time point(s)" at fit (a single series'
+    # is refused by sktime); predict accepted it silently.
+    forecaster, X = fitted
+    pairs = {k: driven_series(100, seed) for seed, k in enumerate("ab")}
+    y_panel = pd.concat({k: y.to_frame() for k, (y, _) in pairs.items()}, names=["id", "t"])
+    x_panel = pd.concat({k: x.to_period("D") for k, (_, x) in pairs.items()}, names=["id", "t"])
+    match = "X \\(instance 'a'\\) is indexed by PeriodIndex.*but y by DatetimeIndex"
+    with pytest.raises(ValueError, match=match):
+        MetaLSTMForecaster(**TINY).fit(y_panel, X=x_panel)
+    with pytest.raises(ValueError, match="X is indexed by PeriodIndex.*but y by DatetimeIndex"):
+        forecaster.predict(fh=[1], X=X.to_period("D").iloc[100:102])
