@@ -3,8 +3,9 @@
 Steps 1-2 (``pretrain``) learn, across 16 companies, an LSTM and a way to adapt
 it. Step 3 (``fit``/``update``) adapts it to a company it has never seen, from
 its last 120 trading days only, and forecasts 1 and 5 days ahead over a rolling
-backtest of 60 days. The random walk (tomorrow's price = today's) is the bar:
-daily prices are close to a random walk, and the table says so when it wins.
+backtest on the next 60 days (56 origins: each 5-day target falls inside
+them). The random walk (tomorrow's price = today's) is the bar: daily prices
+are close to a random walk, and the table says so when it wins.
 
 Run: ``python examples/quickstart.py`` (about a minute on 2 CPU cores).
 """

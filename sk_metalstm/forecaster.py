@@ -183,6 +183,8 @@ class MetaLSTMForecaster(BaseForecaster):
         "capability:pred_int": True,
         "capability:pred_int:insample": False,
         "capability:missing_values": False,
+        # Covariates are standardised numbers: encode categories first.
+        "capability:categorical_in_X": False,
         "capability:update": True,
         "capability:pretrain": True,
         # Kept when fit starts over (sktime resets the rest).

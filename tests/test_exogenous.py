@@ -95,21 +95,29 @@ def test_misaligned_columns_are_refused(fitted):
         forecaster.predict(fh=[1], X=X.iloc[100:102].rename(columns={"driver": "other"}))
 
 
-@pytest.mark.parametrize("bad", ["nan", "text", "duplicated"])
+@pytest.mark.parametrize("bad", ["nan", "duplicated"])
 def test_bad_covariates_are_refused(bad):
     y, X = driven_series(120)
     X = X.copy()
     if bad == "nan":
         X.iloc[5, 0] = np.nan
         match = "missing data"  # sktime's own check, before ours
-    elif bad == "duplicated":  # was numpy's "could not broadcast input array"
+    else:  # was numpy's "could not broadcast input array"
         X = pd.concat([X, X.iloc[[5]] * 2]).sort_index()
         match = "X has a duplicated time index"
-    else:
-        X["label"] = "a"
-        match = "non-numeric"
     with pytest.raises(ValueError, match=match):
         MetaLSTMForecaster(**TINY).fit(y, X=X)
+
+
+def test_text_covariates_are_refused_as_the_tags_say(fitted):
+    # The tag said categorical X was supported; fit then refused it.
+    assert MetaLSTMForecaster.get_class_tag("capability:categorical_in_X") is False
+    y, X = driven_series(120)
+    with pytest.raises(TypeError, match="categorical features in exogenous X"):
+        MetaLSTMForecaster(**TINY).fit(y, X=X.assign(label="a"))
+    forecaster, X = fitted
+    with pytest.raises(TypeError, match="categorical features in exogenous X"):
+        forecaster.predict(fh=[1], X=X.iloc[100:102].assign(label="a"))
 
 
 def test_duplicated_covariate_rows_at_predict_are_refused(fitted):
