@@ -455,12 +455,13 @@ def test_safe_files_written_on_gpu_load_on_cpu(pretrained_state, airline, tmp_pa
 
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
-@pytest.mark.parametrize("cut", [1, 10, 100])
-def test_safe_load_names_a_truncated_file(loader, cut, safe_files, tmp_path):
-    # torch's zip reader raised a bare "OSError: [Errno 22] Invalid argument".
+@pytest.mark.parametrize("kept", [0.999, 0.99, 0.5, 0.01])
+def test_safe_load_names_a_truncated_file(loader, kept, safe_files, tmp_path):
+    # torch's zip reader raised a bare "OSError: [Errno 22] Invalid argument",
+    # and a copy missing its end was called "not a safe sk_metalstm file".
     data = safe_files[loader].read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[:-cut])
-    with pytest.raises(ValueError, match="cut.pt.*(truncated or corrupt|not a safe)"):
+    (tmp_path / "cut.pt").write_bytes(data[: int(kept * len(data))])
+    with pytest.raises(ValueError, match="cut.pt.*truncated or corrupt"):
         LOADERS[loader](tmp_path / "cut.pt")
     with pytest.raises(FileNotFoundError):
         LOADERS[loader](tmp_path / "missing.pt")

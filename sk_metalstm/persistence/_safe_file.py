@@ -76,6 +76,12 @@ def check_archive(path: str | os.PathLike[str]) -> None:
         return  # an open file object: torch.load reads it as it is
     target = os.fspath(path)
     if not zipfile.is_zipfile(target):
+        if _starts_like_a_zip(target):
+            # A copy cut short loses the archive's directory, stored at its end.
+            raise ValueError(
+                f"{target!r} cannot be read as a safe sk_metalstm file: it looks truncated "
+                "or corrupt (a zip archive without its end). Copy the file again."
+            )
         return
     try:
         with zipfile.ZipFile(target) as archive:
@@ -87,6 +93,15 @@ def check_archive(path: str | os.PathLike[str]) -> None:
             f"{target!r} is corrupt: its part {bad!r} does not match the checksum stored "
             "when it was saved. Save the model again, or copy the file again."
         )
+
+
+def _starts_like_a_zip(path: str) -> bool:
+    """Whether ``path`` begins as ``torch.save``'s zip archives do."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False  # missing or unreadable: torch.load names it
 
 
 def _last_line(error: Exception) -> str:
