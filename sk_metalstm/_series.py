@@ -59,6 +59,15 @@ def _instance_groups(data: pd.Series | pd.DataFrame) -> Iterator[tuple[Any, Any]
         yield SINGLE, data
         return
     levels = list(range(data.index.nlevels - 1))
+    for level in levels:
+        labels = data.index.get_level_values(level)
+        if labels.hasnans:  # groupby would drop those rows silently
+            name = data.index.names[level]
+            at = f" {name!r}" if name is not None else f" {level}"
+            raise ValueError(
+                f"The instance level{at} of the index has a missing (NaN) label: "
+                "give every instance a name."
+            )
     for key, group in data.groupby(level=levels, sort=False):
         if isinstance(key, tuple) and len(key) == 1:
             key = key[0]  # pandas gives 1-tuples; key instances by their name

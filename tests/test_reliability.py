@@ -254,6 +254,21 @@ def test_unsorted_index_raises(airline, tiny):
         MetaLSTMForecaster(**tiny).fit(shuffled)
 
 
+def test_panel_instance_without_a_label_is_refused(ar_panel, pretrained_forecaster):
+    # groupby dropped its rows: the panel was forecast without that instance.
+    labels = ar_panel.index.get_level_values("series").to_numpy(dtype=object)
+    labels[labels == "series_1"] = np.nan
+    unlabelled = ar_panel.set_axis(
+        pd.MultiIndex.from_arrays(
+            [labels, ar_panel.index.get_level_values("time")], names=["series", "time"]
+        )
+    )
+    with pytest.raises(ValueError, match="instance level 'series' .* missing \\(NaN\\) label"):
+        pretrained_forecaster.fit(unlabelled)
+    with pytest.raises(ValueError, match="missing \\(NaN\\) label"):
+        pretrained_forecaster.pretrain(unlabelled)
+
+
 def test_constant_panel_instance_is_named(ar_panel, tiny):
     flat = ar_panel.copy()
     flat.loc["series_3", "price"] = 5.0
