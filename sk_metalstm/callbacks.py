@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
+from skorch.dataset import get_len
 
 from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
 
@@ -25,6 +27,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "TimeBudget",
     "check_no_validation_monitor",
+    "report_notice",
     "report_progress",
     "training_callbacks",
 ]
@@ -72,19 +75,46 @@ class KeepBestWeights(Callback):
     monitor : str
         History key to minimise; falls back to ``"train_loss"`` for epochs
         without a validation loss.
+    score_start : bool
+        Score the starting weights on the validation data before the first
+        epoch (``monitor`` must be ``"valid_loss"``), so that training which
+        never beats them, e.g. with a learning rate too large, ends with them.
+        ``kept_start_`` then says whether they were kept.
     """
 
     #: Works without validation data (``check_no_validation_monitor`` lets it pass).
     falls_back_to_train_loss = True
 
-    def __init__(self, monitor: str = "valid_loss") -> None:
+    def __init__(self, monitor: str = "valid_loss", score_start: bool = False) -> None:
         self.monitor = monitor
+        self.score_start = score_start
 
     def initialize(self) -> KeepBestWeights:
         """Forget any previous run."""
         self.best_score_ = math.inf
         self.best_state_: dict[str, Any] | None = None
+        self.start_score_: float | None = None
         return self
+
+    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kw: Any) -> None:
+        """With ``score_start``, take the starting weights as the best so far."""
+        if not self.score_start:
+            return
+        _, valid = net.get_split_datasets(X, y)
+        if valid is None or len(valid) == 0:
+            return
+        # Each DataLoader iterator draws a seed from torch's RNG: without the
+        # fork, scoring would change every later draw of a seeded run.
+        with torch.random.fork_rng(devices=[]):
+            score = _validation_loss(net, valid)
+        if math.isfinite(score):
+            self.start_score_ = self.best_score_ = score
+            self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+    @property
+    def kept_start_(self) -> bool:
+        """Whether no epoch beat the starting weights' validation loss."""
+        return self.start_score_ is not None and self.best_score_ == self.start_score_
 
     def on_epoch_end(self, net: Any, **kw: Any) -> None:
         """Snapshot the weights when the monitored loss improves."""
@@ -98,6 +128,16 @@ class KeepBestWeights(Callback):
         """Put the best weights back."""
         if self.best_state_ is not None:
             net.module_.load_state_dict(self.best_state_)
+
+
+def _validation_loss(net: Any, dataset: Any) -> float:
+    """``net``'s loss on ``dataset``, averaged over samples as skorch's ``valid_loss`` is."""
+    total, count = 0.0, 0
+    for batch in net.get_iterator(dataset, training=False):
+        size = get_len(batch[0])
+        total += float(net.validation_step(batch)["loss"]) * size
+        count += size
+    return total / count if count else math.inf
 
 
 def _clock(seconds: float) -> str:
@@ -209,6 +249,11 @@ def report_progress(what: str, elapsed: float, left: float, stream: Any = None) 
         file=stream or sys.stderr,
         flush=True,
     )
+
+
+def report_notice(what: str, stream: Any = None) -> None:
+    """One line about the training that is not progress (e.g. which weights were kept)."""
+    print(f"[sk_metalstm] {what}", file=stream or sys.stderr, flush=True)
 
 
 class TimeBudget(Callback):

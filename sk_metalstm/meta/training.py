@@ -23,6 +23,7 @@ from sk_metalstm.callbacks import (
     ProgressReport,
     TimeBudget,
     check_no_validation_monitor,
+    report_notice,
     training_callbacks,
 )
 from sk_metalstm.distribution import GaussianNLL, n_outputs
@@ -80,7 +81,9 @@ def build_meta_net(
         # Epochs of a fixed size: cost no longer grows with the panel.
         n_tasks = tasks_per_epoch
         net_options = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
-    own: list[Any] = [("keep_best", KeepBestWeights())]
+    # Meta-training starts from weights worth keeping (the pooled network, or a
+    # state trained before): it must never end worse than them on validation.
+    own: list[Any] = [("keep_best", KeepBestWeights(score_start=phase != "pooled"))]
     if has_valid and n_iter_no_change is not None:
         own.append(("early_stopping", EarlyStopping(patience=n_iter_no_change, sink=_silent)))
     if deadline is not None:
@@ -231,6 +234,12 @@ def meta_train(
         )
         net.fit(train, None)
         histories.append(net.history)
+        keep_best = dict(net.callbacks_)["keep_best"]
+        if keep_best.kept_start_ and config["verbose"] >= 1:
+            report_notice(
+                f"{phase}: no epoch beat the starting weights' valid loss "
+                f"{keep_best.start_score_:.4f}; they are kept (a smaller lr may help)"
+            )
         return net.module_.cpu()
 
     histories: list[Any] = list(warm_start.history) if warm_start is not None else []
