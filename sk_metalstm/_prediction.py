@@ -170,11 +170,17 @@ def forecast_steps(
     return steps, fh.to_absolute_index(cutoff)
 
 
-def output_index(parts: Sequence[tuple[Any, pd.Index]], names: Sequence[Any] | None) -> pd.Index:
+def output_index(
+    parts: Sequence[tuple[Any, pd.Index]],
+    names: Sequence[Any] | None,
+    level_dtypes: Sequence[Any] = (),
+) -> pd.Index:
     """The index of forecasts for ``parts`` of (series key, forecast times).
 
     ``names`` ``None`` (a single series) gives the times themselves; a panel's
     rows are (instance..., time) tuples, built in one call for all series.
+    ``level_dtypes`` are the fitted panel's instance levels' dtypes (e.g. a
+    categorical), which labels rebuilt from tuples lose.
     """
     if names is None:
         return parts[0][1]
@@ -182,7 +188,14 @@ def output_index(parts: Sequence[tuple[Any, pd.Index]], names: Sequence[Any] | N
     # make more levels than names).
     hierarchical = len(names) > 2
     rows = [(*(key if hierarchical else (key,)), t) for key, times in parts for t in times]
-    return pd.MultiIndex.from_tuples(rows, names=names)
+    index = pd.MultiIndex.from_tuples(rows, names=names)
+    for level, dtype in enumerate(level_dtypes):
+        if index.levels[level].dtype != dtype:
+            try:
+                index = index.set_levels(index.levels[level].astype(dtype), level=level)
+            except (TypeError, ValueError):  # labels the fitted dtype cannot hold
+                pass
+    return index
 
 
 def increments(
@@ -301,13 +314,14 @@ def per_series(
     values_of: Callable[[SeriesState, Forecast, dict[str, np.ndarray]], np.ndarray],
     residuals: dict[str, np.ndarray],
     names: Sequence[Any] | None,
+    level_dtypes: Sequence[Any] = (),
 ) -> tuple[pd.Index, list[np.ndarray]]:
     """Forecast index, and ``values_of(state, forecast, residuals)`` at each series' steps."""
     parts, values = [], []
     for state, steps, times, forecast in predicted:
         parts.append((state.key, times))
         values.append(values_of(state, forecast, residuals)[..., steps - 1])
-    return output_index(parts, names), values
+    return output_index(parts, names, level_dtypes), values
 
 
 def grid_distribution(index: pd.Index, quantiles: np.ndarray, columns: pd.Index) -> Any:

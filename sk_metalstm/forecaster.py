@@ -406,6 +406,9 @@ class MetaLSTMForecaster(BaseForecaster):
         self._is_panel = not isinstance(y, pd.Series)
         self._y_name = y.name if isinstance(y, pd.Series) else None
         self._panel_names = None if isinstance(y, pd.Series) else (y.index.names, y.columns)
+        # Forecast indexes are rebuilt from labels; a categorical level would come back as str.
+        levels = [] if isinstance(y, pd.Series) else y.index.levels[:-1]
+        self._level_dtypes = [level.dtype for level in levels]
         self._states = self._adapted(started_states(pieces, x_pieces, self.transform, self._keep))
         self._commit()
         return self
@@ -455,7 +458,7 @@ class MetaLSTMForecaster(BaseForecaster):
         for state, steps, times, forecast in self._forecasts(fh, X):
             parts.append((state.key, times))
             values.append(state.to_levels(forecast.location)[steps - 1])
-        index = output_index(parts, self._index_names)
+        index = output_index(parts, self._index_names, self._level_dtypes)
         if not self._is_panel:
             return pd.Series(values[0], index=index, name=self._y_name)
         return pd.DataFrame({self._panel_names[1][0]: np.concatenate(values)}, index=index)
@@ -498,7 +501,9 @@ class MetaLSTMForecaster(BaseForecaster):
 
     def _per_series(self, fh: ForecastingHorizon, X: Any, values_of: Any) -> Any:
         residuals = self._residuals()
-        return per_series(self._forecasts(fh, X), values_of, residuals, self._index_names)
+        return per_series(
+            self._forecasts(fh, X), values_of, residuals, self._index_names, self._level_dtypes
+        )
 
     def _residuals(self) -> dict[str, np.ndarray]:
         residuals = self.pretrained_state_.residuals

@@ -936,6 +936,23 @@ def test_update_with_other_index_levels_says_so(pretrained_forecaster, fitted, n
         forecaster.update(new(y.iloc[60:61]))
 
 
+def test_categorical_instance_level_comes_back_categorical(pretrained_forecaster):
+    # sktime's own forecasters keep it; the rebuilt index made it str.
+    panel = _two_instances(_daily().iloc[:60])
+    dtype = pd.CategoricalDtype(["a", "b", "unused"])
+    panel.index = panel.index.set_levels(panel.index.levels[0].astype(dtype), level=0)
+    forecaster = pretrained_forecaster.fit(panel, fh=[1, 2])
+    outputs = [
+        forecaster.predict(),
+        forecaster.predict_interval(),
+        forecaster.predict_quantiles(),
+        forecaster.predict_var(),
+    ]
+    for output in outputs:
+        assert output.index.levels[0].dtype == dtype
+        assert list(output.index.get_level_values(0)) == ["a", "a", "b", "b"]
+
+
 def test_panel_instance_named_like_the_internal_single_series_key(pretrained_forecaster):
     # A string key for the single series made this panel look like one.
     y = _daily()
