@@ -9,6 +9,7 @@ regular time index, one frequency across a panel.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "instance_frames",
     "split_instances",
     "time_index_kind",
+    "warn_if_increments",
     "where",
 ]
 
@@ -233,3 +235,58 @@ def checked_instances(
     if same_frequency and len(pieces) > 1:
         check_common_frequency(pieces)
     return pieces
+
+
+#: Price levels, rates and exchange rates are persistent: their lag-1
+#: autocorrelation is close to 1 over any stretch. Returns and changes are not.
+_INCREMENT_AUTOCORRELATION = 0.5
+#: Returns change sign about every other step; a negative rate near its floor
+#: (persistent or not) rarely crosses zero.
+_INCREMENT_SIGN_CHANGES = 0.2
+#: Fewer points say too little about persistence.
+_INCREMENT_MIN_POINTS = 30
+
+
+def lag1_autocorrelation(values: np.ndarray) -> float:
+    """Lag-1 autocorrelation of ``values`` (NaN for a constant series)."""
+    centred = values - values.mean()
+    denominator = float(centred @ centred)
+    return float(centred[1:] @ centred[:-1]) / denominator if denominator > 0 else np.nan
+
+
+def warn_if_increments(pieces: dict[Any, pd.Series], transform: str) -> None:
+    """Warn when ``transform="auto"`` would difference series that look like returns.
+
+    Such a series (negative values, no persistence) gets ``"difference"``, and
+    its forecast is then centred on its last value: yesterday's return.
+    """
+    if transform != "auto":
+        return
+    found = []
+    for key, series in pieces.items():
+        values = series.to_numpy(dtype=np.float64)
+        if len(values) < _INCREMENT_MIN_POINTS or np.all(values > 0):
+            continue
+        sign_changes = np.mean(np.signbit(values[1:]) != np.signbit(values[:-1]))
+        rho = lag1_autocorrelation(values)
+        if rho < _INCREMENT_AUTOCORRELATION and sign_changes >= _INCREMENT_SIGN_CHANGES:
+            found.append((key, rho))
+    if not found:
+        return
+    from sk_metalstm.meta.adaptation import caller_stacklevel  # torch: imported when needed
+
+    key, rho = found[0]
+    which = (
+        "y looks"
+        if key is SINGLE
+        else f"{len(found)} series of y (first: instance {key!r}) look"
+    )
+    warnings.warn(
+        f"{which} like returns or changes, not levels: crossing zero often, with "
+        f"a lag-1 autocorrelation of {rho:.2f}, where prices and rates are close to 1. "
+        "transform='auto' differences such a series, so its forecasts are centred on its "
+        "last value. The forecaster models levels: pass prices (for log returns r, "
+        "100 * np.exp(r.cumsum())), or choose transform= yourself.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )

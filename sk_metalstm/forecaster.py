@@ -30,7 +30,13 @@ from sk_metalstm._prediction import (
     resolve_horizon,
     variance_levels,
 )
-from sk_metalstm._series import SINGLE, checked_instances, frequency, split_instances
+from sk_metalstm._series import (
+    SINGLE,
+    checked_instances,
+    frequency,
+    split_instances,
+    warn_if_increments,
+)
 from sk_metalstm._series_state import (
     SeriesState,
     adapt_states,
@@ -312,7 +318,9 @@ class MetaLSTMForecaster(BaseForecaster):
         needs_level = self.transform != "none"
         min_length = self.window_length + self._horizon + needs_level
         rule = "window_length + horizon" + (" + 1" if needs_level else "")
-        return checked_instances(y, min_length, rule, same_frequency)
+        pieces = checked_instances(y, min_length, rule, same_frequency)
+        warn_if_increments(pieces, self.transform)
+        return pieces
 
     @property
     def _exog_columns(self) -> list[str] | None:

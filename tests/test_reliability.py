@@ -136,6 +136,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -267,6 +268,35 @@ def test_panel_instance_without_a_label_is_refused(ar_panel, pretrained_forecast
         pretrained_forecaster.fit(unlabelled)
     with pytest.raises(ValueError, match="missing \\(NaN\\) label"):
         pretrained_forecaster.pretrain(unlabelled)
+
+
+def test_returns_passed_as_levels_are_warned_about(airline, ar_panel, pretrained_forecaster, tiny):
+    # "auto" differences them, and the forecast is centred on yesterday's return.
+    returns = np.log(airline).diff().dropna()
+    with pytest.warns(UserWarning, match="y looks like returns or changes, not levels"):
+        pretrained_forecaster.fit(returns)
+    panel = np.log(ar_panel["price"]).groupby(level="series").diff().dropna().to_frame()
+    with pytest.warns(UserWarning, match="6 series of y \\(first: instance 'series_0'\\)"):
+        MetaLSTMForecaster(horizon=1, **tiny).pretrain(panel)
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        lambda y: y,  # prices
+        lambda y: y - 280.0,  # a persistent level that crosses zero
+        lambda y: -0.5 + 0.001 * np.sign(np.sin(np.arange(len(y)) * 2.0)),  # a rate at its floor
+        lambda y: np.log(y).diff().dropna(),  # returns, with the transform chosen
+    ],
+    ids=["prices", "negative_level", "noisy_floor", "explicit_transform"],
+)
+def test_levels_are_not_taken_for_returns(airline, pretrained_forecaster, series):
+    y = pd.Series(series(airline))
+    if len(y) != len(airline):
+        pretrained_forecaster.set_params(transform="difference")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*like returns")
+        pretrained_forecaster.fit(y.set_axis(airline.index[-len(y) :]))
 
 
 def test_constant_panel_instance_is_named(ar_panel, tiny):
