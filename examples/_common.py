@@ -37,6 +37,21 @@ import numpy as np
 import pandas as pd
 
 OUTPUT_DIR = Path(__file__).resolve().parent / "output"
+#: What installs the examples' optional packages (matplotlib, statsmodels, arch).
+EXAMPLES_EXTRA = 'pip install "sk_metalstm[examples]"'
+
+
+def pyplot() -> Any | None:
+    """matplotlib's ``pyplot``, writing files only; None, saying so, without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # write the file only; no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:  # an optional extra
+        print(f"matplotlib is not installed ({EXAMPLES_EXTRA}); no plot saved.")
+        return None
+    return plt
 RANDOM_WALK = "random walk"
 _COLOURS = ["tab:red", "tab:blue", "tab:green", "tab:orange"]
 
@@ -187,13 +202,8 @@ def save_plot(
     target times) and optionally ``start`` (a time drawn as a dotted line, where
     the backtest begins). Returns the path, or None without matplotlib.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # matplotlib is an optional extra
-        print("matplotlib is not installed; no plot saved.")
+    plt = pyplot()
+    if plt is None:
         return None
     output_dir = OUTPUT_DIR if output_dir is None else Path(output_dir)
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.3 * len(panels)), squeeze=False)

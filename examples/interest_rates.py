@@ -32,6 +32,7 @@ import pandas as pd
 
 # examples/_common.py, next to this script: rolling backtests and scores vs the random walk.
 from _common import (
+    EXAMPLES_EXTRA,
     RANDOM_WALK,
     format_table,
     results_table,
@@ -78,7 +79,7 @@ def forecasters() -> dict:
         import statsmodels  # noqa: F401
         from sktime.forecasting.arima import StatsModelsARIMA
     except ImportError:
-        print("statsmodels is not installed: skipping ARIMA (pip install statsmodels).")
+        print(f"statsmodels is not installed: skipping ARIMA ({EXAMPLES_EXTRA}).")
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

@@ -104,7 +104,8 @@ def save_plot(plots: dict[str, tuple[pd.Series, pd.DataFrame]]) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:  # matplotlib is an optional extra
+    except ImportError:  # an optional extra
+        print('matplotlib is not installed (pip install "sk_metalstm[examples]"); no plot saved.')
         return
     fig, axes = plt.subplots(len(plots), 1, figsize=(8, 2.2 * len(plots)), sharex=False)
     for ax, (ticker, (y, forecast)) in zip(np.atleast_1d(axes), plots.items(), strict=True):

@@ -7,7 +7,7 @@ and the last 20% are forecast one step ahead. The script prints the MAE and the
 directional accuracy of the LSTM next to the last-value (naive) forecast and a
 linear autoregression, and saves a plot to ``examples/output/``.
 
-Run it with the package installed (``pip install -e .``); it takes about 20 s
+Run it with the package installed (``pip install -e ".[examples]"``); it takes about 20 s
 on two cores::
 
     python examples/sklearn_pipeline.py
@@ -16,23 +16,19 @@ on two cores::
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # write the file only; no display needed
+# examples/_common.py, next to this script: the optional matplotlib import.
+from _common import OUTPUT_DIR, pyplot
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.compose import TransformedTargetRegressor  # noqa: E402
-from sklearn.linear_model import LinearRegression  # noqa: E402
-from sklearn.model_selection import GridSearchCV, TimeSeriesSplit  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sk_metalstm import LSTMBaseRegressor
 
-from sk_metalstm import LSTMBaseRegressor  # noqa: E402
-
-OUTPUT_DIR = Path(__file__).resolve().parent / "output"
 WINDOW = 8
 
 
@@ -111,6 +107,9 @@ def main() -> None:
         )
         print(f"{name:<24}{mae:>8.3f}{mae / naive_mae:>14.2f}{direction:>12}")
 
+    plt = pyplot()
+    if plt is None:
+        return
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     shown = slice(-100, None)
     fig, ax = plt.subplots(figsize=(10, 4))

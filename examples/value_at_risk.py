@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _common import OUTPUT_DIR, format_table
+from _common import EXAMPLES_EXTRA, OUTPUT_DIR, format_table, pyplot
 from scipy import stats
 
 warnings.simplefilter("ignore", FutureWarning)
@@ -115,11 +115,9 @@ def kupiec_p(hits: np.ndarray, p: float) -> float:
 
 def plot(returns: pd.DataFrame, ours: dict, garch: dict) -> None:
     """Returns, VaR bands of both models, and the forecaster's 99 % exceedances."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     fig, axes = plt.subplots(len(returns.columns), 1, figsize=(10, 2.6 * len(returns.columns)))
     for ax, name in zip(np.atleast_1d(axes), returns.columns, strict=True):
         r, var = returns[name].loc[ours[name].index], ours[name]
@@ -153,7 +151,7 @@ def main() -> None:
     ours = forecaster_var(panel, prices)
     garch = {name: garch_var(returns[name]) for name in prices.columns}
     if all(g is None for g in garch.values()):
-        print("(arch is not installed: pip install arch for the GARCH comparison)")
+        print(f"(arch is not installed: {EXAMPLES_EXTRA} for the GARCH comparison)")
     rows = []
     for name in prices.columns:
         realised = returns[name].loc[ours[name].index]

@@ -8,7 +8,7 @@ point has a positive, finite density and a log score (sktime's ``LogLoss``)
 is defined. Mean, variance, ``cdf``, ``pdf`` and the energy terms of the CRPS
 are exact for this shape, in closed form, with no sampling.
 
-skpro is an optional dependency (``pip install sk-metalstm[proba]``): import
+skpro is an optional dependency (``pip install "sk_metalstm[proba]"``): import
 this module only where a distribution is built.
 """
 
@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from skpro.distributions.base import BaseDistribution
+
+try:
+    from skpro.distributions.base import BaseDistribution
+except ImportError as error:  # say which extra, not only which module
+    raise ImportError(
+        "predict_proba's distributions need skpro>=2.16: pip install \"sk_metalstm[proba]\" "
+        "(or pip install skpro)."
+    ) from error
 
 __all__ = ["QuantileGrid"]
 

@@ -153,6 +153,22 @@ def test_save_plot(common, tmp_path):
     assert path == tmp_path / "tiny.png" and path.stat().st_size > 0
 
 
+def test_plots_are_skipped_naming_the_extra_without_matplotlib(common, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    assert common.pyplot() is None
+    assert 'pip install "sk_metalstm[examples]"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_examples_import_without_matplotlib(name):
+    # sklearn_pipeline.py imported it at the top and failed before any work.
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "
+        f"sys.path.insert(0, {str(EXAMPLES)!r}); import {name}"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_examples_import_without_running(name):
     # Importing must not train anything: everything runs under __main__.

@@ -1,5 +1,8 @@
 """QuantileGrid, the distribution predict_proba returns."""
 
+import importlib
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +114,11 @@ def test_iloc_and_loc_keep_the_labels_they_select():
     )
     assert panel.loc[:, ["y"]].shape == (4, 1) and panel.loc[:, "y"].shape == (4, 1)
     assert panel.loc[("b", 2)].shape == (1, 1) and panel.loc["a"].shape == (2, 1)
+
+
+def test_quantile_grid_without_skpro_names_the_extra(monkeypatch):
+    # Was the bare "No module named 'skpro'".
+    monkeypatch.delitem(sys.modules, "sk_metalstm.quantile_grid", raising=False)
+    monkeypatch.setitem(sys.modules, "skpro.distributions.base", None)
+    with pytest.raises(ImportError, match='pip install "sk_metalstm\\[proba\\]"'):
+        importlib.import_module("sk_metalstm.quantile_grid")
