@@ -193,6 +193,29 @@ class ProgressReport(Callback):
         self.batches_ = 0
         self.epochs_ = 0
         self.epoch_end_ = self.start_
+        self.reported_ = False
+
+    def on_train_end(self, net: Any, **kw: Any) -> None:
+        """Say how the phase ended, once it has printed anything: no phase ends in silence."""
+        if not self.reported_:
+            return
+        now = time.monotonic()
+        epochs = sum(1 for row in net.history if "train_loss" in row)
+        if epochs >= net.max_epochs:
+            how = f"all {epochs} epochs"
+        elif self.deadline is not None and now >= self.deadline:
+            how = f"{epochs} of {net.max_epochs} epochs (time budget reached)"
+        else:
+            how = f"{epochs} of {net.max_epochs} epochs (stopped early: no better valid loss)"
+        scored = [row for row in net.history if "valid_loss" in row]
+        best = ""
+        if scored:
+            row = min(scored, key=lambda r: r["valid_loss"])
+            best = f"; best valid loss {row['valid_loss']:.4f} (epoch {row.get('epoch', '?')})"
+        report_notice(
+            f"{self.phase}: finished after {how} in {_clock(now - self.start_)}{best}",
+            self.stream,
+        )
 
     def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kw: Any) -> None:
         """Count batches, validation ones too (they can take half an epoch); report when due."""
@@ -228,24 +251,26 @@ class ProgressReport(Callback):
         # Mid-epoch lines show the latest finished epoch's losses: epoch-end
         # lines alone rarely came due, as batch-end lines used up the interval.
         finished = [row for row in net.history if "train_loss" in row]
-        losses = "".join(
-            f", {key.split('_')[0]} loss {finished[-1][key]:.4f}"
+        losses = ", ".join(
+            f"{key.split('_')[0]} loss {finished[-1][key]:.4f}"
             for key in ("train_loss", "valid_loss")
             if finished and key in finished[-1]
         )
+        what = f"{self.phase}: epoch {len(net.history)}/{net.max_epochs}"
+        if losses and finished[-1] is net.history[-1]:
+            what += f" done, {losses}"
+        elif losses:  # mid-epoch: the losses are the previous epoch's
+            what += f" (epoch {len(finished)}: {losses})"
         self.last_ = now
-        report_progress(
-            f"{self.phase}: epoch {len(net.history)}/{net.max_epochs}{losses}",
-            now - self.start_,
-            self.time_left(now, net.max_epochs),
-            self.stream,
-        )
+        self.reported_ = True
+        report_progress(what, now - self.start_, self.time_left(now, net.max_epochs), self.stream)
 
 
 def report_progress(what: str, elapsed: float, left: float, stream: Any = None) -> None:
     """One progress line: what is being done, time spent and an upper bound of the time left."""
     print(
-        f"[sk_metalstm] {what}; {_clock(elapsed)} spent, at most ~{_clock(left)} left",
+        f"[sk_metalstm] {what}; {_clock(elapsed)} spent, "
+        f"at most ~{_clock(left)} left in this phase",
         file=stream or sys.stderr,
         flush=True,
     )

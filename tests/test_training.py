@@ -100,7 +100,35 @@ def test_progress_lines_between_epochs_show_the_last_finished_epochs_losses(monk
     report = ProgressReport("pooled", batches_per_epoch=4, stream=stream)
     report.on_train_begin(net)
     report.on_batch_end(net, training=True)
-    assert "pooled: epoch 2/20, train loss 1.2500, valid loss 0.5000;" in stream.getvalue()
+    assert "pooled: epoch 2/20 (epoch 1: train loss 1.2500, valid loss 0.5000);" in (
+        stream.getvalue()
+    )
+
+
+def test_a_phase_that_printed_progress_says_how_it_ended(monkeypatch):
+    # Early stopping and the end of each phase printed nothing.
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    losses = [(1, 0.6), (2, 0.4), (3, 0.5)]
+    rows = [{"epoch": k, "train_loss": 1.0, "valid_loss": v} for k, v in losses]
+    net = SimpleNamespace(max_epochs=20, history=rows)
+    stream = io.StringIO()
+    report = ProgressReport("meta (ridge)", batches_per_epoch=4, stream=stream)
+    report.on_train_begin(net)
+    report.on_epoch_end(net)
+    report.on_train_end(net)
+    lines = stream.getvalue().splitlines()
+    assert "meta (ridge): epoch 3/20 done, train loss 1.0000, valid loss 0.5000;" in lines[0]
+    assert lines[0].endswith("left in this phase")
+    assert lines[1].startswith(
+        "[sk_metalstm] meta (ridge): finished after 3 of 20 epochs (stopped early: no better "
+        "valid loss) in 0s; best valid loss 0.4000 (epoch 2)"
+    )
+    quiet = ProgressReport("pooled", batches_per_epoch=4, stream=io.StringIO())
+    monkeypatch.setattr(ProgressReport, "interval", 1e9)
+    quiet.on_train_begin(net)
+    quiet.on_epoch_end(net)
+    quiet.on_train_end(net)
+    assert quiet.stream.getvalue() == ""  # short phases stay silent
 
 
 def test_time_left_counts_validation_and_finished_epochs(monkeypatch):
