@@ -54,6 +54,15 @@ def test_meta_training_that_never_beats_its_start_keeps_it(meta_learner, capsys)
     assert min(epoch["valid_loss"] for epoch in trained.history[1]) > start_loss
 
 
+@pytest.mark.parametrize("meta_learner", ["ridge", "metasgd", "none"])
+def test_pretrained_state_holds_no_gradients(ar_panel, tiny, meta_learner):
+    # The last training step's gradients stayed on the state's learner: a
+    # second copy of every weight, for as long as the state lived.
+    tiny.update(meta_learner=meta_learner)
+    learner = MetaLSTMForecaster(horizon=1, **tiny).pretrain(ar_panel).pretrained_state_.learner
+    assert [name for name, p in learner.named_parameters() if p.grad is not None] == []
+
+
 def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny):
     tiny.update(max_epochs=50, base_max_epochs=50)
     forecaster = MetaLSTMForecaster(horizon=1, max_time=1e-6, **tiny)

@@ -274,6 +274,8 @@ def meta_train(
         if warm_start is not None or name != "none":
             learner = fit(learner, epochs, callbacks, f"meta ({name})")
     learner.eval()
+    # The last step's gradients are a second copy of the weights, of no use after training.
+    learner.zero_grad(set_to_none=True)
     # Held-out (later) tasks calibrate locations and intervals when there are any.
     calibration = None
     # max_time bounds calibration too (beyond a minimum of tasks); on the training device.
