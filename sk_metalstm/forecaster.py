@@ -138,7 +138,9 @@ class MetaLSTMForecaster(BaseForecaster):
         (step 1) when nothing is meta-trained after it (``meta_learner`` "none"
         or "finetune", or ``max_epochs=0``).
     adapt_steps : int or None, default=None
-        Update-rule applications at fit/update (``None``: ``inner_steps``).
+        Update-rule applications at fit/update (``None``: as at pretrain, i.e.
+        ``inner_steps`` for the gradient learners; ``"ridge"`` solves its head
+        for any value but 0, which keeps the prior head).
     transform : {"auto", "log_return", "difference", "none"}, default="auto"
         Increments; ``"auto"``: log-returns if all values are positive, else differences.
     pretrained : MetaState or None, default=None
@@ -427,9 +429,9 @@ class MetaLSTMForecaster(BaseForecaster):
         return self.support_size + self.window_length + self._horizon
 
     def _adapted(self, states: list[SeriesState]) -> dict[Any, SeriesState]:
+        # None: the learner's own rule, as at pretrain (its inner_steps; "ridge",
+        # which ignores inner_steps, solves its head even when inner_steps=0).
         steps = self.adapt_steps
-        if steps is None:
-            steps = self.pretrained_state_.config["inner_steps"]
         learner, device = self.pretrained_state_.learner, resolve_device(self.device)
         threads = self.num_threads
         return adapt_states(

@@ -193,3 +193,22 @@ def test_ridge_zero_adapt_steps_keeps_the_prior_head():
     head = learner.adapt_for_inference(sx, sy, inner_steps=0)["ridge.weight"][0]
     torch.testing.assert_close(head, learner.prior_mean.detach())
     assert not head.requires_grad
+
+
+def test_ridge_adapts_whatever_inner_steps_says():
+    # inner_steps is documented as unused by "ridge", but fit took adapt_steps
+    # from it: inner_steps=0 silently kept every series at the prior head.
+    panel = make_ar_returns_panel(8, 200, random_state=0)
+    names = panel.index.get_level_values(0).unique()
+    settings = dict(window_length=6, hidden_size=4, horizon=1, support_size=24, query_size=4)
+    settings.update(max_epochs=1, base_max_epochs=1, random_state=0, verbose=0)
+    heads = {}
+    for steps in (0, 1):
+        forecaster = MetaLSTMForecaster(inner_steps=steps, **settings)
+        forecaster.pretrain(panel.loc[names[:4]]).fit(panel.loc[names[4:]])
+        prior = forecaster.pretrained_state_.learner.prior_mean.detach()
+        adapted = forecaster.adapted_params_
+        assert not any(torch.equal(p["ridge.weight"], prior) for p in adapted.values())
+        heads[steps] = [p["ridge.weight"] for p in adapted.values()]
+    for zero, one in zip(heads[0], heads[1], strict=True):
+        torch.testing.assert_close(zero, one)
