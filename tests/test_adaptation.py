@@ -82,14 +82,28 @@ def test_steps_overrides_the_learners_inner_steps():
     assert any(not torch.equal(one[k], three[k]) for k in one)
 
 
-def test_non_finite_adapted_weights_raise_naming_the_series():
+def test_non_finite_adapted_weights_fall_back_naming_the_series():
+    # As pretrain's validation and calibration do (they used to differ: fit raised).
     learner = _learner("metasgd")
     rng = np.random.default_rng(2)
     exploding = _support(3, rng)
     exploding["support_y"][:] = 1e30  # a squared error of 1e60: infinite in float32
     labels = [" (instance 'a')", " (instance 'b')", " (instance 'c')"]
-    with pytest.raises(TrainingDiverged, match="series \\(instance 'b'\\) gave non-finite weights"):
-        _adapt(learner, [_support(3, rng), exploding, _support(2, rng)], labels=labels)
+    with pytest.warns(AdaptationFallbackWarning, match="1 of 3 series.*instance 'b'"):
+        adapted = _adapt(learner, [_support(3, rng), exploding, _support(2, rng)], labels=labels)
+    for key, value in learner.initial_params().items():
+        torch.testing.assert_close(adapted[1][key], value.detach(), rtol=0, atol=0)
+
+
+def test_non_finite_starting_weights_raise_naming_the_series():
+    # Nothing finite to fall back to: forecasts would be NaN.
+    learner = _learner("metasgd")
+    with torch.no_grad():
+        next(iter(learner.parameters())).fill_(float("nan"))
+    labels = [" (instance 'a')", " (instance 'b')"]
+    rng = np.random.default_rng(2)
+    with pytest.raises(TrainingDiverged, match="series \\(instance 'a'\\) gave non-finite weights"):
+        _adapt(learner, [_support(3, rng), _support(3, rng)], labels=labels)
 
 
 def test_an_overshooting_update_rule_keeps_the_initial_weights_and_warns():

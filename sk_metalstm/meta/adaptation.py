@@ -52,14 +52,17 @@ def adapt_to_supports(
     Raises
     ------
     TrainingDiverged
-        If any series' adapted weights are not finite; nothing is returned then.
+        If any series' weights are still not finite after the gradient
+        learners' fallback (a closed-form solve that overflowed, or
+        non-finite starting weights); nothing is returned then.
 
     Warns
     -----
     AdaptationFallbackWarning
         If a gradient learner's update rule left a series fitting its own
-        support windows worse than before adapting; that series keeps the
-        learner's starting weights (``MetaLearner.keep_improvements``).
+        support windows worse than before adapting, or with non-finite
+        weights; that series keeps the learner's starting weights
+        (``MetaLearner.keep_improvements``), as at pretrain.
     """
     groups: dict[int, list[int]] = {}
     for i, task in enumerate(supports):
@@ -83,10 +86,12 @@ def adapt_to_supports(
                 sy = torch.stack([torch.from_numpy(supports[i]["support_y"]) for i in members])
                 sx, sy = sx.to(device), sy.to(device)
                 params = learner.adapt_for_inference(sx, sy, steps)
-                _raise_if_not_finite(params, [labels[i] for i in members])
                 if learner.adapts_network and steps != 0:
+                    # Overshooting and overflowing series keep the starting
+                    # weights, as pretrain's validation and calibration do.
                     params, kept = learner.keep_improvements(params, sx, sy)
                     fell_back += [labels[i] for i, k in zip(members, kept, strict=True) if not k]
+                _raise_if_not_finite(params, [labels[i] for i in members])
                 for j, i in enumerate(members):
                     adapted[i] = {n: p[j].detach().cpu() for n, p in params.items()}
     finally:
@@ -96,7 +101,8 @@ def adapt_to_supports(
         first = f" (first: the series{fell_back[0]})" if fell_back[0] else ""
         warnings.warn(
             f"Adapting made {len(fell_back)} of {len(supports)} series fit their own "
-            f"recent windows worse than the learner's starting weights do{first}; "
+            f"recent windows worse than the learner's starting weights do, or gave "
+            f"non-finite weights{first}; "
             "those series keep the starting weights. If this happens on many series, "
             "lower inner_lr or adapt_steps.",
             AdaptationFallbackWarning,

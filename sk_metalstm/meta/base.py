@@ -285,6 +285,9 @@ class MetaLearner(nn.Module):
             # (almost) nothing must not count as worse. NaN compares False: a
             # non-finite loss after adapting is not kept.
             kept = after <= before + _ROUNDING * (1.0 + before.abs())
+            # Weights may overflow where the loss does not show it (yet).
+            finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in adapted.values()])
+            kept = kept & finite.all(0)
         # The starting weights broadcast over the task axis.
         params = {
             n: torch.where(kept.view(-1, *[1] * (p.dim() - 1)), p, start[n])
