@@ -63,6 +63,21 @@ def test_pretrained_state_holds_no_gradients(ar_panel, tiny, meta_learner):
     assert [name for name, p in learner.named_parameters() if p.grad is not None] == []
 
 
+@pytest.mark.parametrize(("base_epochs", "max_epochs", "continues"), [(2, 0, True), (0, 1, False)])
+def test_pooled_network_continues_pretraining_by_its_own_epochs(
+    ar_panel, tiny, base_epochs, max_epochs, continues
+):
+    # "none" ignores max_epochs, yet a second pretrain trained only when it was > 0.
+    tiny.update(meta_learner="none", base_max_epochs=base_epochs, max_epochs=max_epochs)
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).pretrain(ar_panel)
+    before = {k: v.clone() for k, v in forecaster.pretrained_state_.learner.state_dict().items()}
+    phases = len(forecaster.pretrained_state_.history)
+    state = forecaster.pretrain(ar_panel).pretrained_state_
+    after = state.learner.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before) is continues
+    assert len(state.history) == phases + continues  # no empty history for no training
+
+
 def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny):
     tiny.update(max_epochs=50, base_max_epochs=50)
     forecaster = MetaLSTMForecaster(horizon=1, max_time=1e-6, **tiny)

@@ -269,10 +269,10 @@ def meta_train(
                 first_order=config["first_order"],
                 inner_lr=config["inner_lr"],
             )
-    if learner.trainable and config["max_epochs"] > 0:
-        epochs = config["base_max_epochs"] if name == "none" else config["max_epochs"]
-        if warm_start is not None or name != "none":
-            learner = fit(learner, epochs, callbacks, f"meta ({name})")
+    # The pooled network ("none") continues with its own epoch count, not max_epochs.
+    epochs = config["base_max_epochs"] if name == "none" else config["max_epochs"]
+    if learner.trainable and epochs > 0 and (warm_start is not None or name != "none"):
+        learner = fit(learner, epochs, callbacks, f"meta ({name})")
     learner.eval()
     # The last step's gradients are a second copy of the weights, of no use after training.
     learner.zero_grad(set_to_none=True)
