@@ -648,3 +648,11 @@ def test_meta_learned_adaptation_closes_pooled_to_oracle_gap():
     # (0.57 on average; 0.66 before forecasts became distributional). The full-size
     # figure (85 % on AR(1)) is benchmarks/few_shot.py's.
     assert closed >= 0.4, (meta, pooled, best)
+
+
+def test_repr_of_a_forecaster_with_a_state_is_short(pretrained_state):
+    # The dataclass repr printed every calibration residual into the
+    # forecaster's repr (about 1,500 characters inside a pipeline).
+    text = repr(MetaLSTMForecaster(pretrained=pretrained_state))
+    assert "MetaState(meta_learner='metasgd', window_length=4, horizon=2" in text
+    assert len(text) < 300

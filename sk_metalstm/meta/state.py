@@ -18,7 +18,7 @@ ARCHITECTURE_KEYS = ("window_length", "horizon", "hidden_size", "num_layers", "m
 LEARNER_KEYS = ("inner_steps", "inner_lr", "first_order")
 
 
-@dataclass
+@dataclass(repr=False)
 class MetaState:
     """What ``pretrain`` produces and ``MetaLSTMForecaster(pretrained=...)`` takes.
 
@@ -44,6 +44,13 @@ class MetaState:
     history: list[Any] = field(default_factory=list)
     residuals: dict[str, Any] | None = None
     location_weight: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        # A forecaster's repr shows its parameters, this state among them: the
+        # dataclass repr printed every residual and weight array.
+        shown = ("meta_learner", "window_length", "horizon", "hidden_size", "num_layers")
+        settings = ", ".join(f"{k}={self.config[k]!r}" for k in shown if k in self.config)
+        return f"MetaState({settings})"
 
     def mismatches(self, params: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Settings fixed by pretraining in ``params`` that differ from this state's."""
