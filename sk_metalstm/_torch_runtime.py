@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,9 +95,20 @@ def resolve_device(device: str | torch.device) -> str:
     return str(device)
 
 
+#: torch's RNG and thread count are process-wide: blocks running at once in
+#: several threads (sktime's backend="threading", a ThreadPoolExecutor) seeded
+#: and restored each other's, so seeded fits differed from sequential ones and
+#: the caller's RNG and thread count were left changed. They run one at a time;
+#: a block nested in another (same thread) enters at once.
+_RUNTIME_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
     """Run a block with a private RNG stream and a given intra-op thread count.
+
+    Blocks in different Python threads run one after the other (torch's RNG
+    and thread count are process-wide); parallel work wants processes.
 
     Parameters
     ----------
@@ -108,16 +120,18 @@ def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
         LSTMs gain nothing from threads, and on a busy machine torch's default
         (one thread per core) can be many times slower than one thread.
     """
-    previous_threads = torch.get_num_threads()
+    if num_threads is not None:
+        _check_thread_count(num_threads)
     devices = list(range(torch.cuda.device_count())) if seed is not None else []
-    with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        if num_threads is not None:
-            _check_thread_count(num_threads)
-            torch.set_num_threads(num_threads)
-        try:
-            yield
-        finally:
+    with _RUNTIME_LOCK:
+        previous_threads = torch.get_num_threads()
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
             if num_threads is not None:
-                torch.set_num_threads(previous_threads)
+                torch.set_num_threads(num_threads)
+            try:
+                yield
+            finally:
+                if num_threads is not None:
+                    torch.set_num_threads(previous_threads)

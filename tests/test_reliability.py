@@ -137,6 +137,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -814,6 +815,30 @@ def test_pretrain_is_repeatable_within_process(ar_panel, airline, tiny):
     pd.testing.assert_series_equal(
         a.fit(airline).predict(fh=[1, 2]), b.fit(airline).predict(fh=[1, 2]), check_exact=True
     )
+
+
+def test_seeded_fits_in_threads_equal_sequential_ones_and_leave_torch_alone():
+    # torch's RNG and thread count are process-wide: fits overlapping in
+    # threads (sktime's backend="threading", a thread pool) seeded and restored
+    # each other's, and the results changed from run to run.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 10)).astype(np.float32)
+    y = 0.5 * X[:, -1] + 0.1 * rng.normal(size=200).astype(np.float32)
+
+    def fit(seed: int) -> np.ndarray:
+        model = LSTMBaseRegressor(hidden_size=8, max_epochs=3, random_state=seed)
+        return model.fit(X, y).predict(X[:5])
+
+    seeds = [0, 1, 0, 1]
+    expected = [fit(seed) for seed in seeds]
+    torch.manual_seed(123)
+    rng_before, threads_before = torch.get_rng_state().clone(), torch.get_num_threads()
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(fit, seeds))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.get_num_threads() == threads_before
 
 
 def test_identical_results_across_processes(tiny, tmp_path):
