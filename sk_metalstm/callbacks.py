@@ -26,6 +26,7 @@ __all__ = [
     "ProgressReport",
     "StopOnNonFiniteLoss",
     "TimeBudget",
+    # Shared set-up of both estimators (public for them, not for users).
     "check_no_validation_monitor",
     "report_notice",
     "report_progress",
@@ -42,8 +43,9 @@ class StopOnNonFiniteLoss(Callback):
 
     Parameters
     ----------
-    hint : str
-        What to try instead, appended to the error message.
+    hint : str, optional
+        What to try instead, appended to the error message (by default: a
+        lower lr, gradient clipping, or a look at the data).
     """
 
     def __init__(
@@ -72,10 +74,10 @@ class KeepBestWeights(Callback):
 
     Parameters
     ----------
-    monitor : str
+    monitor : str, default="valid_loss"
         History key to minimise; falls back to ``"train_loss"`` for epochs
         without a validation loss.
-    score_start : bool
+    score_start : bool, default=False
         Score the starting weights on the validation data before the first
         epoch (``monitor`` must be ``"valid_loss"``), so that training which
         never beats them, e.g. with a learning rate too large, ends with them.
@@ -162,11 +164,11 @@ class ProgressReport(Callback):
         Name of the training phase shown in each line.
     batches_per_epoch : int
         Training batches in one epoch (for the time-left estimate).
-    deadline : float or None
+    deadline : float or None, default=None
         ``time.monotonic()`` value at which a ``TimeBudget`` ends the phase.
-    stream : file-like or None
+    stream : file-like or None, default=None
         Where to print; ``None`` is standard error.
-    valid_batches_per_epoch : int
+    valid_batches_per_epoch : int, default=0
         Validation batches after each epoch's training batches.
     """
 

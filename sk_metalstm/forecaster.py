@@ -85,7 +85,9 @@ class MetaLSTMForecaster(BaseForecaster):
     window_length : int, default=20
         Past increments the network reads.
     horizon : int or None, default=None
-        Largest forecast step; ``None``: the largest step of the ``fh`` given.
+        Largest forecast step; ``None``: the largest step of the ``fh`` given to
+        ``pretrain`` or ``fit``, and 1 when they get none (a later ``predict``
+        with a longer ``fh`` is then refused: set ``horizon`` or pass ``fh``).
     hidden_size : int, default=32
         LSTM hidden units.
     num_layers : int, default=1
@@ -376,7 +378,28 @@ class MetaLSTMForecaster(BaseForecaster):
 
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
-        """A forecaster adapting with ``state``, with its settings; ``params`` override them."""
+        """A forecaster adapting with ``state``, with its settings; ``params`` override them.
+
+        Parameters
+        ----------
+        state : MetaState
+            A ``pretrained_state_`` (or ``load_pretrained``'s result).
+        **params
+            Forecaster parameters replacing the state's; the settings fixed by
+            pretraining (architecture, ``meta_learner``, learner settings) are
+            refused at fit if they differ.
+
+        Returns
+        -------
+        MetaLSTMForecaster
+            Unfitted: ``fit`` adapts without meta-training.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not a ``MetaState`` (e.g. a forecaster: pass its
+            ``pretrained_state_``).
+        """
         if not isinstance(state, MetaState):
             hint = (
                 " (a forecaster: pass its pretrained_state_)"

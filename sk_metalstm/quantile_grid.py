@@ -57,7 +57,7 @@ class QuantileGrid(BaseDistribution):
         Quantiles of each entry at ``levels``, non-decreasing along the last
         axis. Equal neighbours put an atom at that value (``pdf`` is then the
         density of the continuous part).
-    index, columns : pd.Index, optional
+    index, columns : pd.Index or None, default=None
         Rows and columns of the distribution (for a 3-dimensional
         ``quantiles``); a 1-dimensional one makes a scalar distribution.
 

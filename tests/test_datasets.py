@@ -493,6 +493,16 @@ def test_loaders_refuse_unordered_name_containers(names):
         load_stock_prices(names)
 
 
+@pytest.mark.parametrize(
+    ("loader", "parameter"),
+    [(load_stock_prices, "tickers"), (load_exchange_rates, "currencies")],
+)
+def test_loader_type_errors_name_the_parameter(loader, parameter):
+    # The message said "currencys", built from the name of one item.
+    with pytest.raises(TypeError, match=f"^{parameter} must be a string"):
+        loader(3.0)
+
+
 def test_a_regime_chain_that_never_switches_starts_in_every_regime():
     # With persistence=1 the eigenvector picked as "the" stationary
     # distribution put every series in regime 0, for good.

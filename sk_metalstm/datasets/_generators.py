@@ -164,6 +164,14 @@ def make_ar_returns_panel(
         Only if ``return_params``: indexed by series, columns ``"phi"`` and
         ``"sigma"``.
 
+    Raises
+    ------
+    InvalidParameterError
+        If a count is not an integer >= 1 (a ``ValueError`` subclass).
+    ValueError
+        If a range, a number or ``start`` is invalid (e.g. ``phi_range``
+        outside (-1, 1)), naming the parameter.
+
     Examples
     --------
     >>> from sk_metalstm.datasets import make_ar_returns_panel
@@ -263,7 +271,7 @@ def make_regime_switching_panel(
     sigmas : sequence of float or None, default=None
         Innovation standard deviation per regime, > 0. None spaces them
         geometrically from 0.007 to 0.03.
-    transition_matrix : array of shape (n_regimes, n_regimes) or None
+    transition_matrix : array of shape (n_regimes, n_regimes) or None, default=None
         Row-stochastic matrix, ``[i, j]`` = P(next regime j | regime i). None
         stays with probability ``persistence`` and moves to each other regime
         with equal probability.
@@ -288,6 +296,15 @@ def make_regime_switching_panel(
     params : pd.DataFrame
         Only if ``return_params``: same index as ``prices``, columns
         ``"regime"`` (int), ``"phi"`` and ``"sigma"`` in force at each time.
+
+    Raises
+    ------
+    InvalidParameterError
+        If a count is not an integer >= 1 (a ``ValueError`` subclass).
+    ValueError
+        If ``phis``, ``sigmas``, ``persistence`` or ``transition_matrix`` do
+        not describe a valid chain (e.g. ``persistence`` outside [0, 1]),
+        naming the parameter.
 
     Examples
     --------
@@ -422,6 +439,14 @@ def make_garch_returns(
         ``("series", "time")`` with one column ``"return"``.
     volatility : pd.Series or pd.DataFrame
         Only if ``return_volatility``: same shape, named ``"volatility"``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If a count is not an integer >= 1 (a ``ValueError`` subclass).
+    ValueError
+        If the GARCH parameters are not stationary (``omega > 0``,
+        ``alpha, beta >= 0``, ``alpha + beta < 1``) or a number is invalid.
 
     Examples
     --------

@@ -74,7 +74,8 @@ def load_stock_prices(
     as_panel : bool, default=True
         For several tickers: True returns an sktime ``pd-multiindex`` panel,
         False a wide ``pd.DataFrame`` (sktime ``pd.DataFrame`` mtype, one column
-        per ticker). Ignored when ``tickers`` is a single string.
+        per ticker). Has no effect when ``tickers`` is a single string (it must
+        still be a bool).
 
     Returns
     -------

@@ -79,19 +79,20 @@ def select_names(
     """
     if requested is None:
         return list(default), False
+    parameter = "currencies" if kind == "currency" else f"{kind}s"  # as the loaders name it
     single = isinstance(requested, str)
     items = [requested] if single else requested
     if isinstance(items, Set | Mapping):
         # Their order is not the user's (a set's changes with PYTHONHASHSEED),
         # and a mapping's values would be dropped unseen.
         raise TypeError(
-            f"{kind}s must be a string, a list or tuple of strings, or None; got a "
+            f"{parameter} must be a string, a list or tuple of strings, or None; got a "
             f"{type(requested).__name__}, whose order is not the one requested. "
-            f"Pass a list, e.g. sorted({kind}s)."
+            f"Pass a list, e.g. sorted({parameter})."
         )
     if not isinstance(items, Iterable):
         raise TypeError(
-            f"{kind}s must be a string, a list or tuple of strings, or None; "
+            f"{parameter} must be a string, a list or tuple of strings, or None; "
             f"got {type(requested).__name__}."
         )
     names = []

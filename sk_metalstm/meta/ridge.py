@@ -65,17 +65,17 @@ class RidgeHeadLearner(MetaLearner):
     base : LSTMNetwork
         Pooled network: its LSTM becomes the shared body and its head the prior
         mean of every series' head.
-    n_lags : int
+    n_lags : int, default=5
         Most recent inputs of the target used as linear features besides the
         LSTM state (zero-padded when the window is shorter).
-    prior_precision : float
+    prior_precision : float, default=10.0
         Starting value of every feature's prior precision ``lambda_j`` (in units
         of support windows: 10 weighs the prior like 10 windows).
-    scale_prior_weight : float or None
+    scale_prior_weight : float or None, default=None
         ``k``, the weight (in support windows) of the pooled scale against a
         series' own residuals; fixed, not meta-learned (see the class
         attribute). None: the class attribute ``scale_prior_weight``.
-    scale_memory : float
+    scale_memory : float, default=1000.0
         Starting value of ``tau``, the age (in windows) at which a support
         residual's weight in the scale has fallen to 1/e.
     **kwargs

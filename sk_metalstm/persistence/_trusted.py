@@ -27,6 +27,13 @@ def save(estimator: Any, path: str | os.PathLike[str]) -> None:
     path : str or path-like
         Destination file.
 
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a folder.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
     Examples
     --------
     >>> from sk_metalstm import LSTMBaseRegressor
@@ -68,7 +75,12 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     Raises
     ------
     ValueError
-        If the file was not written by ``save``.
+        If the file was not written by ``save`` (or is truncated or corrupt).
+
+    Warns
+    -----
+    UserWarning
+        If the file was written by another version of sk_metalstm.
     """
     check_archive(path)
     # weights_only=False: an estimator is more than tensors. See the warning above.
