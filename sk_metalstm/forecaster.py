@@ -204,6 +204,10 @@ class MetaLSTMForecaster(BaseForecaster):
         "fit_is_empty": False,
     }
 
+    # Set by fit; a forecaster pickled by 0.1.0, which had no such attribute,
+    # reads this default (its forecasts then rebuild instance levels as before).
+    _level_dtypes: Sequence[Any] = ()
+
     # The forecaster keeps the history it needs itself (the tail of each series),
     # so sktime need not store every observation (its default changes in 1.3).
     _config = {"remember_data": False}

@@ -9,6 +9,7 @@ GPU-written files on CPU.
 
 import json
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -533,3 +534,26 @@ def test_a_torch_device_setting_is_stored_by_its_name(tmp_path):
     loaded = load_regressor(tmp_path / "reg.pt")
     assert loaded.device == "cpu"
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_a_pickle_naming_a_module_this_version_lacks_says_so(tmp_path, monkeypatch):
+    # Was "not written by sk_metalstm.persistence.save, or is truncated or
+    # corrupt" for an intact file of an older version whose module had moved.
+    (tmp_path / "moved_module.py").write_text("class Old:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import moved_module
+
+    save(moved_module.Old(), tmp_path / "old.pt")
+    monkeypatch.delitem(sys.modules, "moved_module")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    with pytest.raises(ValueError, match="another sk_metalstm version.*No module named"):
+        load(tmp_path / "old.pt")
+
+
+def test_a_forecaster_pickled_before_level_dtypes_existed_still_predicts(ar_panel, tiny):
+    # 0.1.0 pickles lack the attribute fit now sets; predict raised AttributeError.
+    forecaster = MetaLSTMForecaster(horizon=1, **tiny).fit(ar_panel, fh=[1])
+    expected = forecaster.predict()
+    del forecaster._level_dtypes
+    restored = pickle.loads(pickle.dumps(forecaster))
+    pd.testing.assert_frame_equal(restored.predict(), expected)

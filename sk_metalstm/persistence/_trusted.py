@@ -88,6 +88,14 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except (ModuleNotFoundError, AttributeError) as error:
+        # The pickle names a class or module that this version does not have.
+        raise ValueError(
+            f"{os.fspath(path)!r} holds objects of another sk_metalstm version that "
+            f"this one cannot rebuild ({type(error).__name__}: {error}). Load it with "
+            "the version that wrote it and share the model with save_pretrained or "
+            "save_regressor, or fit it again."
+        ) from error
     except Exception as error:  # truncated, empty or foreign files: many error types
         raise ValueError(
             f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save, or is "
