@@ -322,6 +322,11 @@ def _edit_config(change):
 BAD_FILES = {
     "unknown_format": (lambda p: p.update(format="someone_else/3"), "format is 'someone_else/3'"),
     "no_format": (lambda p: p.pop("format"), "format is None"),
+    # Was "not a safe sk_metalstm file": an older version's own file, with no hint.
+    "older_format_version": (
+        lambda p: p.update(format=p["format"].rsplit("/", 1)[0] + "/0"),
+        "another format version .*written by an older or newer sk_metalstm",
+    ),
     "missing_key": (lambda p: p.pop("tensors"), r"lacks \['tensors'\]"),
     "extra_key": (lambda p: p.update(note="hi"), "unexpected entries"),
     "config_not_json": (lambda p: p.update(config="{oops"), "not valid JSON"),

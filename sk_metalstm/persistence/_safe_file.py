@@ -166,6 +166,12 @@ def read_safe(
                 f"{where} was written by sk_metalstm.persistence.save (a pickle); open it "
                 "with sk_metalstm.persistence.load, only if you trust its source."
             )
+        if isinstance(found, str) and found.split("/")[0] == fmt.split("/")[0]:
+            raise ValueError(
+                f"{where} is a safe sk_metalstm file of another format version ({found!r}; "
+                f"this version reads {fmt!r}): it was written by an older or newer "
+                "sk_metalstm. Pretrain (or fit) the model again with this version."
+            )
         raise ValueError(
             f"{where} is not a safe sk_metalstm file of format {fmt!r}: its format is {found!r}."
         )
