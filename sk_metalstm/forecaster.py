@@ -420,6 +420,15 @@ class MetaLSTMForecaster(BaseForecaster):
     # ------------------------------------------------------------ adaptation
     def _fit(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
+        try:
+            return self._adapt_to(y, X, fh)
+        except Exception:
+            # sktime stores fh before _fit and keeps it while the forecaster is
+            # pretrained: a refused fh would be reused by the next fit(y).
+            self._fh = None
+            raise
+
+    def _adapt_to(self, y: Any, X: Any, fh: Any) -> MetaLSTMForecaster:
         self._check_params()
         # Each series' own end: in a panel an absolute fh is further from the
         # series that ends first than from sktime's cutoff (the latest end).

@@ -1045,6 +1045,15 @@ def test_update_leaving_a_gap_names_the_missing_point(pretrained_forecaster, ind
     assert forecaster.cutoff[0] == y.index[69]
 
 
+def test_a_refused_fh_is_not_reused_by_the_next_fit(pretrained_forecaster, airline):
+    # sktime keeps fit's fh while the forecaster is pretrained: after a refused
+    # fit(y, fh=[3]), every fit(y) failed with "fh reaches 3 steps ahead".
+    with pytest.raises(ValueError, match="beyond the pretrained state's horizon=2"):
+        pretrained_forecaster.fit(airline, fh=[3])
+    forecaster = pretrained_forecaster.fit(airline)
+    assert np.isfinite(forecaster.predict(fh=[1, 2])).all()
+
+
 def test_fit_with_fh_beyond_the_pretrained_horizon_raises_at_fit(pretrained_forecaster, airline):
     with pytest.raises(ValueError, match="pretrain again with horizon >= 3"):
         pretrained_forecaster.fit(airline, fh=[1, 2, 3])
