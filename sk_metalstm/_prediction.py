@@ -232,6 +232,8 @@ def _bound_covariates(windows: np.ndarray, keys: list[Any]) -> None:
     Beyond it the network never saw a value; a covariate 1e6 or 1e300 times its
     usual spread would get the same forecast, so the user is told.
     """
+    if windows.ndim < 3:  # no covariates: (series, time) windows of the target alone
+        return
     covariates = windows[..., 1:]
     far = np.abs(covariates) > SCALED_BOUND
     if not far.any():

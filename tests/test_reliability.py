@@ -1045,6 +1045,21 @@ def test_update_leaving_a_gap_names_the_missing_point(pretrained_forecaster, ind
     assert forecaster.cutoff[0] == y.index[69]
 
 
+def test_a_jump_far_beyond_the_support_scale_is_forecast_without_covariates(
+    pretrained_forecaster,
+):
+    # The covariate bound read a univariate window's later lags as covariates:
+    # a move of more than 20 support-scale units, kept without re-adapting,
+    # raised numpy's AxisError at predict (found by sktime's update_predict check).
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60], fh=[1])
+    jump = y.iloc[60:61] * 3.0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="X.*standard deviations")
+        forecaster.update(jump, update_params=False)
+        assert np.isfinite(forecaster.predict()).all()
+
+
 def test_a_refused_fh_is_not_reused_by_the_next_fit(pretrained_forecaster, airline):
     # sktime keeps fit's fh while the forecaster is pretrained: after a refused
     # fit(y, fh=[3]), every fit(y) failed with "fh reaches 3 steps ahead".
