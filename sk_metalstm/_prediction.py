@@ -21,9 +21,10 @@ from sktime.forecasting.base import ForecastingHorizon
 from sk_metalstm._conformal import conformal_quantiles
 from sk_metalstm._series import SINGLE, where
 from sk_metalstm._series_state import SeriesState
+from sk_metalstm._stacklevel import caller_stacklevel
 from sk_metalstm.distribution import location as location_of
 from sk_metalstm.distribution import scale_of_outputs
-from sk_metalstm.meta.adaptation import caller_stacklevel, forecast_windows
+from sk_metalstm.meta.adaptation import forecast_windows
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.calibration import cumulative_scale
 from sk_metalstm.windowing import SCALED_BOUND

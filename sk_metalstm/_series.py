@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sk_metalstm._stacklevel import caller_stacklevel
+
 __all__ = [
     "SINGLE",
     "checked_instances",
@@ -273,8 +275,6 @@ def warn_if_increments(pieces: dict[Any, pd.Series], transform: str) -> None:
             found.append((key, rho))
     if not found:
         return
-    from sk_metalstm.meta.adaptation import caller_stacklevel  # torch: imported when needed
-
     key, rho = found[0]
     which = (
         "y looks"

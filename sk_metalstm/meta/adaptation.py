@@ -6,8 +6,6 @@ thousands of series costs a few batched calls rather than one call per series.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -15,12 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from sk_metalstm._stacklevel import caller_stacklevel
 from sk_metalstm._torch_runtime import torch_runtime
 from sk_metalstm.distribution import with_volatility_channel
 from sk_metalstm.exceptions import AdaptationFallbackWarning, TrainingDiverged
 from sk_metalstm.meta.base import MetaLearner, Params
 
-__all__ = ["adapt_to_supports", "caller_stacklevel", "forecast_windows"]
+__all__ = ["adapt_to_supports", "forecast_windows"]
 
 
 def adapt_to_supports(
@@ -109,27 +108,6 @@ def adapt_to_supports(
             stacklevel=caller_stacklevel(),
         )
     return adapted
-
-
-#: Packages whose frames a warning skips to reach the user's line.
-_LIBRARIES = ("sk_metalstm", "sktime", "skbase")
-
-
-def caller_stacklevel() -> int:
-    """``stacklevel`` of the first frame outside this package and sktime, for the caller.
-
-    ``fit``, ``update`` and panel calls reach adaptation through different
-    depths; a fixed level would point into the library for some of them.
-    """
-    roots = tuple(
-        os.path.dirname(module.__file__) + os.sep
-        for name in _LIBRARIES
-        if (module := sys.modules.get(name)) is not None and module.__file__
-    )
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(roots):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _raise_if_not_finite(params: Params, labels: Sequence[str]) -> None:
