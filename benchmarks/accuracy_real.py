@@ -213,12 +213,13 @@ def reduction_lstm(window: int, seed: int, cfg: dict) -> Any:
     from sk_metalstm import LSTMBaseRegressor
 
     regressor = LSTMBaseRegressor(random_state=seed, **cfg)
-    return TransformedTargetForecaster(
-        [
-            ("scale", TabularToSeriesAdaptor(StandardScaler())),
-            ("lstm", make_reduction(regressor, window_length=window, strategy="recursive")),
-        ]
-    )
+    with warnings.catch_warnings(record=True):  # sktime's construction notice, see run_evaluate
+        return TransformedTargetForecaster(
+            [
+                ("scale", TabularToSeriesAdaptor(StandardScaler())),
+                ("lstm", make_reduction(regressor, window_length=window, strategy="recursive")),
+            ]
+        )
 
 
 def pretrain_states(
@@ -300,11 +301,13 @@ def backtest_class(name: str, spec: dict, cfg: dict, log: Any) -> tuple[list[dic
                 }
             )
 
-    baselines = {
-        "random walk": (NaiveForecaster("last"), "update"),
-        "drift": (NaiveForecaster("drift"), "update"),
-        "ARIMA(1,1,0)": (StatsModelsARIMA(order=(1, 1, 0)), "update"),
-    }
+    # sktime 1.2 warns about a change of default at every construction (see run_evaluate).
+    with warnings.catch_warnings(record=True):
+        baselines = {
+            "random walk": (NaiveForecaster("last"), "update"),
+            "drift": (NaiveForecaster("drift"), "update"),
+            "ARIMA(1,1,0)": (StatsModelsARIMA(order=(1, 1, 0)), "update"),
+        }
     for series in spec["test"]:
         y = wide[series].rename(series)
         for model, (forecaster, strategy) in baselines.items():
@@ -385,13 +388,9 @@ def few_shot(cfg: dict, log: Any) -> tuple[list[dict], dict]:
         for series in spec["test"]:
             # Exactly `history` points before the first origin, n_eval origins.
             y = wide[series].rename(series).iloc[first_origin_pos + 1 - history :]
-            record(
-                "random walk",
-                history,
-                series,
-                None,
-                run_evaluate(NaiveForecaster("last"), y, cv, "update"),
-            )
+            with warnings.catch_warnings(record=True):  # sktime's construction notice
+                walk = NaiveForecaster("last")
+            record("random walk", history, series, None, run_evaluate(walk, y, cv, "update"))
             for seed in cfg["seeds"]:
                 plain = reduction_lstm(
                     window, seed, {**cfg["reduction"], "max_epochs": fs["plain_max_epochs"]}

@@ -86,7 +86,7 @@ def main() -> None:
                 }
             )
     table = pd.DataFrame(rows).set_index(["ticker", "h"])
-    print(table.round(3).to_string())
+    print(table.to_string(float_format="{:.3f}".format))
     mean_ratio = table["MASE vs random walk"].mean()
     verdict = "below" if mean_ratio < 1 else "NOT below"
     print(
