@@ -104,7 +104,7 @@ _RUNTIME_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
+def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu") -> Iterator[None]:
     """Run a block with a private RNG stream and a given intra-op thread count.
 
     Blocks in different Python threads run one after the other (torch's RNG
@@ -119,15 +119,24 @@ def torch_runtime(seed: int | None, num_threads: int | None) -> Iterator[None]:
         Intra-op threads inside the block; ``None`` keeps torch's setting. Small
         LSTMs gain nothing from threads, and on a busy machine torch's default
         (one thread per core) can be many times slower than one thread.
+    device : str, default="cpu"
+        The (resolved) device the block computes on. The GPUs' RNGs are seeded
+        and restored only for a CUDA block or when the process already uses
+        CUDA: reading their state starts CUDA on every visible GPU (memory,
+        seconds, and no CUDA in processes forked afterwards).
     """
     if num_threads is not None:
         _check_thread_count(num_threads)
-    devices = list(range(torch.cuda.device_count())) if seed is not None else []
+    cuda = str(device).startswith("cuda") or torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if seed is not None and cuda else []
     with _RUNTIME_LOCK:
         previous_threads = torch.get_num_threads()
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
+            if seed is not None and (cuda or str(device).startswith("mps")):
                 torch.manual_seed(seed)
+            elif seed is not None:
+                # torch.manual_seed would also queue a seed for CUDA's first use.
+                torch.random.default_generator.manual_seed(seed)
             if num_threads is not None:
                 torch.set_num_threads(num_threads)
             try:

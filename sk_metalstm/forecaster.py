@@ -350,13 +350,14 @@ class MetaLSTMForecaster(BaseForecaster):
         }
         config.update(horizon=self._horizon, exog_columns=None if X is None else list(X.columns))
         config.pop("callbacks")
-        with torch_runtime(seed_from(self.random_state), self.num_threads):
+        device = resolve_device(self.device)
+        with torch_runtime(seed_from(self.random_state), self.num_threads, device):
             return meta_train(
                 features,
                 layout=self._layout(),
                 config=config,
                 callbacks=self.callbacks,
-                device=resolve_device(self.device),
+                device=device,
                 warm_start=warm_start,
             )
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import inspect
+import numbers
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
 from skorch import NeuralNetRegressor
 from skorch.helper import predefined_split
 
@@ -302,6 +303,9 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         # skorch would broadcast a 1-D target against the (n, 1) output in the
         # MSE loss and silently train on the wrong objective.
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        # A None in a list or object array passes scikit-learn's check as an
+        # object and only becomes NaN here (training would then "diverge").
+        assert_all_finite(y2, input_name="y")
 
         self.sequence_length_ = X3.shape[1]
         self.n_sequence_features_ = X3.shape[2]
@@ -325,11 +329,12 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         if train_split is None:
             check_no_validation_monitor(self.callbacks)
         self.batch_size_ = _training_batch_size(self.batch_size, len(X_train))
-        net = self._make_net(train_split, resolve_device(self.device))
+        device = resolve_device(self.device)
+        net = self._make_net(train_split, device)
         # Always draw an explicit seed (from numpy's global RNG when
         # random_state is None, as scikit-learn does) so that fitting never
         # consumes or reseeds torch's global RNG.
-        with torch_runtime(seed_from(self.random_state), self.num_threads):
+        with torch_runtime(seed_from(self.random_state), self.num_threads, device):
             net.fit(X_train, y_train)
         self.net_ = net
         return self
@@ -557,8 +562,8 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         n_train = n_samples - int(np.ceil(self.validation_fraction * n_samples))
         if n_train < 1:
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no "
-                f"training samples out of {n_samples}."
+                f"validation_fraction={self.validation_fraction} leaves no training "
+                f"samples out of {n_samples} sample{'s' * (n_samples != 1)}."
             )
         return n_train
 
@@ -579,14 +584,21 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
 
 
 def _precheck_ndim(X: Any) -> None:
-    """Reject arrays with more than 3 dimensions before any state is set."""
+    """Reject arrays with more than 3 dimensions, or fewer than 2, before any state is set."""
     ndim = getattr(X, "ndim", None)
-    if isinstance(ndim, int) and ndim > 3:
+    if ndim is None and isinstance(X, (list, tuple, numbers.Number)):
+        try:
+            ndim = np.ndim(X)
+        except ValueError:  # ragged nested lists: scikit-learn's check names them
+            return
+    if not isinstance(ndim, int):
+        return
+    if ndim > 3:
         check_ndim(X, (2, 3), "X", _X_LAYOUT)
-    if ndim == 1:
+    if ndim < 2:
         # scikit-learn's hint, reshape(-1, 1), would make sequences of length 1.
         raise ValueError(
-            f"X must be 2-D or 3-D; got a 1-D array of shape {X.shape}. {_X_LAYOUT} "
+            f"X must be 2-D or 3-D; got a {ndim}-D array of shape {np.shape(X)}. {_X_LAYOUT} "
             "Reshape your data: X.reshape(1, -1) if it is one sequence; a whole series "
             "must first be cut into windows (one row per window)."
         )

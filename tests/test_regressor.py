@@ -307,18 +307,51 @@ def _bad_inputs(X, y):
         ("no_steps", X[:, :0], y, "0 feature"),
         ("strings_X", X.astype(str).astype(object) + "x", y, "could not convert"),
         ("mismatched", X, y[:-1], "inconsistent numbers of samples"),
+        # A None passes scikit-learn's check as an object, then becomes NaN:
+        # it must not surface as "training diverged".
+        ("none_y", X, np.array([None, *y[1:]], dtype=object), "Input y contains NaN"),
+        # A plain list has no .ndim: not scikit-learn's reshape(-1, 1) hint either.
+        ("1d_list_X", X[:, 0].tolist(), y, "X must be 2-D or 3-D; got a 1-D array"),
     ]
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(11))
 def test_bad_input_raises_clear_error_and_leaves_arrays(data, case):
     X, y = data
     name, X_bad, y_bad, match = _bad_inputs(X, y)[case]
-    X_copy, y_copy = X_bad.copy(), y_bad.copy()
+    X_copy, y_copy = np.copy(X_bad), np.copy(y_bad)
     with pytest.raises(ValueError, match=match):
         LSTMBaseRegressor(**FAST).fit(X_bad, y_bad)
     np.testing.assert_array_equal(X_bad, X_copy)
     np.testing.assert_array_equal(y_bad, y_copy)
+
+
+def test_single_sample_left_no_training_rows_says_one_sample(data):
+    # scikit-learn's check_fit2d_1sample looks for "1 sample" in the message.
+    X, y = data
+    with pytest.raises(ValueError, match="out of 1 sample"):
+        LSTMBaseRegressor(**FAST, validation_fraction=0.2).fit(X[:1], y[:1])
+
+
+def test_cpu_fit_never_starts_cuda(data, monkeypatch):
+    """On a GPU machine, a CPU fit must not read or seed the GPUs' RNGs.
+
+    Reading a GPU's RNG state starts CUDA on it (memory, seconds, and no
+    CUDA in processes forked afterwards). A fake two-GPU torch records it.
+    """
+    X, y = data
+    touched = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state", lambda device="cuda": touched.append(device) or None
+    )
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda *a, **k: touched.append(a))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: touched.append(seed))
+    first = LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    assert touched == []
+    # Still seeded: the same seed, the same model.
+    np.testing.assert_array_equal(LSTMBaseRegressor(**FAST).fit(X, y).predict(X), first)
 
 
 def test_predict_rejects_inputs_unlike_fit(data):
