@@ -189,10 +189,18 @@ def first_step_covariates(
         )
         t1 = first.to_absolute_index(cutoff)[0]
         if key not in frames or t1 not in frames[key].index:
+            index = frames[key].index if key in frames else None
+            numpy_hint = (
+                " (a numpy X is indexed 0, 1, ... by sktime, not by the forecast's time "
+                "points: pass a DataFrame indexed like the forecast period)"
+                if isinstance(index, pd.RangeIndex) and index.start == 0 and len(index)
+                else ""
+            )
             raise ValueError(
                 f"X{where(key)} has no row for {t1}, the first step after the cutoff; "
                 "X must cover the forecast period from that step on (the forecaster reads "
-                "that step's covariates for every step of fh, also when fh starts later)."
+                "that step's covariates for every step of fh, also when fh starts "
+                f"later){numpy_hint}."
             )
         rows[key] = frames[key].loc[t1].to_numpy(dtype=np.float64)
     return rows

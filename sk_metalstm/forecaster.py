@@ -573,6 +573,7 @@ class MetaLSTMForecaster(BaseForecaster):
                     "update got several columns, but fit got one univariate series (or "
                     "panel); pass the new rows in the layout fit got."
                 )
+            self._check_numpy_update(y)
             pieces = split_instances(y)
             if self._exog_columns is not None:
                 check_columns(self._exog_columns, X)
@@ -603,6 +604,32 @@ class MetaLSTMForecaster(BaseForecaster):
         self._align_cutoff_frequency()
         self._commit()
         return self
+
+    def _check_numpy_update(self, y: pd.Series | pd.DataFrame) -> None:
+        """Refuse a numpy update that would only revise the start of the series.
+
+        sktime indexes a numpy array's rows 0, 1, ...: new observations passed
+        that way land on the first time points, are taken as revisions of
+        data the forecaster no longer uses, and the update silently does
+        nothing. (A numpy array holding the whole history reaches past the
+        cutoff and appends as expected.)
+        """
+        committed = getattr(self, "_committed_cutoff", None)
+        if (
+            str(getattr(self, "_y_mtype_last_seen", "")).startswith("np.")
+            and committed is not None
+            and pd.api.types.is_integer(committed[0])  # other index kinds are refused later
+            and len(y)
+            and y.index.max() <= committed[0]
+        ):
+            raise ValueError(
+                f"update got a numpy array of {len(y)} row(s); sktime reads its rows as "
+                f"time points 0 to {len(y) - 1}, all at or before the cutoff "
+                f"({committed[0]}), so they would only revise old data. numpy carries no "
+                "time index: pass the new observations as a pandas Series indexed after "
+                f"the cutoff (e.g. index=range({committed[0] + 1}, "
+                f"{committed[0] + 1 + len(y)})), or the whole history as one array."
+            )
 
     def _align_cutoff_frequency(self) -> None:
         """Give sktime's cutoff the frequency of the series the states hold.

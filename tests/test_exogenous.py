@@ -89,6 +89,14 @@ def test_predict_with_x_missing_the_first_step_is_refused(fitted):
         forecaster.predict(fh=[2], X=X.iloc[101:102])
 
 
+def test_numpy_x_for_a_numpy_y_says_sktime_indexes_it_from_zero():
+    # sktime gives a numpy X the index 0, 1, ...: not the forecast period.
+    y, X = driven_series(120)
+    forecaster = MetaLSTMForecaster(**TINY).fit(y.to_numpy()[:100], X=X.to_numpy()[:100])
+    with pytest.raises(ValueError, match="no row for 100.*a numpy X is indexed 0, 1"):
+        forecaster.predict(fh=[1], X=X.to_numpy()[100:102])
+
+
 def test_misaligned_columns_are_refused(fitted):
     forecaster, X = fitted
     with pytest.raises(ValueError, match="columns"):

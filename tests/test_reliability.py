@@ -900,6 +900,21 @@ def test_update_with_past_data_keeps_the_forecast_origin(pretrained_forecaster, 
     assert forecast.index.equals(forecaster.fh.to_absolute_index(forecaster.cutoff))
 
 
+def test_numpy_update_of_new_rows_is_refused_not_dropped(pretrained_forecaster):
+    # sktime indexes a numpy update's rows 0, 1, ...: they were taken as
+    # revisions of the series' start and dropped without a word.
+    y = _daily().to_numpy()
+    forecaster = pretrained_forecaster.fit(y[:60], fh=[1])
+    before = forecaster.predict()
+    with pytest.raises(ValueError, match=r"numpy array of 5 row.*index=range\(60, 65\)"):
+        forecaster.update(y[60:65])
+    assert forecaster.cutoff[0] == 59
+    np.testing.assert_array_equal(forecaster.predict(), before)
+    # The whole history as one array reaches past the cutoff and appends.
+    forecaster.update(y[:65])
+    assert forecaster.cutoff[0] == 64
+
+
 @pytest.mark.parametrize("n_new", [1, 3, 4])
 def test_update_without_freq_keeps_the_series_business_day_frequency(pretrained_forecaster, n_new):
     # Dates read from a file carry no freq; sktime infers the cutoff's from the
