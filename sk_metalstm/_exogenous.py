@@ -63,10 +63,19 @@ def check_time_index(x_index: pd.Index, times: pd.Index, where: str) -> None:
     kinds were refused at fit as missing rows and accepted at predict.
     """
     if time_index_kind(x_index) != time_index_kind(times):
+        if isinstance(x_index, pd.DatetimeIndex) and isinstance(times, pd.DatetimeIndex):
+            # Only the time zones differ.
+            fix = (
+                f"X.tz_convert({str(times.tz)!r})"
+                if x_index.tz and times.tz
+                else (f"X.tz_localize({str(times.tz)!r})" if times.tz else "X.tz_localize(None)")
+            )
+        else:
+            fix = "X.to_timestamp() or X.to_period()"
         raise ValueError(
             f"X{where} is indexed by {time_index_kind(x_index)}, but y by "
             f"{time_index_kind(times)}; index X by the same kind of time as y "
-            "(e.g. X.to_timestamp() or X.to_period())."
+            f"(e.g. {fix})."
         )
 
 

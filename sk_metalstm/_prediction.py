@@ -100,13 +100,49 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     # A relative integer fh already holds the steps; converting costs milliseconds.
     if in_whole_steps(fh):
         return fh.to_numpy()
-    steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
+    zoned = _steps_on_zoned_grid(fh, cutoff)
+    if zoned is not None:
+        return zoned
+    try:
+        steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
+    except TypeError:  # pandas: a timedelta cannot be added to monthly (etc.) periods
+        raise ValueError(
+            f"fh {_shown(fh)} (time spans) cannot be counted in steps of the series' "
+            f"frequency ({fh.freq}); pass integer steps or absolute times on its grid."
+        ) from None
     # sktime rounds a time between two grid points to a whole step; the
     # round trip back to times shows it (a month-end series asked for the 15th).
     on_grid = _whole_steps(steps) and _times(
         ForecastingHorizon(steps, is_relative=True, freq=fh.freq), cutoff
     ).equals(_times(fh, cutoff))
     if not on_grid:
+        raise ValueError(
+            f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
+            f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
+            "or absolute times on its grid."
+        )
+    return steps
+
+
+def _steps_on_zoned_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray | None:
+    """Steps of an absolute ``fh`` after a time-zone-aware cutoff, counted on its grid.
+
+    sktime counts them through periods, which drop the time zone: across a
+    daylight-saving change, or for the same instants written in another
+    zone, valid times came back a step off and were refused. None where this
+    does not apply (no zone, fh not all after the cutoff, no frequency).
+    """
+    if not (isinstance(cutoff, pd.DatetimeIndex) and cutoff.tz is not None and fh.freq):
+        return None
+    times = fh.to_pandas()
+    if not isinstance(times, pd.DatetimeIndex) or times.tz is None:
+        return None
+    times = times.tz_convert(cutoff.tz)
+    if times.min() <= cutoff[0]:
+        return None  # in-sample steps: refused with sktime's count
+    grid = pd.date_range(cutoff[0], times.max(), freq=fh.freq)
+    steps = grid.get_indexer(times)
+    if np.any(steps < 0):
         raise ValueError(
             f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
             f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
@@ -147,7 +183,8 @@ def check_reach(steps: np.ndarray, horizon: int, pretrained: bool, series: Any =
             )
         raise ValueError(
             f"fh reaches {reach} steps ahead{at}, beyond horizon={horizon}. "
-            f"Set horizon >= {reach} (or pass that fh to fit) and refit."
+            f"Set horizon >= {reach} (or horizon=None, which takes it from the fh passed "
+            "to fit) and refit."
         )
 
 

@@ -631,6 +631,16 @@ class MetaLSTMForecaster(BaseForecaster):
                 f"{committed[0] + 1 + len(y)})), or the whole history as one array."
             )
 
+    def _set_cutoff_from_y(self, y: Any) -> None:
+        """Set the cutoff from new data, with the frequency of the series fit saw.
+
+        ``update_predict`` checks its fh against this cutoff before ``_update``
+        runs, so the frequency is put right here too (see below).
+        """
+        super()._set_cutoff_from_y(y)
+        if getattr(self, "_is_fitted", False) and getattr(self, "_states", None):
+            self._align_cutoff_frequency()
+
     def _align_cutoff_frequency(self) -> None:
         """Give sktime's cutoff the frequency of the series the states hold.
 

@@ -227,3 +227,21 @@ def test_x_indexed_by_periods_for_a_dated_y_is_refused_at_fit_and_predict(fitted
         MetaLSTMForecaster(**TINY).fit(y_panel, X=x_panel)
     with pytest.raises(ValueError, match="X is indexed by PeriodIndex.*but y by DatetimeIndex"):
         forecaster.predict(fh=[1], X=X.to_period("D").iloc[100:102])
+
+
+@pytest.mark.parametrize(
+    ("rezone", "fix"),
+    [
+        (lambda X: X.tz_localize("UTC").tz_convert("Europe/Berlin"), r"X.tz_convert\('UTC'\)"),
+        (lambda X: X, r"X.tz_localize\('UTC'\)"),
+    ],
+    ids=["other_zone", "no_zone"],
+)
+def test_x_in_another_time_zone_names_the_conversion(rezone, fix):
+    # The advice was X.to_timestamp() or X.to_period(), which cannot help here.
+    y, X = driven_series(120)
+    forecaster = MetaLSTMForecaster(**TINY).fit(
+        y.tz_localize("UTC").iloc[:100], X=X.tz_localize("UTC").iloc[:100]
+    )
+    with pytest.raises(ValueError, match=f"but y by DatetimeIndex \\(time zone UTC\\).*{fix}"):
+        forecaster.predict(fh=[1], X=rezone(X).iloc[100:102])

@@ -929,11 +929,47 @@ def test_update_without_freq_keeps_the_series_business_day_frequency(pretrained_
     assert forecaster.predict_interval(fh=[1, 2]).index.equals(forecast.index)
 
 
+def test_update_predict_on_business_days_without_freq(pretrained_forecaster):
+    # update_predict checks its fh against sktime's cutoff before _update
+    # runs: "Frequencies from two sources do not coincide".
+    from sktime.split import ExpandingWindowSplitter
+
+    dates = pd.bdate_range("2022-01-03", periods=80)
+    values = _daily().to_numpy()
+    cv = ExpandingWindowSplitter(initial_window=1, step_length=1, fh=[1, 2])
+    forecasts = []
+    for index in (dates, pd.DatetimeIndex(dates.to_numpy())):  # with and without freq
+        y = pd.Series(values, index=index)
+        forecaster = pretrained_forecaster.clone().fit(y.iloc[:-5])
+        forecasts.append(forecaster.update_predict(y.iloc[-5:], cv=cv))
+    pd.testing.assert_frame_equal(forecasts[1], forecasts[0], check_freq=False)
+
+
 def test_timedelta_fh_counts_steps_of_the_series_frequency(pretrained_forecaster):
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
     by_timedelta = forecaster.predict(fh=pd.to_timedelta([1, 2], unit="D"))
     pd.testing.assert_series_equal(by_timedelta, forecaster.predict(fh=[1, 2]))
+    # Months have no fixed length: pandas' TypeError became the package's message.
+    months = pd.period_range("2000-01", periods=60, freq="M")
+    monthly = pretrained_forecaster.fit(y.iloc[:60].set_axis(months))
+    with pytest.raises(ValueError, match=r"\(time spans\) cannot be counted in steps"):
+        monthly.predict(fh=pd.to_timedelta([1, 2], unit="D"))
+
+
+def test_absolute_fh_across_daylight_saving_or_in_another_zone(pretrained_forecaster):
+    # sktime counts absolute steps through tz-dropping periods: these valid
+    # times came back a step off and were refused as "not on the grid".
+    index = pd.date_range(end="2021-03-14 01:00", periods=80, freq="h", tz="US/Eastern")
+    y = pd.Series(_daily().to_numpy(), index=index)  # DST starts at 02:00
+    forecaster = pretrained_forecaster.fit(y, fh=[1, 2])
+    by_step = forecaster.predict()
+    times = pd.date_range(index[-1], periods=3, freq="h")[1:]  # 03:00 and 04:00 EDT
+    np.testing.assert_array_equal(forecaster.predict(fh=times).to_numpy(), by_step.to_numpy())
+    in_utc = forecaster.predict(fh=times[1:].tz_convert("UTC"))
+    assert in_utc.iloc[0] == by_step.iloc[1]
+    with pytest.raises(ValueError, match="cannot be counted in whole steps"):
+        forecaster.predict(fh=times[:1] + pd.Timedelta(minutes=30))
 
 
 @pytest.mark.parametrize(
