@@ -6,6 +6,7 @@ The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenou
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -348,6 +349,9 @@ class MetaLSTMForecaster(BaseForecaster):
             for k, v in self.get_params(deep=False).items()
             if k != "pretrained"
         }
+        # The state must not share the caller's generator: continuing from it
+        # would advance theirs (and the state's record of it would move).
+        config["random_state"] = copy.deepcopy(config["random_state"])
         config.update(horizon=self._horizon, exog_columns=None if X is None else list(X.columns))
         config.pop("callbacks")
         device = resolve_device(self.device)
@@ -415,7 +419,7 @@ class MetaLSTMForecaster(BaseForecaster):
                 f"from_pretrained needs a MetaState, got {type(state).__name__}{hint}."
             )
         names = set(cls.get_param_names())
-        settings = {k: v for k, v in state.config.items() if k in names}
+        settings = {k: copy.deepcopy(v) for k, v in state.config.items() if k in names}
         return cls(**{**settings, **params, "pretrained": state})
 
     # ------------------------------------------------------------ adaptation

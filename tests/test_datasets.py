@@ -113,6 +113,23 @@ def test_stock_prices_holidays_forward_filled():
     assert y["2020-01-01"] == y["2019-12-31"]
 
 
+@pytest.mark.parametrize(
+    ("load", "start", "end"),
+    [
+        (lambda **k: load_stock_prices("MSFT", **k), "2019-12-30", "2020-01-01"),
+        (lambda **k: load_exchange_rates("USD", **k), "2020-12-21", "2020-12-25"),
+    ],
+    ids=["nyse_new_year", "target_christmas"],
+)
+def test_an_end_on_a_holiday_keeps_it_like_any_other_holiday(load, start, end):
+    # The range was cut on trading days before holidays were filled in: an end
+    # on a holiday left that day out, although a wider range shows it.
+    y = load(start=start, end=end)
+    assert y.index[-1] == pd.Timestamp(end)
+    wider = load(start=start, end=pd.Timestamp(end) + pd.Timedelta(days=10))
+    pd.testing.assert_series_equal(y, wider[:end], check_freq=False)
+
+
 def test_exchange_rates_default_panel():
     panel = load_exchange_rates()
     _assert_clean_panel(panel, "rate")
@@ -223,6 +240,9 @@ def test_loader_type_errors():
         load_exchange_rates(["USD", 3])
     with pytest.raises(TypeError):
         load_stock_prices(["KO", "PEP"], as_panel="yes")
+    # bytes iterate as integers ("must be a string, got 77").
+    with pytest.raises(TypeError, match="tickers must be a string.*got bytes"):
+        load_stock_prices(b"MSFT")
 
 
 def test_loaders_return_independent_copies():
@@ -422,10 +442,21 @@ def test_garch_returns():
         (lambda: make_ar_returns_panel(phi_range=(np.nan, 0.2)), "phi_range must hold finite"),
         (lambda: make_garch_returns(20, omega="0.1"), "omega must be a number, got '0.1'"),
         (lambda: make_ar_returns_panel(phi_range=("-0.2", 0.2)), "phi_range must be a pair"),
+        (lambda: make_regime_switching_panel(phis=["0.4", "-0.4"]), "phis must hold numbers"),
+        (lambda: make_regime_switching_panel(sigmas=["0.01", 0.03]), "sigmas must hold numbers"),
+        (
+            lambda: make_regime_switching_panel(transition_matrix=[["0.9", "0.1"], [0.1, 0.9]]),
+            "transition_matrix must hold numbers",
+        ),
+        (
+            lambda: make_regime_switching_panel(transition_matrix=[[1.0], [0.1, 0.9]]),
+            "transition_matrix must hold numbers",
+        ),
     ],
     ids=[
         "phis_nan", "sigmas_nan", "persistence_str", "omega_nan", "mu_inf", "phi_range_nan",
-        "omega_text", "phi_range_text",
+        "omega_text", "phi_range_text", "phis_text", "sigmas_text", "transition_text",
+        "transition_ragged",
     ],
 )
 def test_generators_refuse_non_finite_parameters(call, match):

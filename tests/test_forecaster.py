@@ -337,6 +337,19 @@ def test_pretrain_with_a_pretrained_state_continues_from_it(
     assert all(torch.equal(a, b) for a, b in zip(before, untouched, strict=True))
 
 
+def test_a_state_does_not_share_the_callers_random_state(ar_panel, tiny):
+    # The state held the caller's RandomState itself: continuing from the
+    # state advanced the caller's generator and the "unmodified" state's.
+    generator = np.random.RandomState(0)
+    forecaster = MetaLSTMForecaster(**{**tiny, "random_state": generator})
+    state = forecaster.pretrain(ar_panel).pretrained_state_
+    assert state.config["random_state"] is not generator
+    recorded, callers = state.config["random_state"].get_state()[2], generator.get_state()[2]
+    MetaLSTMForecaster.from_pretrained(state).pretrain(ar_panel)
+    assert state.config["random_state"].get_state()[2] == recorded
+    assert generator.get_state()[2] == callers
+
+
 def test_adapted_params_before_fit_raises_not_fitted(pretrained_state):
     with pytest.raises(NotFittedError):
         _ = MetaLSTMForecaster.from_pretrained(pretrained_state).adapted_params_

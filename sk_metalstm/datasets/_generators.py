@@ -60,6 +60,17 @@ def _finite(value: object, name: str) -> float:
     return number
 
 
+def _numbers(value: object, name: str) -> np.ndarray:
+    """``value`` as a float array; quoted numbers are refused, as ``_finite`` refuses them."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold numbers, got {value!r}.")
+    return array.astype(float)
+
+
 def _check_range(
     value: Sequence[float], name: str, low: float, high: float, open_low: bool
 ) -> tuple[float, float]:
@@ -321,8 +332,8 @@ def make_regime_switching_panel(
     check_bool("return_params", return_params)
     check_bool("common_regimes", common_regimes)
     default_phis, default_sigmas = _default_regime_params(n_regimes)
-    phis_arr = default_phis if phis is None else np.asarray(phis, dtype=float)
-    sigmas_arr = default_sigmas if sigmas is None else np.asarray(sigmas, dtype=float)
+    phis_arr = default_phis if phis is None else _numbers(phis, "phis")
+    sigmas_arr = default_sigmas if sigmas is None else _numbers(sigmas, "sigmas")
     if phis_arr.shape != (n_regimes,) or not np.all(np.abs(phis_arr) < 1):
         raise ValueError(f"phis must hold {n_regimes} values in (-1, 1), got {phis!r}.")
     if sigmas_arr.shape != (n_regimes,) or not np.all((sigmas_arr > 0) & np.isfinite(sigmas_arr)):
@@ -337,7 +348,7 @@ def make_regime_switching_panel(
             trans = np.full((n_regimes, n_regimes), off)
             np.fill_diagonal(trans, persistence)
     else:
-        trans = np.asarray(transition_matrix, dtype=float)
+        trans = _numbers(transition_matrix, "transition_matrix")
         if (
             trans.shape != (n_regimes, n_regimes)
             or np.any(trans < 0)

@@ -13,10 +13,10 @@ import pandas as pd
 
 from ._utils import (
     DateLike,
+    business_days_between,
     read_data_file,
     select_names,
     slice_dates,
-    to_business_days,
     wide_to_output,
 )
 
@@ -106,8 +106,7 @@ def load_stock_prices(
     """
     wide = read_data_file(_STOCKS_FILE, "date")
     names, single = select_names(tickers, list(wide.columns), wide.columns, "ticker")
-    wide = slice_dates(wide[names], start, end)
-    wide = to_business_days(wide)
+    wide = business_days_between(wide[names], start, end)
     return wide_to_output(wide, names, single, as_panel, "ticker", "price")
 
 
@@ -185,8 +184,7 @@ def load_exchange_rates(
     default = [c for c in raw.columns if raw[c].notna().all()]
     names, single = select_names(currencies, list(raw.columns), default, "currency")
     wide = _common_span(raw[names])
-    wide = slice_dates(wide, start, end)
-    wide = to_business_days(wide)
+    wide = business_days_between(wide, start, end)
     return wide_to_output(wide, names, single, as_panel, "currency", "rate")
 
 

@@ -90,7 +90,8 @@ def select_names(
             f"{type(requested).__name__}, whose order is not the one requested. "
             f"Pass a list, e.g. sorted({parameter})."
         )
-    if not isinstance(items, Iterable):
+    if not isinstance(items, Iterable) or isinstance(items, bytes | bytearray):
+        # bytes iterate as integers: "must be a string, got 77" named no mistake.
         raise TypeError(
             f"{parameter} must be a string, a list or tuple of strings, or None; "
             f"got {type(requested).__name__}."
@@ -187,6 +188,19 @@ def slice_dates(df: pd.DataFrame, start: DateLike, end: DateLike) -> pd.DataFram
             f"cover {_fmt(df.index[0])} to {_fmt(df.index[-1])}."
         )
     return out
+
+
+def business_days_between(df: pd.DataFrame, start: DateLike, end: DateLike) -> pd.DataFrame:
+    """Trading-day data ``df`` on business days, from ``start`` to ``end``.
+
+    The index starts at the first trading day on or after ``start`` and ends
+    at the last business day on or before ``end`` inside the data: a holiday
+    at the end of the range is kept (with the previous trading day's value),
+    as it is everywhere else in the index.
+    """
+    traded = slice_dates(df, start, end)  # checks the bounds, finds the first trading day
+    until = _as_timestamp(end, "end", is_end=True)
+    return to_business_days(df).loc[traded.index[0] : until]
 
 
 def to_business_days(df: pd.DataFrame) -> pd.DataFrame:
