@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from skorch.callbacks import Callback, GradientNormClipping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, ProgressBar
 from skorch.dataset import get_len
 
 from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
@@ -142,7 +142,16 @@ def _validation_loss(net: Any, dataset: Any) -> float:
     return total / count if count else math.inf
 
 
-def _clock(seconds: float) -> str:
+def _early_stopped(net: Any) -> bool:
+    """Whether an ``EarlyStopping`` callback of ``net`` ran out of patience."""
+    return any(
+        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+        for _, callback in getattr(net, "callbacks_", [])
+    )
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as a short duration: ``42s``, ``3m05s``."""
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
@@ -198,24 +207,33 @@ class ProgressReport(Callback):
         self.reported_ = False
 
     def on_train_end(self, net: Any, **kw: Any) -> None:
-        """Say how the phase ended, once it has printed anything: no phase ends in silence."""
-        if not self.reported_:
-            return
+        """Say how the phase ended, once it has printed anything: no phase ends in silence.
+
+        A phase that the time budget cut says so even when it was short: the
+        user asked for more epochs than it ran.
+        """
         now = time.monotonic()
-        epochs = sum(1 for row in net.history if "train_loss" in row)
+        # This run's epochs: a resumed run (skorch's LoadInitState) has earlier
+        # ones in its history, and max_epochs counts this run's.
+        epochs = self.epochs_
+        cut = self.deadline is not None and now >= self.deadline
+        if not (self.reported_ or (cut and epochs < net.max_epochs)):
+            return
         if epochs >= net.max_epochs:
-            how = f"all {epochs} epochs"
-        elif self.deadline is not None and now >= self.deadline:
+            how = f"all {epochs} epochs" if epochs != 1 else "its 1 epoch"
+        elif cut:
             how = f"{epochs} of {net.max_epochs} epochs (time budget reached)"
-        else:
+        elif _early_stopped(net):
             how = f"{epochs} of {net.max_epochs} epochs (stopped early: no better valid loss)"
+        else:  # Ctrl-C, or a callback that stopped training
+            how = f"{epochs} of {net.max_epochs} epochs (interrupted)"
         scored = [row for row in net.history if "valid_loss" in row]
         best = ""
         if scored:
             row = min(scored, key=lambda r: r["valid_loss"])
             best = f"; best valid loss {row['valid_loss']:.4f} (epoch {row.get('epoch', '?')})"
         report_notice(
-            f"{self.phase}: finished after {how} in {_clock(now - self.start_)}{best}",
+            f"{self.phase}: finished after {how} in {clock(now - self.start_)}{best}",
             self.stream,
         )
 
@@ -252,17 +270,21 @@ class ProgressReport(Callback):
             return
         # Mid-epoch lines show the latest finished epoch's losses: epoch-end
         # lines alone rarely came due, as batch-end lines used up the interval.
-        finished = [row for row in net.history if "train_loss" in row]
+        latest = net.history[-1] if self.epochs_ else {}
+        done = "train_loss" in latest  # at an epoch's end; else mid-epoch
+        if not done and self.epochs_:
+            latest = net.history[-2]  # the previous epoch's losses
         losses = ", ".join(
-            f"{key.split('_')[0]} loss {finished[-1][key]:.4f}"
+            f"{key.split('_')[0]} loss {latest[key]:.4f}"
             for key in ("train_loss", "valid_loss")
-            if finished and key in finished[-1]
+            if key in latest
         )
-        what = f"{self.phase}: epoch {len(net.history)}/{net.max_epochs}"
-        if losses and finished[-1] is net.history[-1]:
+        # Epochs of this run (a resumed one has earlier epochs in its history).
+        what = f"{self.phase}: epoch {self.epochs_ + (not done)}/{net.max_epochs}"
+        if losses and done:
             what += f" done, {losses}"
         elif losses:  # mid-epoch: the losses are the previous epoch's
-            what += f" (epoch {len(finished)}: {losses})"
+            what += f" (epoch {self.epochs_}: {losses})"
         self.last_ = now
         self.reported_ = True
         report_progress(what, now - self.start_, self.time_left(now, net.max_epochs), self.stream)
@@ -271,8 +293,8 @@ class ProgressReport(Callback):
 def report_progress(what: str, elapsed: float, left: float, stream: Any = None) -> None:
     """One progress line: what is being done, time spent and an upper bound of the time left."""
     print(
-        f"[sk_metalstm] {what}; {_clock(elapsed)} spent, "
-        f"at most ~{_clock(left)} left in this phase",
+        f"[sk_metalstm] {what}; {clock(elapsed)} spent, "
+        f"at most ~{clock(left)} left in this phase",
         file=stream or sys.stderr,
         flush=True,
     )
@@ -308,6 +330,7 @@ def training_callbacks(
     progress_bar: bool,
     hint: str | None = None,
     own: Sequence[tuple[str, Callback]] = (),
+    batches_per_epoch: int | str = "auto",
 ) -> list[Any]:
     """The callbacks every training run of the package uses, then the user's.
 
@@ -315,7 +338,9 @@ def training_callbacks(
     ``gradient_clip`` is set, the caller's ``own`` callbacks, copies of the
     user's (skorch initialises callbacks in place, which must not leak into
     the user's objects or from one fit into the next), and skorch's progress
-    bar when asked for and the user did not pass one.
+    bar when asked for and the user did not pass one, its length
+    ``batches_per_epoch`` (skorch's "auto" counts the whole dataset, not the
+    tasks a sampler draws).
     """
     stop = StopOnNonFiniteLoss() if hint is None else StopOnNonFiniteLoss(hint=hint)
     callbacks: list[Any] = [("stop_on_nonfinite", stop)]
@@ -325,7 +350,7 @@ def training_callbacks(
     user = copy.deepcopy(list(user_callbacks or []))
     _check_user_callbacks(user, reserved=[name for name, _ in callbacks] + ["progress_bar"])
     if progress_bar and not any(_is_progress_bar(entry) for entry in user):
-        callbacks.append(("progress_bar", ProgressBar()))
+        callbacks.append(("progress_bar", ProgressBar(batches_per_epoch=batches_per_epoch)))
     return callbacks + user
 
 

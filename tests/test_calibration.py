@@ -95,4 +95,7 @@ def test_a_passed_deadline_stops_calibration_after_its_minimum_of_tasks(capsys, 
     assert len(full.residuals["step"]) == 2 * len(tasks)
     # Whole batches until at least 40 tasks (of 2 query windows each) are done.
     assert len(cut.residuals["step"]) == 2 * 48
-    assert "[sk_metalstm] calibration: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "[sk_metalstm] calibration: " in err
+    # It ends by saying so, as the training phases do.
+    assert f"calibration: finished on 48 of {len(tasks)} tasks (time budget reached)" in err

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import warnings
 from types import SimpleNamespace
 
 import pytest
 import torch
+from skorch.callbacks import EarlyStopping
 
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.callbacks import ProgressReport
@@ -63,12 +65,14 @@ def test_pretrained_state_holds_no_gradients(ar_panel, tiny, meta_learner):
     assert [name for name, p in learner.named_parameters() if p.grad is not None] == []
 
 
+@pytest.mark.parametrize("learner", ["none", "finetune"])
 @pytest.mark.parametrize(("base_epochs", "max_epochs", "continues"), [(2, 0, True), (0, 1, False)])
 def test_pooled_network_continues_pretraining_by_its_own_epochs(
-    ar_panel, tiny, base_epochs, max_epochs, continues
+    ar_panel, tiny, base_epochs, max_epochs, continues, learner
 ):
-    # "none" ignores max_epochs, yet a second pretrain trained only when it was > 0.
-    tiny.update(meta_learner="none", base_max_epochs=base_epochs, max_epochs=max_epochs)
+    # "none" ignores max_epochs, yet a second pretrain trained only when it was > 0;
+    # "finetune" (whose pooled network is all it trains) never trained again.
+    tiny.update(meta_learner=learner, base_max_epochs=base_epochs, max_epochs=max_epochs)
     forecaster = MetaLSTMForecaster(horizon=1, **tiny).pretrain(ar_panel)
     before = {k: v.clone() for k, v in forecaster.pretrained_state_.learner.state_dict().items()}
     phases = len(forecaster.pretrained_state_.history)
@@ -78,14 +82,48 @@ def test_pooled_network_continues_pretraining_by_its_own_epochs(
     assert len(state.history) == phases + continues  # no empty history for no training
 
 
-def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny):
+def test_a_validation_fraction_that_rounds_to_no_task_warns(ar_panel, tiny):
+    # 0.005 of each series' tasks rounds to none: early stopping was off and
+    # the intervals calibrated in sample, without a word.
+    with pytest.warns(UserWarning, match="rounds to no validation task per series"):
+        MetaLSTMForecaster(horizon=1, validation_fraction=0.005, **tiny).pretrain(ar_panel)
+    # A series too short for the default fraction is not the fraction's fault.
+    short = ar_panel.loc[ar_panel.index.get_level_values(0)[0]].iloc[:30, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        MetaLSTMForecaster(horizon=1, **tiny).fit(short)
+
+
+def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny, capsys):
     tiny.update(max_epochs=50, base_max_epochs=50)
-    forecaster = MetaLSTMForecaster(horizon=1, max_time=1e-6, **tiny)
+    forecaster = MetaLSTMForecaster(horizon=1, max_time=1e-6, verbose=1, **tiny)
     state = forecaster.pretrain(ar_panel).pretrained_state_
     for history in state.history:
         assert len(history) == 1 and _batches(history[0]) == 1
+    # Said, although short; and not blamed on the learning rate.
+    err = capsys.readouterr().err
+    assert "pooled: finished after 0 of 50 epochs (time budget reached)" in err
+    assert "no epoch finished (max_time or an interrupt)" in err
+    assert "smaller lr" not in err
     y = ar_panel.loc[ar_panel.index.get_level_values(0)[0]].iloc[:, 0]
     assert forecaster.fit(y).predict(fh=[1]).notna().all()
+
+
+def test_progress_bar_counts_the_tasks_an_epoch_draws(ar_panel, tiny, monkeypatch):
+    # skorch sized the bar from the whole task set, so with tasks_per_epoch
+    # below it every epoch's bar ended a fraction of the way.
+    from skorch.callbacks import ProgressBar
+
+    totals, begin = [], ProgressBar.on_epoch_begin
+
+    def recording(self, net, **kw):
+        totals.append(self.batches_per_epoch)
+        return begin(self, net, **kw)
+
+    monkeypatch.setattr(ProgressBar, "on_epoch_begin", recording)
+    tiny.update(tasks_per_batch=4, tasks_per_epoch=8, max_epochs=1, base_max_epochs=1)
+    MetaLSTMForecaster(horizon=1, validation_fraction=0.0, verbose=2, **tiny).pretrain(ar_panel)
+    assert totals == [2, 2]  # pooled, meta: 8 tasks in batches of 4
 
 
 def test_progress_lines_show_time_left_and_verbose_zero_is_silent(
@@ -117,16 +155,46 @@ def test_progress_lines_between_epochs_show_the_last_finished_epochs_losses(monk
     # Mid-epoch lines carried no losses and used up the interval, so the
     # documented "train loss ..., valid loss ..." almost never appeared.
     monkeypatch.setattr(ProgressReport, "interval", 0.0)
-    net = SimpleNamespace(
-        max_epochs=20, history=[{"epoch": 1, "train_loss": 1.25, "valid_loss": 0.5}, {"epoch": 2}]
-    )
+    net = SimpleNamespace(max_epochs=20, history=[])
     stream = io.StringIO()
     report = ProgressReport("pooled", batches_per_epoch=4, stream=stream)
     report.on_train_begin(net)
+    net.history.append({"epoch": 1, "train_loss": 1.25, "valid_loss": 0.5})
+    report.on_epoch_end(net)
+    net.history.append({"epoch": 2})  # skorch opens the next epoch's row
     report.on_batch_end(net, training=True)
     assert "pooled: epoch 2/20 (epoch 1: train loss 1.2500, valid loss 0.5000);" in (
         stream.getvalue()
     )
+
+
+def _run_epochs(report, net, rows):
+    """Drive ``report`` through ``rows`` as skorch would: one row per finished epoch."""
+    report.on_train_begin(net)
+    for row in rows:
+        net.history.append(row)
+        report.on_epoch_end(net)
+
+
+def test_the_last_line_tells_early_stopping_from_an_interrupt_and_counts_this_run(monkeypatch):
+    # Ctrl-C (or a callback) was reported as "stopped early: no better valid
+    # loss", also without validation data; a resumed run counted the epochs
+    # it loaded ("epoch 6/3", "all 6 epochs" after 3).
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    rows = [{"epoch": k, "train_loss": 1.0} for k in (1, 2)]
+    net = SimpleNamespace(max_epochs=5, history=[], callbacks_=[])
+    stream = io.StringIO()
+    _run_epochs(ProgressReport("meta (ridge)", 4, stream=stream), net, rows)
+    net.callbacks_ = []
+    report = ProgressReport("meta (ridge)", 4, stream=stream)
+    report.on_train_begin(net)  # resumed: two epochs already in the history
+    for k in (3, 4):
+        net.history.append({"epoch": k, "train_loss": 1.0})
+        report.on_epoch_end(net)
+    report.on_train_end(net)
+    lines = stream.getvalue().splitlines()
+    assert "meta (ridge): epoch 2/5 done" in lines[-2]
+    assert "finished after 2 of 5 epochs (interrupted)" in lines[-1]
 
 
 def test_a_phase_that_printed_progress_says_how_it_ended(monkeypatch):
@@ -134,23 +202,24 @@ def test_a_phase_that_printed_progress_says_how_it_ended(monkeypatch):
     monkeypatch.setattr(ProgressReport, "interval", 0.0)
     losses = [(1, 0.6), (2, 0.4), (3, 0.5)]
     rows = [{"epoch": k, "train_loss": 1.0, "valid_loss": v} for k, v in losses]
-    net = SimpleNamespace(max_epochs=20, history=rows)
+    stopper = EarlyStopping(patience=1)
+    stopper.misses_ = 1  # what skorch's EarlyStopping holds when it stops training
+    net = SimpleNamespace(max_epochs=20, history=[], callbacks_=[("early_stopping", stopper)])
     stream = io.StringIO()
     report = ProgressReport("meta (ridge)", batches_per_epoch=4, stream=stream)
-    report.on_train_begin(net)
-    report.on_epoch_end(net)
+    _run_epochs(report, net, rows)
     report.on_train_end(net)
     lines = stream.getvalue().splitlines()
-    assert "meta (ridge): epoch 3/20 done, train loss 1.0000, valid loss 0.5000;" in lines[0]
-    assert lines[0].endswith("left in this phase")
-    assert lines[1].startswith(
+    assert "meta (ridge): epoch 3/20 done, train loss 1.0000, valid loss 0.5000;" in lines[2]
+    assert lines[2].endswith("left in this phase")
+    assert lines[3].startswith(
         "[sk_metalstm] meta (ridge): finished after 3 of 20 epochs (stopped early: no better "
         "valid loss) in 0s; best valid loss 0.4000 (epoch 2)"
     )
     quiet = ProgressReport("pooled", batches_per_epoch=4, stream=io.StringIO())
     monkeypatch.setattr(ProgressReport, "interval", 1e9)
-    quiet.on_train_begin(net)
-    quiet.on_epoch_end(net)
+    net.history = []
+    _run_epochs(quiet, net, rows)
     quiet.on_train_end(net)
     assert quiet.stream.getvalue() == ""  # short phases stay silent
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from sk_metalstm.callbacks import report_progress
+from sk_metalstm.callbacks import clock, report_notice, report_progress
 from sk_metalstm.distribution import split_outputs
 from sk_metalstm.meta.base import MetaLearner
 from sk_metalstm.meta.tasks import TaskDataset
@@ -112,13 +112,14 @@ def calibrate(
     learner.to(device).eval()
     targets, locations, scales = [], [], []
     start = last = time.monotonic()
-    done = 0
+    done, reported, cut = 0, False, False
     for X, y in loader:
         now = time.monotonic()
         if deadline is not None and now > deadline and done >= min_tasks:
+            cut = True
             break
         if verbose >= 1 and now - last >= _REPORT_EVERY:
-            last = now
+            last, reported = now, True
             per_task = (now - start) / max(done, 1)
             left = per_task * (len(chosen) - done)
             if deadline is not None:  # the budget's end, or the minimum of tasks
@@ -141,6 +142,12 @@ def calibrate(
         locations.append(location.reshape(-1, y.shape[-1]).cpu())
         scales.append(scale.reshape(-1, y.shape[-1]).cpu())
     learner.cpu()
+    if verbose >= 1 and (reported or cut):  # no phase ends in silence
+        how = " (time budget reached)" if cut else ""
+        report_notice(
+            f"calibration: finished on {done} of {len(chosen)} tasks{how} in "
+            f"{clock(time.monotonic() - start)}"
+        )
     if not targets:
         return None
     target, location, scale = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from torch.utils.data import RandomSampler, Subset
 
+from sk_metalstm._stacklevel import caller_stacklevel
 from sk_metalstm.callbacks import (
     KeepBestWeights,
     ProgressReport,
@@ -84,23 +86,25 @@ def build_meta_net(
     # Meta-training starts from weights worth keeping (the pooled network, or a
     # state trained before): it must never end worse than them on validation.
     own: list[Any] = [("keep_best", KeepBestWeights(score_start=phase != "pooled"))]
-    if has_valid and n_iter_no_change is not None:
-        own.append(("early_stopping", EarlyStopping(patience=n_iter_no_change, sink=_silent)))
-    if deadline is not None:
-        own.append(("time_budget", TimeBudget(deadline)))
+    batches = math.ceil(n_tasks / batch_size)
+    valid_batches = math.ceil(len(valid) / batch_size) if has_valid else 0
     if verbose >= 1:
-        batches = math.ceil(n_tasks / batch_size)
-        valid_batches = math.ceil(len(valid) / batch_size) if has_valid else 0
+        # Before the callbacks that stop training: it counts the epoch they stop after.
         progress = ProgressReport(
             phase, batches, deadline=deadline, valid_batches_per_epoch=valid_batches
         )
         own.append(("progress", progress))
+    if has_valid and n_iter_no_change is not None:
+        own.append(("early_stopping", EarlyStopping(patience=n_iter_no_change, sink=_silent)))
+    if deadline is not None:
+        own.append(("time_budget", TimeBudget(deadline)))
     callbacks = training_callbacks(
         callbacks,
         gradient_clip=gradient_clip,
         progress_bar=verbose >= 2,
         hint=_DIVERGED_HINT,
         own=own,
+        batches_per_epoch=batches + valid_batches,
     )
     multipliers = getattr(learner, "outer_lr_multipliers", {})
     groups = [(name, {"lr": lr * factor}) for name, factor in multipliers.items()]
@@ -120,6 +124,10 @@ def build_meta_net(
         verbose=max(verbose - 1, 0),
         **net_options,
     )
+
+
+#: The forecaster's default validation_fraction (a smaller one can hold out nothing).
+_DEFAULT_FRACTION = 0.1
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -193,8 +201,18 @@ def meta_train(
                 "are held out); lower validation_fraction or use longer series."
             )
     scored_valid = _capped(valid) if valid is not None and len(valid) else None
+    fraction = config["validation_fraction"]
+    longest = int(np.bincount(tasks.index[:, 0]).max()) if len(tasks) else 0
+    if scored_valid is None and 0 < fraction and round(_DEFAULT_FRACTION * longest) >= 1:
+        # The series are long enough to hold tasks out; the fraction chosen is not.
+        warnings.warn(
+            f"validation_fraction={fraction} rounds to no validation task per series (the "
+            f"longest has {longest} tasks): early stopping is off and the intervals are "
+            "calibrated on the training tasks (in sample). Raise validation_fraction.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
     if scored_valid is None:  # fail before training, not with skorch's KeyError after it
-        fraction = config["validation_fraction"]
         check_no_validation_monitor(
             callbacks,
             f"validation_fraction={fraction} holds out no validation data"
@@ -236,10 +254,16 @@ def meta_train(
         histories.append(net.history)
         keep_best = dict(net.callbacks_)["keep_best"]
         if keep_best.kept_start_ and config["verbose"] >= 1:
-            report_notice(
-                f"{phase}: no epoch beat the starting weights' valid loss "
-                f"{keep_best.start_score_:.4f}; they are kept (a smaller lr may help)"
-            )
+            if any("train_loss" in row for row in net.history):
+                why = "no epoch beat the starting weights' valid loss"
+                hint = "a smaller lr may help"
+            else:  # the time budget (or Ctrl-C) ended the phase within its first epoch
+                why = (
+                    "no epoch finished (max_time or an interrupt); "
+                    "the starting weights' valid loss is"
+                )
+                hint = "raise max_time to train them"
+            report_notice(f"{phase}: {why} {keep_best.start_score_:.4f}; they are kept ({hint})")
         return net.module_.cpu()
 
     histories: list[Any] = list(warm_start.history) if warm_start is not None else []
@@ -248,6 +272,24 @@ def meta_train(
     meta_phase_follows = name != "none" and META_LEARNERS[name].trainable and meta_epochs > 0
     if warm_start is not None:
         learner = copy.deepcopy(warm_start.learner)
+        if name == "finetune" and config["base_max_epochs"] > 0:
+            # Its pooled network is all "finetune" trains: continue it, as "none" does.
+            network = LSTMNetwork(
+                tasks.n_features,
+                config["hidden_size"],
+                config["num_layers"],
+                n_outputs(layout.horizon),
+            )
+            network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
+            pooled = fit(PooledLearner(network), config["base_max_epochs"], callbacks, "pooled")
+            network.load_state_dict({n: p.detach() for n, p in pooled.initial_params().items()})
+            learner = make_meta_learner(
+                name,
+                network,
+                inner_steps=learner.inner_steps,
+                first_order=learner.first_order,
+                inner_lr=learner.inner_lr,
+            )
     else:
         network = LSTMNetwork(
             tasks.n_features,
@@ -272,7 +314,7 @@ def meta_train(
     # The pooled network ("none") continues with its own epoch count, not max_epochs.
     epochs = config["base_max_epochs"] if name == "none" else config["max_epochs"]
     if learner.trainable and epochs > 0 and (warm_start is not None or name != "none"):
-        learner = fit(learner, epochs, callbacks, f"meta ({name})")
+        learner = fit(learner, epochs, callbacks, "pooled" if name == "none" else f"meta ({name})")
     learner.eval()
     # The last step's gradients are a second copy of the weights, of no use after training.
     learner.zero_grad(set_to_none=True)
