@@ -443,6 +443,13 @@ def forecasts(
     was fixed by ``pretrain`` (only pretraining again can extend it).
     """
     predicted = increments(states, learner, window_length, num_threads, x_next, location_weight)
+    # Series of a panel mostly share their cutoff: sktime's conversion of fh to
+    # times cost about a millisecond per series, most of predict on a panel.
+    known: dict[tuple[Any, ...], tuple[np.ndarray, pd.Index]] = {}
     for state, forecast in zip(states, predicted, strict=True):
-        steps, times = forecast_steps(fh, state.cutoff, horizon, pretrained, series=state.key)
+        cutoff = state.cutoff
+        key = (cutoff[0], getattr(cutoff, "freq", None), type(cutoff), cutoff.dtype)
+        if key not in known:
+            known[key] = forecast_steps(fh, cutoff, horizon, pretrained, series=state.key)
+        steps, times = known[key]
         yield state, steps, times, forecast

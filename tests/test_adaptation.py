@@ -72,6 +72,33 @@ def test_supports_of_different_sizes_adapt_as_if_alone(name):
     assert not learner.training  # left in eval mode
 
 
+@pytest.mark.parametrize("name", ["ridge", "metasgd"])
+def test_a_large_panel_adapts_in_bounded_batches(name, monkeypatch):
+    # One batch for a whole panel: peak memory grew with it (4,000 series 2.5 GB).
+    import sk_metalstm.meta.adaptation as adaptation
+
+    learner = _learner(name)
+    rng = np.random.default_rng(0)
+    supports = [_support(5, rng) for _ in range(7)]
+    together = _adapt(learner, supports)
+    monkeypatch.setattr(adaptation, "_MAX_WINDOWS", 10)  # two series of 5 windows
+    calls = []
+    adapt_for_inference = learner.adapt_for_inference
+
+    def recording(sx, sy, steps):
+        calls.append(len(sx))
+        return adapt_for_inference(sx, sy, steps)
+
+    learner.adapt_for_inference = recording
+    batched = _adapt(learner, supports)
+    assert calls == [2, 2, 2, 1]
+    for params, reference in zip(batched, together, strict=True):
+        for key, value in params.items():
+            torch.testing.assert_close(value, reference[key], rtol=1e-5, atol=1e-6, msg=key)
+            # Its own storage, not a view of the batch (pickle wrote the batch per series).
+            assert value.untyped_storage().nbytes() == value.nbytes
+
+
 def test_steps_overrides_the_learners_inner_steps():
     learner = _learner("metasgd")
     support = _support(4, np.random.default_rng(1))

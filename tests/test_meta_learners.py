@@ -315,6 +315,21 @@ def test_task_dataset_items_and_time_split():
         assert len(v_rows) > 0 and t_rows[:, 1].max() < v_rows[:, 1].min()
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.25, 0.5, 1.0])
+def test_time_split_holds_out_each_series_latest_rounded_share(fraction):
+    # Series of different lengths, their tasks interleaved in the index.
+    data = _ar1_dataset(n_series=3, length=60)
+    data.index = data.index[np.random.default_rng(0).permutation(len(data))]
+    data.index = data.index[np.argsort(data.index[:, 1], kind="stable")]
+    train, valid = data.split_by_time(fraction)
+    for series_id in range(3):
+        rows = data.index[data.index[:, 0] == series_id]
+        cut = len(rows) - int(round(fraction * len(rows)))
+        np.testing.assert_array_equal(train.index[train.index[:, 0] == series_id], rows[:cut])
+        np.testing.assert_array_equal(valid.index[valid.index[:, 0] == series_id], rows[cut:])
+    assert len(train) + len(valid) == len(data)
+
+
 def test_metanet_meta_training_lowers_loss():
     data = _ar1_dataset(n_series=4, length=100)
     learner = _learner("metasgd", inner_steps=2, inner_lr=0.05, hidden=8, horizon=1, input_size=2)
