@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, ProgressBar
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochScoring,
+    GradientNormClipping,
+    ProgressBar,
+)
 from skorch.dataset import get_len
 
 from sk_metalstm.exceptions import InvalidParameterError, TrainingDiverged
@@ -402,6 +408,22 @@ def check_no_validation_monitor(
             raise InvalidParameterError(
                 f"The callback {name} monitors {monitor!r}, but {why}; set "
                 "validation_fraction > 0 (on enough data) or monitor='train_loss'."
+            )
+
+
+def check_task_scoring(user_callbacks: Sequence[Any] | None) -> None:
+    """Refuse ``EpochScoring`` by a scikit-learn scorer name in meta-training.
+
+    Its samples are tasks (batches of windows), which scikit-learn's scorers
+    cannot read: it failed after the whole pooled phase had trained.
+    """
+    for entry in user_callbacks or []:
+        callback = _callback_of(entry)
+        if isinstance(callback, EpochScoring) and not callable(callback.scoring):
+            raise InvalidParameterError(
+                f"EpochScoring(scoring={callback.scoring!r}) scores with scikit-learn on "
+                "the samples of training, which for the forecaster are tasks (batches of "
+                "windows); pass a callable scoring(net, tasks, y) instead."
             )
 
 

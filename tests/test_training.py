@@ -13,6 +13,7 @@ from skorch.callbacks import EarlyStopping
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.callbacks import ProgressReport
 from sk_metalstm.datasets import make_ar_returns_panel
+from sk_metalstm.exceptions import InvalidParameterError
 
 
 def _batches(epoch) -> int:
@@ -80,6 +81,19 @@ def test_pooled_network_continues_pretraining_by_its_own_epochs(
     after = state.learner.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before) is continues
     assert len(state.history) == phases + continues  # no empty history for no training
+
+
+def test_epoch_scoring_by_a_scorer_name_is_refused_before_training(ar_panel, tiny):
+    # scikit-learn's scorers cannot read tasks: it failed after the pooled phase.
+    from skorch.callbacks import EpochScoring
+
+    named = MetaLSTMForecaster(horizon=1, callbacks=[EpochScoring("r2")], **tiny)
+    with pytest.raises(InvalidParameterError, match="EpochScoring\\(scoring='r2'\\)"):
+        named.pretrain(ar_panel)
+    assert not hasattr(named, "pretrained_state_")
+    scored = EpochScoring(lambda net, tasks, y: 1.0, name="one", on_train=True)
+    state = MetaLSTMForecaster(horizon=1, callbacks=[scored], **tiny).pretrain(ar_panel)
+    assert all("one" in epoch for epoch in state.pretrained_state_.history[-1])
 
 
 def test_a_validation_fraction_that_rounds_to_no_task_warns(ar_panel, tiny):

@@ -25,6 +25,7 @@ from sk_metalstm.callbacks import (
     ProgressReport,
     TimeBudget,
     check_no_validation_monitor,
+    check_task_scoring,
     report_notice,
     training_callbacks,
 )
@@ -178,6 +179,7 @@ def meta_train(
     ValueError
         If no series is long enough for a single task.
     """
+    check_task_scoring(callbacks)
     stride = config["task_stride"] or layout.query_size
     tasks = TaskDataset(series, layout, stride)
     if len(tasks) == 0:
