@@ -14,7 +14,9 @@ Protocol
   (``load_interest_rates``, quarterly, 60 quarters of history; modelled with
   ``transform="difference"``, or the package default with
   ``--rates-transform auto``, and scored on their changes either way) are
-  scored separately: their dates precede the pretraining data.
+  scored separately: they are another asset class and frequency (their
+  origins, 1984-2009, overlap the years of the daily pretraining data, which
+  starts in 1990 and runs past them: not a strictly earlier test).
 * Every ``meta_learner`` with the package defaults (``window_length=20``,
   ``horizon=1``) and a 240 s pretraining budget each (``max_time``);
   ``"none"`` is the pooled LSTM. Baselines on the same origins: the random

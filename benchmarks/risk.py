@@ -21,8 +21,10 @@ Protocol
 * The package: ``MetaLSTMForecaster(horizon=5)`` with each ``meta_learner``
   and otherwise default settings, pretrained once on the first 10 companies
   and 7 currencies, cut before the first daily origin (every pretraining
-  observation precedes every daily forecast; the rates are older and of
-  another frequency, a transfer test). Fitted on each group's
+  observation precedes every daily forecast; the rates, of another asset
+  class and frequency, are scored over 1983-2009, years the daily
+  pretraining data overlap and run past: a transfer test, not a strictly
+  earlier one). Fitted on each group's
   histories (``from_pretrained``) with the default ``transform="auto"``: log
   returns for every group, the positive rates included (their quantiles are
   scored as rate changes; ``--rates-transform difference`` models the rates'
