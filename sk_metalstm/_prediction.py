@@ -140,7 +140,10 @@ def _steps_on_zoned_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray
     times = times.tz_convert(cutoff.tz)
     if times.min() <= cutoff[0]:
         return None  # in-sample steps: refused with sktime's count
-    grid = pd.date_range(cutoff[0], times.max(), freq=fh.freq)
+    try:
+        grid = pd.date_range(cutoff[0], times.max(), freq=fh.freq)
+    except ValueError:  # a wall-clock grid through a daylight-saving gap: sktime's count
+        return None
     steps = grid.get_indexer(times)
     if np.any(steps < 0):
         raise ValueError(

@@ -619,20 +619,23 @@ class MetaLSTMForecaster(BaseForecaster):
         cutoff and appends as expected.)
         """
         committed = getattr(self, "_committed_cutoff", None)
+        mtype = str(getattr(self, "_y_mtype_last_seen", ""))
+        times = y.index.get_level_values(-1) if isinstance(y.index, pd.MultiIndex) else y.index
         if (
-            str(getattr(self, "_y_mtype_last_seen", "")).startswith("np.")
+            mtype.startswith(("np.", "numpy"))  # a 2-D array, or numpy3D for a panel
             and committed is not None
             and pd.api.types.is_integer(committed[0])  # other index kinds are refused later
-            and len(y)
-            and y.index.max() <= committed[0]
+            and len(times)
+            and times.max() <= committed[0]
         ):
+            n = len(times.unique())
             raise ValueError(
-                f"update got a numpy array of {len(y)} row(s); sktime reads its rows as "
-                f"time points 0 to {len(y) - 1}, all at or before the cutoff "
+                f"update got a numpy array of {n} time point(s); sktime reads them as "
+                f"time points 0 to {n - 1}, all at or before the cutoff "
                 f"({committed[0]}), so they would only revise old data. numpy carries no "
-                "time index: pass the new observations as a pandas Series indexed after "
-                f"the cutoff (e.g. index=range({committed[0] + 1}, "
-                f"{committed[0] + 1 + len(y)})), or the whole history as one array."
+                "time index: pass the new observations in pandas, indexed after the "
+                f"cutoff (e.g. index=range({committed[0] + 1}, {committed[0] + 1 + n})), "
+                "or the whole history as one array."
             )
 
     def _set_cutoff_from_y(self, y: Any) -> None:
@@ -653,9 +656,13 @@ class MetaLSTMForecaster(BaseForecaster):
         from that cutoff then clashes with the series' own frequency.
         """
         cutoff = self._cutoff
-        if not isinstance(cutoff, pd.DatetimeIndex):
+        cutoffs = [state.cutoff for state in self._states.values()]
+        # Other index kinds (an update indexed unlike fit) are refused in _update.
+        if not isinstance(cutoff, pd.DatetimeIndex) or not all(
+            isinstance(c, pd.DatetimeIndex) for c in cutoffs
+        ):
             return
-        freqs = {state.cutoff.freq for state in self._states.values()}
+        freqs = {c.freq for c in cutoffs}
         freq = freqs.pop() if len(freqs) == 1 else None
         if freq is not None and cutoff.freq != freq and freq.is_on_offset(cutoff[0]):
             self._set_cutoff(pd.date_range(cutoff[0], periods=1, freq=freq, name=cutoff.name))

@@ -906,13 +906,19 @@ def test_numpy_update_of_new_rows_is_refused_not_dropped(pretrained_forecaster):
     y = _daily().to_numpy()
     forecaster = pretrained_forecaster.fit(y[:60], fh=[1])
     before = forecaster.predict()
-    with pytest.raises(ValueError, match=r"numpy array of 5 row.*index=range\(60, 65\)"):
+    with pytest.raises(ValueError, match=r"numpy array of 5 time point.*index=range\(60, 65\)"):
         forecaster.update(y[60:65])
     assert forecaster.cutoff[0] == 59
     np.testing.assert_array_equal(forecaster.predict(), before)
     # The whole history as one array reaches past the cutoff and appends.
     forecaster.update(y[:65])
     assert forecaster.cutoff[0] == 64
+    # A panel as a numpy3D array (instances, 1, time) the same.
+    panel = np.stack([y, 2 * y])[:, None, :]
+    forecaster = pretrained_forecaster.fit(panel[:, :, :60], fh=[1])
+    with pytest.raises(ValueError, match="numpy array of 5 time point"):
+        forecaster.update(panel[:, :, 60:65])
+    assert forecaster.cutoff[0] == 59
 
 
 @pytest.mark.parametrize("n_new", [1, 3, 4])
@@ -970,6 +976,11 @@ def test_absolute_fh_across_daylight_saving_or_in_another_zone(pretrained_foreca
     assert in_utc.iloc[0] == by_step.iloc[1]
     with pytest.raises(ValueError, match="cannot be counted in whole steps"):
         forecaster.predict(fh=times[:1] + pd.Timedelta(minutes=30))
+    # Daily at 02:30: the wall-clock grid has no 2021-03-14 02:30 (sktime's count is kept).
+    days = pd.date_range(end="2021-03-13 02:30", periods=80, freq="D", tz="US/Eastern")
+    daily = pretrained_forecaster.fit(pd.Series(_daily().to_numpy(), index=days))
+    target = pd.DatetimeIndex([pd.Timestamp("2021-03-15 02:30", tz="US/Eastern")])
+    assert daily.predict(fh=target).notna().all()
 
 
 @pytest.mark.parametrize(
@@ -987,6 +998,18 @@ def test_update_with_another_kind_of_time_index_raises(pretrained_forecaster, re
     with pytest.raises(ValueError, match=match):
         forecaster.update(reindex(y.iloc[60:63]))
     pd.testing.assert_series_equal(forecaster.predict(), before)
+
+
+def test_dated_update_after_an_integer_fit_is_refused_and_leaves_the_cutoff(
+    pretrained_forecaster,
+):
+    # Setting sktime's cutoff read a frequency from integer states: an
+    # AttributeError, raised before the rollback, left a dated cutoff behind.
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60].reset_index(drop=True), fh=[1])
+    with pytest.raises(ValueError, match="indexed by DatetimeIndex, but fit saw integer index"):
+        forecaster.update(y.iloc[60:63])
+    assert list(forecaster.cutoff) == [59]
 
 
 def _two_instances(y: pd.Series) -> pd.DataFrame:

@@ -108,6 +108,21 @@ def test_a_validation_fraction_that_rounds_to_no_task_warns(ar_panel, tiny):
         MetaLSTMForecaster(horizon=1, **tiny).fit(short)
 
 
+@pytest.mark.parametrize("learner", ["none", "finetune"])
+def test_a_continued_pooled_network_never_ends_worse_than_it_started(learner, capsys):
+    # The continued pooled phase did not score its starting weights: with a
+    # learning rate that only hurts, a worse epoch was kept (valid 3.6 vs 0.65).
+    panel = make_ar_returns_panel(4, 200, random_state=0)
+    settings = dict(window_length=4, hidden_size=4, support_size=16, query_size=4, horizon=1)
+    settings.update(meta_learner=learner, base_max_epochs=2, random_state=0)
+    state = MetaLSTMForecaster(**settings).pretrain(panel).pretrained_state_
+    before = {k: v.clone() for k, v in state.learner.state_dict().items()}
+    again = MetaLSTMForecaster.from_pretrained(state, lr=3.0).pretrain(panel).pretrained_state_
+    after = again.learner.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert "no epoch beat the starting weights' valid loss" in capsys.readouterr().err
+
+
 def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny, capsys):
     tiny.update(max_epochs=50, base_max_epochs=50)
     forecaster = MetaLSTMForecaster(horizon=1, max_time=1e-6, verbose=1, **tiny)

@@ -64,15 +64,18 @@ def build_meta_net(
     n_iter_no_change: int | None = None,
     deadline: float | None = None,
     phase: str = "meta",
+    keep_start: bool | None = None,
 ) -> MetaNet:
     """A ``MetaNet`` that trains ``learner`` with the package's defaults.
 
     ``tasks_per_epoch`` draws that many tasks of ``train`` per epoch (all
     tasks when ``None`` or when there are fewer); ``n_iter_no_change`` stops after
     that many epochs without a better validation loss; ``deadline`` (a
-    ``time.monotonic()`` value) ends training when passed. ``verbose=1``
-    prints progress lines with the time left; ``verbose>=2`` adds skorch's
-    epoch table and progress bar.
+    ``time.monotonic()`` value) ends training when passed. ``keep_start``:
+    score the starting weights before the first epoch and keep them if no
+    epoch beats them (default: for every phase but a fresh ``"pooled"`` one).
+    ``verbose=1`` prints progress lines with the time left; ``verbose>=2``
+    adds skorch's epoch table and progress bar.
     """
     optimizer = getattr(learner, "outer_optimizer", torch.optim.Adam)
     if lr is None:
@@ -86,7 +89,8 @@ def build_meta_net(
         net_options = {"iterator_train__sampler": RandomSampler(train, num_samples=n_tasks)}
     # Meta-training starts from weights worth keeping (the pooled network, or a
     # state trained before): it must never end worse than them on validation.
-    own: list[Any] = [("keep_best", KeepBestWeights(score_start=phase != "pooled"))]
+    keep_start = phase != "pooled" if keep_start is None else keep_start
+    own: list[Any] = [("keep_best", KeepBestWeights(score_start=keep_start))]
     batches = math.ceil(n_tasks / batch_size)
     valid_batches = math.ceil(len(valid) / batch_size) if has_valid else 0
     if verbose >= 1:
@@ -105,7 +109,8 @@ def build_meta_net(
         progress_bar=verbose >= 2,
         hint=_DIVERGED_HINT,
         own=own,
-        batches_per_epoch=batches + valid_batches,
+        # Without train, skorch's "auto" counts the dataset that fit is given.
+        batches_per_epoch="auto" if train is None else batches + valid_batches,
     )
     multipliers = getattr(learner, "outer_lr_multipliers", {})
     groups = [(name, {"lr": lr * factor}) for name, factor in multipliers.items()]
@@ -248,6 +253,8 @@ def meta_train(
             n_iter_no_change=config.get("n_iter_no_change"),
             deadline=deadline,
             phase=phase,
+            # Weights trained before (a continued pretrain) are worth keeping.
+            keep_start=phase != "pooled" or warm_start is not None,
             callbacks=user_callbacks,
             device=device,
             verbose=config["verbose"],
