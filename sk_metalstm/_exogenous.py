@@ -64,12 +64,11 @@ def check_time_index(x_index: pd.Index, times: pd.Index, where: str) -> None:
     """
     if time_index_kind(x_index) != time_index_kind(times):
         if isinstance(x_index, pd.DatetimeIndex) and isinstance(times, pd.DatetimeIndex):
-            # Only the time zones differ.
-            fix = (
-                f"X.tz_convert({str(times.tz)!r})"
-                if x_index.tz and times.tz
-                else (f"X.tz_localize({str(times.tz)!r})" if times.tz else "X.tz_localize(None)")
-            )
+            # Only the time zones differ; a panel's X converts its time level.
+            level = ", level=-1" if where else ""
+            zone = repr(str(times.tz)) if times.tz else "None"
+            method = "tz_convert" if x_index.tz and times.tz else "tz_localize"
+            fix = f"X.{method}({zone}{level})"
         else:
             fix = "X.to_timestamp() or X.to_period()"
         raise ValueError(

@@ -222,7 +222,12 @@ class ProgressReport(Callback):
         # This run's epochs: a resumed run (skorch's LoadInitState) has earlier
         # ones in its history, and max_epochs counts this run's.
         epochs = self.epochs_
-        cut = self.deadline is not None and now >= self.deadline
+        # The budget cut the phase only if it stopped it (early stopping may
+        # end a phase whose validation ran past the deadline).
+        cut = any(
+            isinstance(callback, TimeBudget) and getattr(callback, "stopped_", False)
+            for _, callback in getattr(net, "callbacks_", [])
+        )
         if not (self.reported_ or (cut and epochs < net.max_epochs)):
             return
         if epochs >= net.max_epochs:
@@ -323,9 +328,14 @@ class TimeBudget(Callback):
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
 
+    def on_train_begin(self, net: Any, **kw: Any) -> None:
+        """Not stopped yet."""
+        self.stopped_ = False
+
     def on_batch_end(self, net: Any, training: bool = False, **kw: Any) -> None:
         """Stop between batches (skorch ends training on ``KeyboardInterrupt``)."""
         if training and time.monotonic() > self.deadline:
+            self.stopped_ = True
             raise KeyboardInterrupt
 
 

@@ -245,3 +245,14 @@ def test_x_in_another_time_zone_names_the_conversion(rezone, fix):
     )
     with pytest.raises(ValueError, match=f"but y by DatetimeIndex \\(time zone UTC\\).*{fix}"):
         forecaster.predict(fh=[1], X=rezone(X).iloc[100:102])
+
+
+def test_panel_x_in_another_time_zone_names_the_time_level():
+    pairs = {k: driven_series(100, seed) for seed, k in enumerate("ab")}
+    y = pd.concat({k: s.tz_localize("UTC").to_frame() for k, (s, _) in pairs.items()})
+    X = pd.concat({k: x.tz_localize("UTC") for k, (_, x) in pairs.items()})
+    forecaster = MetaLSTMForecaster(**TINY).fit(y, X=X)
+    ahead = {k: driven_series(102, s)[1].iloc[100:] for s, k in enumerate("ab")}
+    future = pd.concat({k: x.tz_localize("Asia/Tokyo") for k, x in ahead.items()})
+    with pytest.raises(ValueError, match=r"X.tz_convert\('UTC', level=-1\)"):
+        forecaster.predict(fh=[1], X=future)

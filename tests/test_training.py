@@ -226,6 +226,25 @@ def test_the_last_line_tells_early_stopping_from_an_interrupt_and_counts_this_ru
     assert "finished after 2 of 5 epochs (interrupted)" in lines[-1]
 
 
+def test_early_stopping_past_the_deadline_is_not_called_the_time_budget(monkeypatch):
+    # The budget's end was read off the clock: validation running past the
+    # deadline made an early stop read "time budget reached".
+    from sk_metalstm.callbacks import TimeBudget
+
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    stopper, budget = EarlyStopping(patience=1), TimeBudget(deadline=0.0)
+    stopper.misses_ = 1
+    budget.on_train_begin(None)
+    net = SimpleNamespace(
+        max_epochs=20, history=[], callbacks_=[("early_stopping", stopper), ("budget", budget)]
+    )
+    stream = io.StringIO()
+    report = ProgressReport("pooled", batches_per_epoch=4, deadline=0.0, stream=stream)
+    _run_epochs(report, net, [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.5}])
+    report.on_train_end(net)
+    assert "(stopped early: no better valid loss)" in stream.getvalue()
+
+
 def test_a_phase_that_printed_progress_says_how_it_ended(monkeypatch):
     # Early stopping and the end of each phase printed nothing.
     monkeypatch.setattr(ProgressReport, "interval", 0.0)
