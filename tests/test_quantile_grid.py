@@ -66,6 +66,31 @@ def test_closed_forms_match_integrals_of_the_quantile_function():
         assert d.energy(np.array([[x]])).iloc[0, 0] == pytest.approx(expected, rel=1e-3)
 
 
+def test_pdfnorm_is_exact_and_per_entry_on_a_panel():
+    # skpro's default sampled it (a different value each call) and, on a
+    # panel, grouped the samples by instance: one row per series.
+    d = normal_grid(sigma=2.0)
+    # For a normal, the integral of pdf^2 is 1 / (2 sigma sqrt(pi)).
+    assert d.pdfnorm().iloc[0, 0] == pytest.approx(1 / (4 * np.sqrt(np.pi)), rel=0.01)
+    assert d.pdfnorm(1).iloc[0, 0] == pytest.approx(1.0)
+    index = pd.MultiIndex.from_product([["a", "b"], [1, 2, 3]])
+    q = np.stack([s * stats.norm.ppf(LEVELS) for s in (1, 2, 3, 1, 2, 3)])[:, None, :]
+    panel = QuantileGrid(LEVELS, q, index=index, columns=["y"])
+    norms = panel.pdfnorm()
+    assert norms.index.equals(index) and norms.columns.equals(pd.Index(["y"]))
+    np.testing.assert_allclose(norms.to_numpy()[:3, 0], norms.to_numpy()[3:, 0])
+    assert norms.iloc[0, 0] == pytest.approx(2 * norms.iloc[1, 0], rel=1e-9)
+    atom = QuantileGrid([0.1, 0.5, 0.6, 0.9], np.array([-1.0, 0.0, 0.0, 2.0]))
+    assert atom.pdfnorm() == np.inf
+
+
+def test_a_missing_value_has_no_density():
+    d = normal_grid()
+    assert np.isnan(d.pdf(np.array([[np.nan]])).iloc[0, 0])
+    assert np.isnan(d.log_pdf(np.array([[np.nan]])).iloc[0, 0])
+    assert np.isnan(d.cdf(np.array([[np.nan]])).iloc[0, 0])
+
+
 def test_tails_are_exponential_and_the_cdf_inverts_the_ppf():
     d = normal_grid()
     p = np.array([[1e-6]])
