@@ -10,7 +10,8 @@ For each data set, pretrain on most series, then roll over unseen ones with
 
 Data: a generated AR(1)-returns panel, a generated regime-switching panel, the
 bundled stock prices and exchange rates (``sk_metalstm.datasets``). On the
-real data, pretraining sees only dates before the first forecast origin: other
+real data, pretraining ends at the first forecast origin (the last history
+date; no target date is seen): other
 companies and currencies share their market's moves, so their later dates
 would leak the test period (early stopping and the interval calibration use
 each series' latest tasks). The generated series are independent of each other.
@@ -49,7 +50,7 @@ def pinball(y: np.ndarray, q: np.ndarray, alpha: float) -> np.ndarray:
 
 def data_sets(quick: bool) -> dict[str, tuple[pd.DataFrame, int, bool]]:
     """Panels, the number of their series used for pretraining, and whether
-    pretraining must stop before the first forecast origin (real markets)."""
+    pretraining must end at the first forecast origin (real markets)."""
     n = 12 if quick else 50
     sets = {
         "ar1_panel": (
@@ -116,7 +117,7 @@ def run(
         "pretrain_seconds": pretrain_s,
         "n_series": int(test.shape[1]),
         "n_origins": n_eval,
-        "pretrain_before_first_origin": cut,
+        "pretrain_ends_at_first_origin": cut,
     }
     for step in STEPS:
         out[f"h{step}"] = {
