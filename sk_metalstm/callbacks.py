@@ -211,6 +211,7 @@ class ProgressReport(Callback):
         self.epochs_ = 0
         self.epoch_end_ = self.start_
         self.reported_ = False
+        self.ended_ = False  # whether the end-of-phase line was printed
 
     def on_train_end(self, net: Any, **kw: Any) -> None:
         """Say how the phase ended, once it has printed anything: no phase ends in silence.
@@ -243,10 +244,19 @@ class ProgressReport(Callback):
         if scored:
             row = min(scored, key=lambda r: r["valid_loss"])
             best = f"; best valid loss {row['valid_loss']:.4f} (epoch {row.get('epoch', '?')})"
+        kept = [
+            callback
+            for _, callback in getattr(net, "callbacks_", [])
+            if isinstance(callback, KeepBestWeights) and callback.kept_start_
+        ]
+        if kept:  # said here, so that this line does not read as the result
+            start = f"the starting weights' valid loss {kept[0].start_score_:.4f}"
+            best += f"; no epoch beat {start}: they are kept" if epochs else f"; {start}: kept"
         report_notice(
             f"{self.phase}: finished after {how} in {clock(now - self.start_)}{best}",
             self.stream,
         )
+        self.ended_ = True
 
     def on_batch_end(self, net: Any, batch: Any = None, training: bool = False, **kw: Any) -> None:
         """Count batches, validation ones too (they can take half an epoch); report when due."""

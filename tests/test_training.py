@@ -47,7 +47,9 @@ def test_meta_training_that_never_beats_its_start_keeps_it(meta_learner, capsys)
     settings = dict(window_length=4, hidden_size=4, support_size=16, query_size=4, horizon=1)
     settings.update(meta_learner=meta_learner, base_max_epochs=2, lr=0.05, random_state=0)
     trained = MetaLSTMForecaster(**settings, max_epochs=2).pretrain(panel).pretrained_state_
-    assert "no epoch beat the starting weights' valid loss" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no epoch beat the starting weights' valid loss" in err
+    assert "lr=0.05 was set: a smaller one may help" in err  # the user chose it
     untrained = MetaLSTMForecaster(**settings, max_epochs=0).pretrain(panel).pretrained_state_
     kept, start = trained.learner.state_dict(), untrained.learner.state_dict()
     assert kept.keys() == start.keys()
@@ -132,7 +134,7 @@ def test_max_time_ends_pretrain_with_usable_weights(ar_panel, tiny, capsys):
     # Said, although short; and not blamed on the learning rate.
     err = capsys.readouterr().err
     assert "pooled: finished after 0 of 50 epochs (time budget reached)" in err
-    assert "no epoch finished (max_time or an interrupt)" in err
+    assert "finished after 0 of 50 epochs (time budget reached) in 0s; the starting" in err
     assert "smaller lr" not in err
     y = ar_panel.loc[ar_panel.index.get_level_values(0)[0]].iloc[:, 0]
     assert forecaster.fit(y).predict(fh=[1]).notna().all()
@@ -243,6 +245,29 @@ def test_early_stopping_past_the_deadline_is_not_called_the_time_budget(monkeypa
     _run_epochs(report, net, [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.5}])
     report.on_train_end(net)
     assert "(stopped early: no better valid loss)" in stream.getvalue()
+
+
+def test_kept_starting_weights_are_said_on_the_last_line_without_blaming_lr(monkeypatch):
+    # The README's default example printed "best valid loss 0.4623 (epoch 2)",
+    # then "no epoch beat the starting weights' valid loss 0.4613 ... (a smaller
+    # lr may help)": two lines that read as a contradiction, with an lr the
+    # user never set.
+    from sk_metalstm.callbacks import KeepBestWeights
+
+    monkeypatch.setattr(ProgressReport, "interval", 0.0)
+    keep = KeepBestWeights(score_start=True).initialize()
+    keep.start_score_ = keep.best_score_ = 0.4613
+    net = SimpleNamespace(max_epochs=2, history=[], callbacks_=[("keep_best", keep)])
+    stream = io.StringIO()
+    report = ProgressReport("meta (ridge)", batches_per_epoch=4, stream=stream)
+    _run_epochs(report, net, [{"epoch": k, "train_loss": 1.0, "valid_loss": 0.47} for k in (1, 2)])
+    report.on_train_end(net)
+    last = stream.getvalue().splitlines()[-1]
+    assert last.endswith(
+        "best valid loss 0.4700 (epoch 1); no epoch beat the starting weights' "
+        "valid loss 0.4613: they are kept"
+    )
+    assert report.ended_  # so meta_train adds no second line
 
 
 def test_a_phase_that_printed_progress_says_how_it_ended(monkeypatch):

@@ -261,11 +261,18 @@ def meta_train(
         )
         net.fit(train, None)
         histories.append(net.history)
-        keep_best = dict(net.callbacks_)["keep_best"]
-        if keep_best.kept_start_ and config["verbose"] >= 1:
+        own = dict(net.callbacks_)
+        keep_best = own["keep_best"]
+        ended = getattr(own.get("progress"), "ended_", False)  # its last line said it
+        if keep_best.kept_start_ and config["verbose"] >= 1 and not ended:
             if any("train_loss" in row for row in net.history):
                 why = "no epoch beat the starting weights' valid loss"
-                hint = "a smaller lr may help"
+                # Nothing says the step size is to blame unless the user chose it.
+                hint = (
+                    f"lr={config['lr']} was set: a smaller one may help"
+                    if config["lr"] is not None
+                    else "nothing learnt held up on the held-out tasks"
+                )
             else:  # the time budget (or Ctrl-C) ended the phase within its first epoch
                 why = (
                     "no epoch finished (max_time or an interrupt); "
