@@ -100,9 +100,9 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     # A relative integer fh already holds the steps; converting costs milliseconds.
     if in_whole_steps(fh):
         return fh.to_numpy()
-    zoned = _steps_on_zoned_grid(fh, cutoff)
-    if zoned is not None:
-        return zoned
+    dated = _steps_on_date_grid(fh, cutoff)
+    if dated is not None:
+        return dated
     try:
         steps = fh.to_absolute(cutoff).to_relative(cutoff).to_numpy()
     except TypeError:  # pandas: a timedelta cannot be added to monthly (etc.) periods
@@ -124,20 +124,23 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     return steps
 
 
-def _steps_on_zoned_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray | None:
-    """Steps of an absolute ``fh`` after a time-zone-aware cutoff, counted on its grid.
+def _steps_on_date_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray | None:
+    """Steps of an absolute ``fh`` of dates after a dated cutoff, counted on its grid.
 
-    sktime counts them through periods, which drop the time zone: across a
-    daylight-saving change, or for the same instants written in another
-    zone, valid times came back a step off and were refused. None where this
-    does not apply (no zone, fh not all after the cutoff, no frequency).
+    sktime counts them through periods, which drop the time zone (across a
+    daylight-saving change, or for the same instants written in another zone,
+    valid times came back a step off and were refused) and which for business
+    days pandas has deprecated (a FutureWarning on every call). None where this
+    does not apply (not dates, one side zoned and the other not, fh not all
+    after the cutoff, no frequency).
     """
-    if not (isinstance(cutoff, pd.DatetimeIndex) and cutoff.tz is not None and fh.freq):
+    if not (isinstance(cutoff, pd.DatetimeIndex) and fh.freq):
         return None
     times = fh.to_pandas()
-    if not isinstance(times, pd.DatetimeIndex) or times.tz is None:
+    if not isinstance(times, pd.DatetimeIndex) or (times.tz is None) != (cutoff.tz is None):
         return None
-    times = times.tz_convert(cutoff.tz)
+    if cutoff.tz is not None:
+        times = times.tz_convert(cutoff.tz)
     if times.min() <= cutoff[0]:
         return None  # in-sample steps: refused with sktime's count
     try:

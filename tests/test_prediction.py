@@ -13,6 +13,7 @@ from sk_metalstm._prediction import (
     level_variance,
     output_index,
     quantile_levels,
+    relative_steps,
 )
 from sk_metalstm._series import SINGLE
 from sk_metalstm._series_state import SeriesState
@@ -185,3 +186,20 @@ def test_level_variance_of_log_returns_is_that_of_the_price():
         residuals["cumulative"] * cumulative_scale, axis=0
     )
     np.testing.assert_allclose(got, delta, rtol=0.05)
+
+
+@pytest.mark.parametrize("tz", [None, "US/Eastern"])
+def test_absolute_business_days_are_counted_without_business_day_periods(tz):
+    # sktime's count goes through business-day periods, which pandas has
+    # deprecated: a FutureWarning on every absolute fh of the bundled daily data.
+    import warnings
+
+    cutoff = pd.DatetimeIndex([pd.Timestamp("2022-12-23", tz=tz)], freq="B")  # a Friday
+    times = pd.bdate_range("2022-12-26", periods=3, tz=tz)
+    fh = ForecastingHorizon(times[[0, 2]], is_relative=False, freq="B")
+    # Recorded, not raised: sktime resets the FutureWarning filter inside.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        steps = relative_steps(fh, cutoff)
+    assert not [w for w in caught if "PeriodDtype" in str(w.message)]
+    np.testing.assert_array_equal(steps, [1, 3])
