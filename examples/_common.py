@@ -91,6 +91,15 @@ def rolling_forecasts(
 _SKTIME_NOISE = ("The default of config ``remember_data`` will change",)
 
 
+def hide_sktime_notice() -> None:
+    """Hide sktime's ``remember_data`` notice (sktime's, harmless) and nothing else.
+
+    Outside ``evaluate`` the filter holds; inside it, ``rolling_forecasts``
+    records and drops the notice (see above).
+    """
+    warnings.filterwarnings("ignore", message=_SKTIME_NOISE[0], category=FutureWarning)
+
+
 def _replay(caught: list[warnings.WarningMessage]) -> None:
     """Show recorded warnings once each, except sktime's known notices."""
     seen = set()

@@ -26,12 +26,12 @@ Run: ``python examples/exchange_rates.py`` (about 20 s on 2 CPU cores; up to 80 
 from __future__ import annotations
 
 import time
-import warnings
 
 # examples/_common.py, next to this script: rolling backtests and scores vs the random walk.
 from _common import (
     RANDOM_WALK,
     format_table,
+    hide_sktime_notice,
     random_walk_scores,
     results_table,
     rolling_forecasts,
@@ -41,7 +41,7 @@ from _common import (
     verdict,
 )
 
-warnings.simplefilter("ignore", FutureWarning)
+hide_sktime_notice()
 
 HELD_OUT = ["USD", "GBP", "JPY"]
 START = "2024-07-01"  # pretraining data start (recent years keep it fast)

@@ -35,6 +35,7 @@ from _common import (
     EXAMPLES_EXTRA,
     RANDOM_WALK,
     format_table,
+    hide_sktime_notice,
     results_table,
     rolling_forecasts,
     save_plot,
@@ -43,7 +44,7 @@ from _common import (
     verdict,
 )
 
-warnings.simplefilter("ignore", FutureWarning)
+hide_sktime_notice()
 
 SERIES = "BAA"
 TRAIN_END = "2008-12"  # meta-training data end = first forecast origin
@@ -68,7 +69,7 @@ def forecasters() -> dict:
     from sk_metalstm import MetaLSTMForecaster
 
     with warnings.catch_warnings():  # sktime's notice about remember_data
-        warnings.simplefilter("ignore", FutureWarning)
+        hide_sktime_notice()
         models = {
             "MetaLSTM": MetaLSTMForecaster(**CONFIG),
             RANDOM_WALK: NaiveForecaster(strategy="last"),
@@ -82,7 +83,7 @@ def forecasters() -> dict:
         print(f"statsmodels is not installed: skipping ARIMA ({EXAMPLES_EXTRA}).")
     else:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            hide_sktime_notice()
             models["ARIMA(1,1,0)"] = StatsModelsARIMA(order=(1, 1, 0))
     for name in (RANDOM_WALK, "ARIMA(1,1,0)"):
         if name in models:

@@ -12,7 +12,6 @@ Run: ``python examples/quickstart.py`` (about 80 s on 2 CPU cores).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from sktime.split import ExpandingWindowSplitter
 from sk_metalstm import MetaLSTMForecaster
 from sk_metalstm.datasets import load_stock_prices
 
-warnings.simplefilter("ignore", FutureWarning)
 HISTORY, TEST, HORIZONS = 120, 60, [1, 5]
 
 

@@ -26,7 +26,6 @@ Run: ``python examples/stocks_few_shot.py`` (about 2 minutes on 2 busy CPU cores
 from __future__ import annotations
 
 import time
-import warnings
 
 import pandas as pd
 
@@ -34,6 +33,7 @@ import pandas as pd
 from _common import (
     RANDOM_WALK,
     format_table,
+    hide_sktime_notice,
     random_walk_scores,
     results_table,
     rolling_forecasts,
@@ -43,7 +43,7 @@ from _common import (
     verdict,
 )
 
-warnings.simplefilter("ignore", FutureWarning)
+hide_sktime_notice()
 
 HELD_OUT = ["AMD", "JPM", "KO", "XOM"]  # four sectors; the other 16 are for pretraining
 HISTORIES = [60, 120]  # trading days the forecaster may use at each origin

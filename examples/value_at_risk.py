@@ -22,14 +22,12 @@ the GARCH comparison needs ``pip install arch``).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from _common import EXAMPLES_EXTRA, OUTPUT_DIR, format_table, pyplot
+from _common import EXAMPLES_EXTRA, OUTPUT_DIR, format_table, hide_sktime_notice, pyplot
 from scipy import stats
 
-warnings.simplefilter("ignore", FutureWarning)
+hide_sktime_notice()
 
 STOCKS, CURRENCIES = ["MSFT", "PFE"], ["JPY", "NOK"]
 HISTORY = 250  # business days each series is fitted on before the first VaR

@@ -20,7 +20,10 @@ MODULES = sorted(
 def test_docstring_examples(module_name):
     module = importlib.import_module(module_name)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+        # sktime's notice about its remember_data default, and nothing else.
+        warnings.filterwarnings(
+            "ignore", message="The default of config ``remember_data``", category=FutureWarning
+        )
         result = doctest.testmod(
             module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
         )
