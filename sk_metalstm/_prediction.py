@@ -124,6 +124,10 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
     return steps
 
 
+#: Calendar steps counted on an explicit grid at most (beyond, sktime's count).
+_MAX_GRID = 1_000_000
+
+
 def _steps_on_date_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray | None:
     """Steps of an absolute ``fh`` of dates after a dated cutoff, counted on its grid.
 
@@ -143,11 +147,23 @@ def _steps_on_date_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray 
         times = times.tz_convert(cutoff.tz)
     if times.min() <= cutoff[0]:
         return None  # in-sample steps: refused with sktime's count
-    try:
-        grid = pd.date_range(cutoff[0], times.max(), freq=fh.freq)
-    except ValueError:  # a wall-clock grid through a daylight-saving gap: sktime's count
-        return None
-    steps = grid.get_indexer(times)
+    freq = pd.tseries.frequencies.to_offset(fh.freq)
+    # A fixed duration: arithmetic, no grid. (A day is a Tick before pandas 3,
+    # but a calendar day in a time zone: 23 or 25 hours across DST.)
+    if isinstance(freq, pd.offsets.Tick) and not isinstance(freq, pd.offsets.Day):
+        elapsed = (times - cutoff[0]).as_unit("ns").asi8
+        step = pd.Timedelta(freq).value
+        steps = np.where(elapsed % step == 0, elapsed // step, -1)
+    else:
+        # Calendar steps (days, business days, months) are at least about an
+        # hour: a grid longer than this is a reach far beyond any horizon.
+        if (times.max() - cutoff[0]) / pd.Timedelta(hours=1) > _MAX_GRID:
+            return None
+        try:
+            grid = pd.date_range(cutoff[0], times.max(), freq=freq)
+        except ValueError:  # a wall-clock grid through a daylight-saving gap: sktime's count
+            return None
+        steps = grid.get_indexer(times)
     if np.any(steps < 0):
         raise ValueError(
             f"fh {_shown(fh)} cannot be counted in whole steps of the series' "

@@ -211,10 +211,11 @@ class QuantileGrid(BaseDistribution):
         panel grouped the samples by instance.)
         """
         mass, width = np.diff(self._p), np.diff(self._q, axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inner = np.where(width > 0, mass**a * width ** (1 - a), np.where(a > 1, np.inf, 0.0))
         lo, hi = self._lower_scale, self._upper_scale
-        tails = (self._p[0] / lo) ** a * lo / a + ((1 - self._p[-1]) / hi) ** a * hi / a
+        # An atom (zero width, or a tail of zero scale) is an infinite norm.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            inner = np.where(width > 0, mass**a * width ** (1 - a), np.where(a > 1, np.inf, 0.0))
+            tails = (self._p[0] / lo) ** a * lo / a + ((1 - self._p[-1]) / hi) ** a * hi / a
         norm = np.sum(inner, axis=-1) + tails
         if self.ndim == 0:
             return float(norm)

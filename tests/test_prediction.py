@@ -203,3 +203,19 @@ def test_absolute_business_days_are_counted_without_business_day_periods(tz):
         steps = relative_steps(fh, cutoff)
     assert not [w for w in caught if "PeriodDtype" in str(w.message)]
     np.testing.assert_array_equal(steps, [1, 3])
+
+
+def test_fixed_length_steps_are_counted_without_building_a_grid(monkeypatch):
+    # A date grid out to the fh cost 7 s and 1.3 GB for a second-frequency
+    # series asked a year ahead (a MemoryError at microseconds).
+    cutoff = pd.DatetimeIndex([pd.Timestamp("2024-01-01")], freq="s")
+    far = ForecastingHorizon(cutoff + pd.Timedelta(days=365), is_relative=False, freq="s")
+
+    def no_grid(*args, **kwargs):
+        raise AssertionError("a grid was built")
+
+    monkeypatch.setattr(pd, "date_range", no_grid)
+    np.testing.assert_array_equal(relative_steps(far, cutoff), [365 * 86_400])
+    off = ForecastingHorizon(cutoff + pd.Timedelta(milliseconds=1500), is_relative=False, freq="s")
+    with pytest.raises(ValueError, match="cannot be counted in whole steps"):
+        relative_steps(off, cutoff)

@@ -264,14 +264,14 @@ def meta_train(
         own = dict(net.callbacks_)
         keep_best = own["keep_best"]
         ended = getattr(own.get("progress"), "ended_", False)  # its last line said it
-        if keep_best.kept_start_ and config["verbose"] >= 1 and not ended:
+        if keep_best.kept_start_ and config["verbose"] >= 1:
             if any("train_loss" in row for row in net.history):
                 why = "no epoch beat the starting weights' valid loss"
                 # Nothing says the step size is to blame unless the user chose it.
                 hint = (
                     f"lr={config['lr']} was set: a smaller one may help"
                     if config["lr"] is not None
-                    else "nothing learnt held up on the held-out tasks"
+                    else None
                 )
             else:  # the time budget (or Ctrl-C) ended the phase within its first epoch
                 why = (
@@ -279,7 +279,13 @@ def meta_train(
                     "the starting weights' valid loss is"
                 )
                 hint = "raise max_time to train them"
-            report_notice(f"{phase}: {why} {keep_best.start_score_:.4f}; they are kept ({hint})")
+            if not ended:
+                said = hint or "nothing learnt held up on the held-out tasks"
+                report_notice(
+                    f"{phase}: {why} {keep_best.start_score_:.4f}; they are kept ({said})"
+                )
+            elif hint:  # the phase's last line said the weights are kept, not why
+                report_notice(f"{phase}: {hint}")
         return net.module_.cpu()
 
     histories: list[Any] = list(warm_start.history) if warm_start is not None else []
