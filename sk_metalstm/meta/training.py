@@ -292,43 +292,40 @@ def meta_train(
     name = config["meta_learner"]
     # "none" and "finetune" train nothing after the pooled phase: it gets the whole budget.
     meta_phase_follows = name != "none" and META_LEARNERS[name].trainable and meta_epochs > 0
+
+    def new_network() -> LSTMNetwork:
+        return LSTMNetwork(
+            tasks.n_features, config["hidden_size"], config["num_layers"], n_outputs(layout.horizon)
+        )
+
+    def take_weights(network: LSTMNetwork, source: MetaLearner) -> LSTMNetwork:
+        network.load_state_dict({n: p.detach() for n, p in source.initial_params().items()})
+        return network
+
     if warm_start is not None:
         learner = copy.deepcopy(warm_start.learner)
         if name == "finetune" and config["base_max_epochs"] > 0:
             # Its pooled network is all "finetune" trains: continue it, as "none" does.
-            network = LSTMNetwork(
-                tasks.n_features,
-                config["hidden_size"],
-                config["num_layers"],
-                n_outputs(layout.horizon),
-            )
-            network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
+            network = take_weights(new_network(), learner)
             pooled = fit(PooledLearner(network), config["base_max_epochs"], callbacks, "pooled")
-            network.load_state_dict({n: p.detach() for n, p in pooled.initial_params().items()})
             learner = make_meta_learner(
                 name,
-                network,
+                take_weights(network, pooled),
                 inner_steps=learner.inner_steps,
                 first_order=learner.first_order,
                 inner_lr=learner.inner_lr,
             )
     else:
-        network = LSTMNetwork(
-            tasks.n_features,
-            config["hidden_size"],
-            config["num_layers"],
-            n_outputs(layout.horizon),
-        )
+        network = new_network()
         learner = PooledLearner(network)
         if config["base_max_epochs"] > 0:
             # With nothing meta-trained after it, the pooled phase is the user's training.
             own = None if meta_phase_follows else callbacks
             learner = fit(learner, config["base_max_epochs"], own, "pooled")
         if name != "none":
-            network.load_state_dict({n: p.detach() for n, p in learner.initial_params().items()})
             learner = make_meta_learner(
                 name,
-                network,
+                take_weights(network, learner),
                 inner_steps=config["inner_steps"],
                 first_order=config["first_order"],
                 inner_lr=config["inner_lr"],
