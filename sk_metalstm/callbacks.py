@@ -148,12 +148,9 @@ def _validation_loss(net: Any, dataset: Any) -> float:
     return total / count if count else math.inf
 
 
-def _early_stopped(net: Any) -> bool:
-    """Whether an ``EarlyStopping`` callback of ``net`` ran out of patience."""
-    return any(
-        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-        for _, callback in getattr(net, "callbacks_", [])
-    )
+def _callbacks_of(net: Any, kind: type) -> list[Any]:
+    """``net``'s initialised callbacks of class ``kind``."""
+    return [c for _, c in getattr(net, "callbacks_", []) if isinstance(c, kind)]
 
 
 def clock(seconds: float) -> str:
@@ -225,17 +222,14 @@ class ProgressReport(Callback):
         epochs = self.epochs_
         # The budget cut the phase only if it stopped it (early stopping may
         # end a phase whose validation ran past the deadline).
-        cut = any(
-            isinstance(callback, TimeBudget) and getattr(callback, "stopped_", False)
-            for _, callback in getattr(net, "callbacks_", [])
-        )
+        cut = any(getattr(c, "stopped_", False) for c in _callbacks_of(net, TimeBudget))
         if not (self.reported_ or (cut and epochs < net.max_epochs)):
             return
         if epochs >= net.max_epochs:
             how = f"all {epochs} epochs" if epochs != 1 else "its 1 epoch"
         elif cut:
             how = f"{epochs} of {net.max_epochs} epochs (time budget reached)"
-        elif _early_stopped(net):
+        elif any(c.misses_ >= c.patience for c in _callbacks_of(net, EarlyStopping)):
             how = f"{epochs} of {net.max_epochs} epochs (stopped early: no better valid loss)"
         else:  # Ctrl-C, or a callback that stopped training
             how = f"{epochs} of {net.max_epochs} epochs (interrupted)"
@@ -244,11 +238,7 @@ class ProgressReport(Callback):
         if scored:
             row = min(scored, key=lambda r: r["valid_loss"])
             best = f"; best valid loss {row['valid_loss']:.4f} (epoch {row.get('epoch', '?')})"
-        kept = [
-            callback
-            for _, callback in getattr(net, "callbacks_", [])
-            if isinstance(callback, KeepBestWeights) and callback.kept_start_
-        ]
+        kept = [c for c in _callbacks_of(net, KeepBestWeights) if c.kept_start_]
         if kept:  # said here, so that this line does not read as the result
             start = f"the starting weights' valid loss {kept[0].start_score_:.4f}"
             best += f"; no epoch beat {start}: they are kept" if epochs else f"; {start}: kept"
@@ -314,8 +304,7 @@ class ProgressReport(Callback):
 def report_progress(what: str, elapsed: float, left: float, stream: Any = None) -> None:
     """One progress line: what is being done, time spent and an upper bound of the time left."""
     print(
-        f"[sk_metalstm] {what}; {clock(elapsed)} spent, "
-        f"at most ~{clock(left)} left in this phase",
+        f"[sk_metalstm] {what}; {clock(elapsed)} spent, at most ~{clock(left)} left in this phase",
         file=stream or sys.stderr,
         flush=True,
     )
