@@ -116,11 +116,7 @@ def relative_steps(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray:
         ForecastingHorizon(steps, is_relative=True, freq=fh.freq), cutoff
     ).equals(_times(fh, cutoff))
     if not on_grid:
-        raise ValueError(
-            f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
-            f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
-            "or absolute times on its grid."
-        )
+        raise _off_grid(fh, cutoff)
     return steps
 
 
@@ -165,12 +161,17 @@ def _steps_on_date_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> np.ndarray 
             return None
         steps = grid.get_indexer(times)
     if np.any(steps < 0):
-        raise ValueError(
-            f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
-            f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
-            "or absolute times on its grid."
-        )
+        raise _off_grid(fh, cutoff)
     return steps
+
+
+def _off_grid(fh: ForecastingHorizon, cutoff: pd.Index) -> ValueError:
+    """The error for an ``fh`` that does not fall on the series' grid."""
+    return ValueError(
+        f"fh {_shown(fh)} cannot be counted in whole steps of the series' "
+        f"frequency ({fh.freq}) after the cutoff {cutoff[0]}; pass integer steps "
+        "or absolute times on its grid."
+    )
 
 
 def _times(fh: ForecastingHorizon, cutoff: pd.Index) -> pd.Index:
