@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _regime_family import bayes_regime, hamilton_filter, regime_returns
 from _reporting import (
     QUICK_FORECASTER,
     parse_args,
@@ -89,91 +90,6 @@ def _ar2t(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return r, oracle, 2
 
 
-#: The regime family's prior: per-series coefficients of the calm (trending)
-#: and turbulent (mean-reverting) regime, uniform on these ranges; volatilities
-#: and the probability of staying in a regime are shared by every series.
-REGIME_PHI_RANGES = ((0.1, 0.6), (-0.6, -0.1))
-REGIME_SIGMAS = (0.008, 0.02)
-REGIME_STAY = 0.98
-
-
-def _regime(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-    phis = np.stack([rng.uniform(lo, hi, n) for lo, hi in REGIME_PHI_RANGES], axis=1)
-    sigmas = np.tile(REGIME_SIGMAS, (n, 1))
-    state = rng.integers(0, 2, n)
-    r = np.zeros((n, t))
-    rows = np.arange(n)
-    for k in range(1, t):
-        state = np.where(rng.random(n) < REGIME_STAY, state, 1 - state)
-        r[:, k] = phis[rows, state] * r[:, k - 1] + sigmas[rows, state] * rng.standard_normal(n)
-    return r, _hamilton_filter(r, phis, sigmas, REGIME_STAY)[0], 1
-
-
-def _hamilton_filter(
-    r: np.ndarray, phis: np.ndarray, sigmas: np.ndarray, stay: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal one-step forecasts of a two-regime AR(1) given its parameters.
-
-    The regime is hidden: the best forecast from the past alone weighs each
-    regime's forecast by its filtered probability (Hamilton 1989).
-
-    Parameters
-    ----------
-    r : ndarray (n, t)
-        Returns of ``n`` series.
-    phis, sigmas : ndarray, broadcastable to (n, ..., 2)
-        Each regime's coefficient and volatility; the middle axes (if any)
-        hold alternative parameter sets, filtered side by side.
-    stay : float
-        Probability of staying in the current regime.
-
-    Returns
-    -------
-    forecasts, log_likelihood : ndarray (n, ..., t)
-        The forecast of ``r[:, k]`` from the returns before it, and the log
-        density of the returns before ``k`` under the parameters.
-    """
-    n, t = r.shape
-    column = (n, *(1,) * (phis.ndim - 1))  # a return per series, against every parameter set
-    shape = np.broadcast_shapes(phis.shape, sigmas.shape, column)
-    prob = np.full(shape, 0.5)  # P(regime at k-1 | returns up to k-1)
-    forecasts = np.zeros((*prob.shape[:-1], t))
-    log_likelihood = np.zeros_like(forecasts)
-    for k in range(1, t):
-        predicted = stay * prob + (1 - stay) * prob[..., ::-1]
-        mean = phis * r[:, k - 1].reshape(column)
-        forecasts[..., k] = np.sum(predicted * mean, axis=-1)
-        density = predicted * np.exp(-0.5 * ((r[:, k].reshape(column) - mean) / sigmas) ** 2)
-        density /= sigmas * np.sqrt(2 * np.pi)
-        total = density.sum(axis=-1)
-        if k + 1 < t:
-            log_likelihood[..., k + 1] = log_likelihood[..., k] + np.log(total)
-        prob = density / total[..., None]
-    return forecasts, log_likelihood
-
-
-def bayes_regime(returns: np.ndarray, grid: int = 26) -> np.ndarray:
-    """The Bayes-optimal one-step forecasts of the regime family (an upper bound).
-
-    Knows what no learner is told: the family's prior (coefficient ranges,
-    volatilities, staying probability). Each forecast averages the Hamilton
-    filter's forecasts over a ``grid`` x ``grid`` lattice of the two
-    coefficients (cell midpoints of the uniform prior), weighted by their
-    posterior given the returns before it. In expectation no forecaster of
-    this family does better from the same returns; meta-learning at its best
-    approximates it.
-    """
-    (c_lo, c_hi), (t_lo, t_hi) = REGIME_PHI_RANGES
-    cells = (np.arange(grid) + 0.5) / grid
-    calm, turbulent = np.meshgrid(c_lo + cells * (c_hi - c_lo), t_lo + cells * (t_hi - t_lo))
-    phis = np.stack([calm.ravel(), turbulent.ravel()], axis=1)[None]  # (1, grid^2, 2)
-    forecasts, log_likelihood = _hamilton_filter(
-        returns, phis, np.asarray(REGIME_SIGMAS), REGIME_STAY
-    )
-    weight = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
-    return np.sum(weight * forecasts, axis=1) / weight.sum(axis=1)
-
-
 def _vol(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
     phi = rng.uniform(-0.6, 0.6, n)
     sigma = np.exp(rng.uniform(np.log(0.001), np.log(0.1), n))
@@ -185,7 +101,7 @@ def _vol(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return r, phi[:, None] * np.roll(r, 1, axis=1), 1
 
 
-FAMILIES: dict[str, Family] = {"ar1": _ar1, "ar2t": _ar2t, "regime": _regime, "vol": _vol}
+FAMILIES: dict[str, Family] = {"ar1": _ar1, "ar2t": _ar2t, "regime": regime_returns, "vol": _vol}
 
 
 def to_prices(returns: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -285,7 +201,7 @@ def pooled_markov_switching(
     phi, sigma = (np.mean([f[k] for f in calm_first], axis=0) for k in (0, 1))
     stay = float(np.mean([f[2] for f in fits]))
     n = len(test)
-    filtered, _ = _hamilton_filter(test, np.tile(phi, (n, 1)), np.tile(sigma, (n, 1)), stay)
+    filtered = hamilton_filter(test, np.tile(phi, (n, 1)), np.tile(sigma, (n, 1)), stay).forecasts
     return filtered[:, history : history + n_eval]
 
 

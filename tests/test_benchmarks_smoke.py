@@ -72,6 +72,19 @@ def test_few_shot_regime_quick_scores_the_regime_baselines(tmp_path):
     assert all(math.isfinite(r["rel_mse"]) for r in rows.values())
 
 
+def test_regime_ceiling_quick_rescores_the_stored_regime_runs(tmp_path):
+    # Regenerates seed 0's series from the stored few_shot results (and checks
+    # their oracle against the stored one), then scores the informed forecasters.
+    report = _run_quick("regime_ceiling.py", tmp_path / "rc.json")
+    rows = {r["method"]: r for r in report["summary"]}
+    assert set(rows) == {
+        "none", "ridge", "bayes", "oracle", "hamilton_prior", "hamilton_prior_head"
+    }
+    assert rows["oracle"]["gap_closed"] == pytest.approx(1.0)
+    assert report["seeds"] == [0]
+    assert all(math.isfinite(r["rel_mse"]) and r["n_series"] == 40 for r in rows.values())
+
+
 def test_held_out_real_quick_reports_paired_differences(tmp_path):
     report = _run_quick("held_out_real.py", tmp_path / "ho.json", "--methods", "ridge")
     rows = {(r["scope"], r["method"]): r for r in report["summary"]}
@@ -117,7 +130,7 @@ SCRIPTS = sorted(path.name for path in (ROOT / "benchmarks").glob("[!_]*.py"))
 
 
 def test_scripts_import_only_the_shared_helper():
-    # What two scripts need lives in benchmarks/_reporting.py: no script imports
+    # What two scripts need lives in benchmarks' _-prefixed helpers: no script imports
     # another script or the examples, and none edits sys.path to do so.
     forbidden = {name.removesuffix(".py") for name in SCRIPTS} | {"examples", "_common"}
     for name in SCRIPTS:

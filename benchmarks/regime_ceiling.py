@@ -1,0 +1,156 @@
+"""How much of the hidden-regime gap can a learner close that is told almost everything?
+
+``few_shot.py`` asks the default learner to close 80 % of the pooled-to-oracle
+gap on the hidden-regime family; it closes about 28 %. This script measures
+two forecasters that are *told* what no learner is (the two volatilities, the
+staying probability and the prior of the coefficients), on the same unseen
+series, origins and scores as ``few_shot.py``:
+
+* ``hamilton_prior``: the Hamilton filter with the prior's mean coefficients
+  (0.35 calm, -0.35 turbulent): what a perfect pooled model knows before it
+  adapts to a series;
+* ``hamilton_prior_head``: that filter's predicted regime probabilities ``p``
+  as features, ``r[t-1] * p_calm`` and ``r[t-1] * p_turbulent``, with a
+  Bayesian linear head per series (prior: the coefficients' true mean and
+  variance; each return weighted by its predicted precision) re-solved on the
+  same sliding 120-point history: the best a closed-form head on ideal
+  features can do;
+
+next to the Bayes-optimal forecast (the posterior over both coefficients,
+``bayes``), read with the pooled LSTM, the default and the oracle from the
+stored ``few_shot.py`` results. The test series are regenerated from each
+run's seed, and their oracle is checked against the stored one.
+
+Run ``python benchmarks/regime_ceiling.py`` (ten seeds from the stored files,
+seconds) or ``--quick`` (seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _regime_family import (
+    REGIME_PHI_RANGES,
+    REGIME_SIGMAS,
+    REGIME_STAY,
+    hamilton_filter,
+    regime_returns,
+)
+from _reporting import parse_args, relative_mse, standard_error, write_report
+
+STORED = [
+    "benchmarks/results/few_shot_default_seeds.json",
+    "benchmarks/results/few_shot_regime_seeds.json",
+]
+#: Read from the stored runs; the rest are computed here.
+STORED_METHODS = ("none", "ridge", "bayes", "oracle")
+
+
+def stored_runs(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, np.ndarray]]]:
+    """The few-shot configuration and, per seed, the stored regime scores."""
+    cfg, runs = None, {}
+    for f in files:
+        result = json.loads(Path(f).read_text())
+        if cfg is not None and result["config"] != cfg:
+            raise ValueError(f"{f} was produced with another configuration than {files[0]}.")
+        cfg = result["config"]
+        for run in result["runs"]:
+            if run["family"] == "regime":
+                scores = {m: np.asarray(run["scores"][m]) for m in STORED_METHODS}
+                runs[run["seed"]] = scores
+    if cfg is None or not runs:
+        raise ValueError("No hidden-regime runs in the given files.")
+    return cfg, runs
+
+
+def informed_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[str, np.ndarray]:
+    """The two informed forecasters' predictions at origins ``history .. history + n_eval - 1``."""
+    n = len(returns)
+    sigmas = np.asarray(REGIME_SIGMAS)
+    prior_mean = np.array([np.mean(r) for r in REGIME_PHI_RANGES])
+    prior_var = np.array([(hi - lo) ** 2 / 12 for lo, hi in REGIME_PHI_RANGES])  # uniform
+    filtered = hamilton_filter(
+        returns, np.tile(prior_mean, (n, 1)), sigmas, REGIME_STAY, keep_predicted=True
+    )
+    p = filtered.predicted  # (n, t, 2)
+    lagged = np.concatenate([np.zeros((n, 1)), returns[:, :-1]], axis=1)
+    features = p * lagged[..., None]
+    precision = 1.0 / (p @ sigmas**2)  # each return's predicted precision
+    head = np.empty((n, n_eval))
+    for j, t in enumerate(range(history, history + n_eval)):
+        # The forecast of returns[:, t] sees returns t - history + 1 .. t - 1,
+        # as every method of few_shot.py; the first has no lag within them.
+        window = slice(t - history + 2, t)
+        x, y, w = features[:, window], returns[:, window], precision[:, window]
+        gram = np.einsum("ntk,nt,ntl->nkl", x, w, x) + np.diag(1 / prior_var)
+        moment = np.einsum("ntk,nt,nt->nk", x, w, y) + prior_mean / prior_var
+        coef = np.linalg.solve(gram, moment[..., None])[..., 0]
+        head[:, j] = np.sum(coef * features[:, t], axis=1)
+    origins = slice(history, history + n_eval)
+    return {"hamilton_prior": filtered.forecasts[:, origins], "hamilton_prior_head": head}
+
+
+def run(seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-series relative MSE of the stored and the informed methods on one seed."""
+    rng = np.random.default_rng(seed)
+    n_train, n_test = cfg["n_train"], cfg["n_test"]
+    history, n_eval = cfg["history"], cfg["n_eval"]
+    returns, oracle, _ = regime_returns(n_train + n_test, cfg["train_points"], rng)
+    returns[:, 0] = 0.0
+    test = returns[n_train:, : history + n_eval]
+    actual = test[:, history : history + n_eval]
+    oracle_scores = relative_mse(oracle[n_train:, history : history + n_eval], actual)
+    if not np.allclose(oracle_scores, stored["oracle"]):
+        raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
+    informed = informed_forecasts(test, history, n_eval)
+    return {**stored, **{name: relative_mse(pred, actual) for name, pred in informed.items()}}
+
+
+def summarise(runs: dict[int, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Relative MSE and share of the pooled-to-oracle gap closed, paired against the pooled LSTM."""
+    stack = {m: np.concatenate([r[m] for r in runs.values()]) for m in next(iter(runs.values()))}
+    pooled = stack["none"]
+    gap = pooled.mean() - stack["oracle"].mean()
+    rows = []
+    for method, values in stack.items():
+        diff = values - pooled
+        rows.append(
+            {
+                "method": method,
+                "rel_mse": values.mean(),
+                "gap_closed": -diff.mean() / gap,
+                "gap_closed_se": standard_error(diff) / gap,
+                "vs_bayes": (values - stack["bayes"]).mean(),
+                "vs_bayes_se": standard_error(values - stack["bayes"]),
+                "n_series": len(values),
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="seed 0 only")
+    parser.add_argument("--stored", nargs="+", default=STORED, help="few_shot.py result files")
+    parser.add_argument("--out", default="benchmarks/results/regime_ceiling.json")
+    args = parse_args(parser, argv)
+    cfg, stored = stored_runs(args.stored)
+    seeds = sorted(stored)[:1] if args.quick else sorted(stored)
+    runs = {seed: run(seed, cfg, stored[seed]) for seed in seeds}
+    write_report(
+        args.out,
+        summarise(runs),
+        config=cfg,
+        seeds=seeds,
+        runs={str(s): {m: v.tolist() for m, v in r.items()} for s, r in runs.items()},
+    )
+
+
+if __name__ == "__main__":
+    main()
