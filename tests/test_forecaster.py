@@ -494,6 +494,9 @@ def test_too_short_series_says_how_long(airline, tiny):
     # Long enough to adapt, too short to meta-train on: says what a task needs.
     with pytest.raises(ValueError, match="long enough to cut one meta-training task"):
         MetaLSTMForecaster(horizon=2, **tiny).fit(airline[:10])
+    # A long fh is what makes the task long here: the message names the horizon.
+    with pytest.raises(ValueError, match=r"horizon \(now 50; horizon=None takes the largest"):
+        MetaLSTMForecaster(**tiny).fit(airline[:60], fh=np.arange(1, 51))
     # Levels lose no point to increments: the counts are the series' own.
     with pytest.raises(ValueError, match="but the longest series has 10\\."):
         MetaLSTMForecaster(horizon=2, transform="none", **tiny).fit(airline[:10])

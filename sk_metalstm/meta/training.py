@@ -196,7 +196,8 @@ def meta_train(
             f"{layout.span} increments (support_size + query_size + window_length + "
             f"2 * horizon - 2), i.e. {layout.span + lost} points, but the longest series "
             f"has {longest + lost}. Use a longer series, pretrain on a panel, or lower "
-            "support_size / query_size / window_length."
+            f"support_size / query_size / window_length / horizon (now {layout.horizon}; "
+            "horizon=None takes the largest step of fh)."
         )
     train, valid = tasks, None
     if config["validation_fraction"] > 0:
