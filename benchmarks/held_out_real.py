@@ -238,6 +238,15 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     With several seeds, each series' score is its mean over the seeds (of the
     methods every seed has), so standard errors stay over series.
     """
+    averaged = [r["seed"] for r in results if isinstance(r["seed"], list)]
+    if averaged and len(results) > 1:
+        # Averaging an average with further seeds would weigh them unequally.
+        raise ValueError(
+            f"A result file holds seeds {averaged[0]} already averaged per series: "
+            "merge the per-seed files instead, or give it alone to re-summarise it."
+        )
+    if averaged:
+        return results[0]
     by_seed: dict[Any, dict[str, Any]] = {}
     for result in results:
         run = by_seed.setdefault(result["seed"], {**result, "scores": {}, "seconds": {}})

@@ -2,8 +2,9 @@
 
 Part 1. ``MetaLSTMForecaster(random_state=0).pretrain(load_stock_prices())``:
 the full bundled panel (20 companies, 1990-2022, about 172,000 prices) with the
-package defaults; also on the first 1 and 5 companies (``--sizes``), to show
-how the cost grows with the panel. Reports the wall time, the time of each
+package defaults; also on the first 1 and 5 companies (``--sizes N ...``
+chooses others; ``--sizes`` alone skips them), to show how the cost grows
+with the panel. Reports the wall time, the time of each
 phase (pooled training, then meta-training, from skorch's epoch durations, so
 the ratio is measured inside one run) and the epochs run (early stopping may
 end a phase). ``--learners`` adds other learners with the same settings.
@@ -118,7 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--learners", nargs="+", default=[])
     parser.add_argument(
-        "--sizes", nargs="*", type=int, default=[1, 5], help="also pretrain on N companies"
+        "--sizes",
+        nargs="*",
+        type=int,
+        default=[1, 5],
+        help="also pretrain on the first N companies (default 1 5; none: skip)",
     )
     parser.add_argument("--out", default="benchmarks/results/pretrain_cost.json")
     args = parse_args(parser, argv)

@@ -85,6 +85,25 @@ def test_regime_ceiling_quick_rescores_the_stored_regime_runs(tmp_path):
     assert all(math.isfinite(r["rel_mse"]) and r["n_series"] == 40 for r in rows.values())
 
 
+def test_held_out_real_merged_file_resummarises_to_its_published_table(tmp_path):
+    # The three-seed file (seeds averaged per series) re-summarised alone gives
+    # the table stored with it; merging it with further seeds is refused.
+    stored = ROOT / "benchmarks" / "results" / "held_out_real_default.json"
+    out = tmp_path / "ho.json"
+    script = str(ROOT / "benchmarks" / "held_out_real.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--merge", str(stored), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text())["summary"] == json.loads(stored.read_text())["summary"]
+    proc = subprocess.run(
+        [sys.executable, script, "--merge", str(stored), str(stored), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and "already averaged" in proc.stderr
+
+
 def test_held_out_real_quick_reports_paired_differences(tmp_path):
     report = _run_quick("held_out_real.py", tmp_path / "ho.json", "--methods", "ridge")
     rows = {(r["scope"], r["method"]): r for r in report["summary"]}
