@@ -375,9 +375,19 @@ class MetaLSTMForecaster(BaseForecaster):
     def _pretrain_update(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Continue meta-training (step 2) on more series."""
         # A clone carries pretrained_state_ but not the private horizon.
-        self._check_params()
-        self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
-        self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
+        horizon = getattr(self, "_horizon", None)
+        try:
+            self._check_params()
+            self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
+            self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
+        except BaseException:
+            # A fitted forecaster must still forecast as before: sktime recorded
+            # the panel as the latest y before calling here.
+            if horizon is not None:
+                self._horizon = horizon
+            if self.state == "fitted":
+                self._roll_back()
+            raise
         # After a fit, sktime does not count an attribute that existed before
         # pretrain as pretrained, and the next fit would discard the state.
         attrs = getattr(self, "_pretrained_attrs", None) or []
@@ -427,7 +437,7 @@ class MetaLSTMForecaster(BaseForecaster):
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
         try:
             return self._adapt_to(y, X, fh)
-        except Exception:
+        except BaseException:
             # sktime stores fh before _fit and keeps it while the forecaster is
             # pretrained: a refused fh would be reused by the next fit(y).
             self._fh = None
@@ -591,7 +601,7 @@ class MetaLSTMForecaster(BaseForecaster):
             x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
             states = appended_states(self._states, pieces, x_pieces, self._keep)
             new = self._adapted(states) if update_params else {s.key: s for s in states}
-        except Exception:
+        except BaseException:  # Ctrl-C too: the cutoff must not move without the data
             self._roll_back()
             raise
         self._states = {**self._states, **new}
@@ -679,7 +689,7 @@ class MetaLSTMForecaster(BaseForecaster):
         }
 
     def _roll_back(self) -> None:
-        """Undo what sktime changed before a refused ``_update``."""
+        """Undo what sktime changed before a refused ``_update`` or ``_pretrain_update``."""
         if getattr(self, "_committed_cutoff", None) is not None:
             self._set_cutoff(self._committed_cutoff)
         for name, value in getattr(self, "_committed_records", {}).items():

@@ -312,6 +312,41 @@ def test_pretrain_again_on_a_clone_continues_meta_training(pretrained_forecaster
     assert len(clone.fit(ar_panel).predict(fh=[1, 2])) == 2 * 6
 
 
+def test_a_refused_pretrain_leaves_a_fitted_forecaster_forecasting(pretrained_forecaster, ar_panel):
+    # sktime records the panel as the latest y before _pretrain_update: a
+    # refused pretrain left predict failing with "No valid mtype".
+    y = ar_panel.loc["series_0"]["price"]
+    forecaster = pretrained_forecaster.fit(y.iloc[:-1])
+    before = forecaster.predict(fh=[1, 2])
+    too_short = ar_panel.groupby(level=0).head(12)
+    with pytest.raises(ValueError, match="long enough to cut one meta-training task"):
+        forecaster.pretrain(too_short)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+    assert forecaster.update(y.iloc[-1:]).cutoff[0] == y.index[-1]
+
+
+def test_an_interrupted_update_keeps_cutoff_and_data_together(
+    pretrained_forecaster, ar_panel, monkeypatch
+):
+    # Ctrl-C during re-adaptation moved the cutoff (sktime moves it first)
+    # but not the data: old forecasts came back under the new cutoff.
+    y = ar_panel.loc["series_0"]["price"]
+    forecaster = pretrained_forecaster.fit(y.iloc[:-3])
+    cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
+
+    def interrupted(states):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forecaster, "_adapted", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        forecaster.update(y.iloc[-3:])
+    monkeypatch.undo()
+    assert forecaster.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+    forecaster.update(y.iloc[-3:])  # the same rows are then taken
+    assert forecaster.cutoff[0] == y.index[-1]
+
+
 def _learner_weights(state) -> list[torch.Tensor]:
     return [w.detach().clone() for w in state.learner.state_dict().values()]
 
