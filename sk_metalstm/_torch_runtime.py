@@ -105,10 +105,12 @@ _RUNTIME_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu") -> Iterator[None]:
-    """Run a block with a private RNG stream and a given intra-op thread count.
+    """Run a block with a seeded RNG and a given intra-op thread count, then restore both.
 
     Blocks in different Python threads run one after the other (torch's RNG
-    and thread count are process-wide); parallel work wants processes.
+    and thread count are process-wide); parallel work wants processes. Other
+    code drawing from torch's RNG in another thread meanwhile is not held
+    back: it shifts the block's draws (and gets some of its seeded stream).
 
     Parameters
     ----------

@@ -144,9 +144,11 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         loss stops ``fit`` with ``TrainingDiverged`` (and leaves the estimator
         unfitted) instead of producing NaN predictions.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, dropout and shuffling. Training runs on a
-        private torch RNG stream, so the global torch RNG state is left
-        unchanged. With an int, repeated fits on CPU give identical models.
+        Seeds weight initialisation, dropout and shuffling. Training seeds
+        torch's process-wide RNG and restores its state afterwards, so the
+        caller's torch RNG is left unchanged. With an int, repeated fits on CPU
+        give identical models, unless another thread draws from torch's RNG
+        during the fit (the package's own calls take turns).
     device : {"cpu", "cuda", "mps", "auto"}, "cuda:N" or torch.device, default="cpu"
         Torch device; ``"auto"`` picks CUDA when available.
     num_threads : int or None, default=1

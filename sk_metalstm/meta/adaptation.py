@@ -83,11 +83,13 @@ def adapt_to_supports(
     fell_back: list[str] = []
     # Moving a module costs about a millisecond even when it is a no-op.
     on_device = device != "cpu"
-    if on_device:
-        learner.to(device)
-    learner.eval()
-    try:
-        with torch_runtime(None, num_threads):
+    # Inside the runtime's lock: forecasters sharing one state (one on a GPU)
+    # must not find its weights moved by another thread.
+    with torch_runtime(None, num_threads):
+        if on_device:
+            learner.to(device)
+        learner.eval()
+        try:
             for members in batches:
                 sx = torch.stack(
                     [
@@ -107,9 +109,9 @@ def adapt_to_supports(
                 for j, i in enumerate(members):
                     # A copy, not a view: a view keeps (and pickles) the whole batch per series.
                     adapted[i] = {n: p[j].detach().to("cpu", copy=True) for n, p in params.items()}
-    finally:
-        if on_device:
-            learner.cpu()
+        finally:
+            if on_device:
+                learner.cpu()
     if fell_back:
         first = f" (first: the series{fell_back[0]})" if fell_back[0] else ""
         warnings.warn(
