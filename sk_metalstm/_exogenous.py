@@ -147,8 +147,18 @@ def check_columns(expected: list[str] | None, X: pd.DataFrame | None) -> None:
             "The meta-learner was trained without exogenous X, so X cannot be "
             "used; pretrain with X, or leave X out."
         )
-    if expected != given:
+    if not _same_names(expected, given):
         raise ValueError(f"X has columns {given}, but the meta-learner expects {expected}.")
+
+
+def _same_names(expected: list[Any] | None, given: list[Any] | None) -> bool:
+    # pandas names a None column NaN; a saved or unpickled state holds another
+    # NaN object, which list equality does not count as the same name.
+    if expected is None or given is None:
+        return expected is given
+    return len(expected) == len(given) and all(
+        a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(expected, given, strict=True)
+    )
 
 
 def first_step_covariates(

@@ -181,6 +181,21 @@ def test_pretrain_with_panel_x_then_fit_unseen_series_and_leave_inputs_untouched
         MetaLSTMForecaster.from_pretrained(forecaster.pretrained_state_).fit(y_new)
 
 
+def test_a_covariate_named_none_is_still_known_after_a_state_round_trip():
+    # pandas names a None column NaN; the unpickled state's NaN is another
+    # object, and the same X was refused ("X has columns [nan, 'b'], but ...").
+    import pickle
+
+    y, X = driven_series(150)
+    X = X.assign(b=np.cos(np.arange(150))).set_axis([None, "b"], axis=1)
+    forecaster = MetaLSTMForecaster(horizon=1, **TINY).fit(y.iloc[:120], X=X.iloc[:120])
+    state = pickle.loads(pickle.dumps(forecaster.pretrained_state_))
+    again = MetaLSTMForecaster.from_pretrained(state).fit(y.iloc[:120], X=X.iloc[:120])
+    pd.testing.assert_series_equal(
+        again.predict(fh=[1], X=X.iloc[120:121]), forecaster.predict(fh=[1], X=X.iloc[120:121])
+    )
+
+
 @pytest.mark.parametrize("labels", [["AB", "ABC", "Z"], [1, 11, 2]])
 def test_x_missing_an_instance_is_refused_not_borrowed_from_a_similar_label(labels):
     # "ABC" once read the rows of "AB" (its label cut by one character), and
