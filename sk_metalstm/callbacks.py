@@ -363,15 +363,20 @@ def training_callbacks(
         callbacks.append(("gradient_clip", GradientNormClipping(gradient_clip_value=gradient_clip)))
     callbacks.extend(own)
     user = copy.deepcopy(list(user_callbacks or []))
-    _check_user_callbacks(user, reserved=[name for name, _ in callbacks] + ["progress_bar"])
+    check_callback_entries(user, reserved=[name for name, _ in callbacks] + ["progress_bar"])
     if progress_bar and not any(_is_progress_bar(entry) for entry in user):
         callbacks.append(("progress_bar", ProgressBar(batches_per_epoch=batches_per_epoch)))
     return callbacks + user
 
 
-def _check_user_callbacks(user: list[Any], reserved: list[str]) -> None:
-    """Refuse entries skorch would fail on later, with an unclear message."""
-    for entry in user:
+def check_callback_entries(user: Sequence[Any] | None, reserved: Sequence[str]) -> None:
+    """Refuse entries skorch would fail on later, with an unclear message.
+
+    ``reserved``: names of the package's own callbacks, which a user's
+    ``(name, callback)`` entry must not take (a progress bar may replace the
+    package's).
+    """
+    for entry in user or []:
         callback = entry
         if isinstance(entry, tuple):
             if len(entry) != 2 or not isinstance(entry[0], str):

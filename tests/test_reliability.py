@@ -625,6 +625,35 @@ def test_bad_callbacks_entries_are_named(callbacks, match):
         LSTMBaseRegressor(hidden_size=4, max_epochs=1, callbacks=callbacks).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("callbacks", "match"),
+    [
+        ([1], "is not a skorch Callback"),
+        ([("a",)], "is not a \\(name, callback\\) tuple"),
+        ([("keep_best", EarlyStopping(monitor="train_loss"))], "package.s own callbacks"),
+    ],
+    ids=["not_a_callback", "one_tuple", "reserved_name"],
+)
+def test_forecaster_refuses_bad_callback_entries_before_training(callbacks, match, monkeypatch):
+    # They were checked when the meta phase's net was built, after the whole
+    # pooled phase had trained (minutes with the defaults on a real panel).
+    import sk_metalstm.meta.training as training
+
+    phases = []
+    build = training.build_meta_net
+    monkeypatch.setattr(
+        training, "build_meta_net", lambda *a, **k: phases.append(k["phase"]) or build(*a, **k)
+    )
+    y = pd.Series(np.cumsum(np.random.default_rng(0).normal(size=80)) + 50.0)
+    forecaster = MetaLSTMForecaster(
+        window_length=5, hidden_size=4, support_size=8, query_size=2, max_epochs=1,
+        base_max_epochs=2, verbose=0, callbacks=callbacks,
+    )
+    with pytest.raises(InvalidParameterError, match=match):
+        forecaster.fit(y)
+    assert phases == []
+
+
 @pytest.mark.parametrize("callback", [EarlyStopping(), EarlyStopping], ids=["instance", "class"])
 def test_validation_monitor_without_validation_split_raises_up_front(callback):
     # skorch failed after a full epoch with KeyError: 'valid_loss'.

@@ -24,6 +24,7 @@ from sk_metalstm.callbacks import (
     KeepBestWeights,
     ProgressReport,
     TimeBudget,
+    check_callback_entries,
     check_no_validation_monitor,
     check_task_scoring,
     report_notice,
@@ -185,6 +186,9 @@ def meta_train(
         If no series is long enough for a single task.
     """
     check_task_scoring(callbacks)
+    # Before any training: the meta phase's net, which checked its entries,
+    # is built only after the whole pooled phase. The names every phase uses:
+    check_callback_entries(callbacks, reserved=["stop_on_nonfinite", "keep_best"])
     stride = config["task_stride"] or layout.query_size
     tasks = TaskDataset(series, layout, stride)
     if len(tasks) == 0:
