@@ -114,6 +114,28 @@ def test_load_rejects_foreign_files(tmp_path):
         load(tmp_path / "other.pt")
 
 
+@pytest.mark.parametrize(
+    ("where", "error", "match"),
+    [
+        ("gpu", ValueError, "Unknown device 'gpu'"),
+        (3, ValueError, "Unknown device 3"),
+        pytest.param(
+            "cuda", ValueError, "torch sees no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible"),
+        ),
+    ],
+)
+def test_load_names_a_bad_map_location_not_the_file(where, error, match, tmp_path):
+    # torch's device error was reported as "truncated or corrupt" (or, for a
+    # regressor, a bad name was ignored).
+    X = np.random.default_rng(0).normal(size=(40, 5, 1))
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, X[:, -1, 0])
+    save(model, tmp_path / "m.pt")
+    with pytest.raises(error, match=match):
+        load(tmp_path / "m.pt", map_location=where)
+    assert isinstance(load(tmp_path / "m.pt", map_location="auto"), LSTMBaseRegressor)
+
+
 def _panel(y):
     import pandas as pd
 

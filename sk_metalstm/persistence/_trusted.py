@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 import sk_metalstm
+from sk_metalstm._torch_runtime import resolve_device
 from sk_metalstm.persistence._formats import PICKLE_FORMAT, SAFE_FORMATS, check_version
 from sk_metalstm.persistence._safe_file import check_archive, check_destination
 
@@ -64,8 +65,9 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     ----------
     path : str or path-like
         File written by ``save``.
-    map_location : str, default="cpu"
-        Where tensors go; the default makes GPU-trained models usable anywhere.
+    map_location : str or torch.device, default="cpu"
+        Where tensors go (``"auto"``: a GPU when one is visible); the default
+        makes GPU-trained models usable anywhere.
 
     Returns
     -------
@@ -75,7 +77,10 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     Raises
     ------
     ValueError
-        If the file was not written by ``save`` (or is truncated or corrupt).
+        If the file was not written by ``save`` (or is truncated or corrupt), or
+        ``map_location`` names a device this machine does not have.
+    InvalidParameterError
+        If ``map_location`` is not a torch device.
 
     Warns
     -----
@@ -83,6 +88,8 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
         If the file was written by another version of sk_metalstm.
     """
     check_archive(path)
+    # torch's own error for a bad or missing device read as a corrupt file here.
+    map_location = resolve_device(map_location)
     # weights_only=False: an estimator is more than tensors. See the warning above.
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
