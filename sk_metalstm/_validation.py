@@ -10,6 +10,7 @@ in scikit-learn.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def check_real(
     if value is None and allow_none:
         return
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-    ok = ok and bool(np.isfinite(value))
+    ok = ok and _finite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -123,6 +124,14 @@ def check_real(
             f"{name} must be {_none_or(allow_none)}a number in {interval}; got {value!r}."
         )
 
+
+
+def _finite(value: numbers.Real) -> bool:
+    # float() takes what numpy's isfinite cannot (a Fraction, an int beyond float).
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     """Raise unless ``value`` is one of ``choices``."""

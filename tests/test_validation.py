@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,8 @@ def test_check_ndim_names_the_layout():
         (lambda: check_real("p", float("nan"), low=0.0), "p must be a number"),
         (lambda: check_real("p", 0.0, low=0.0, low_open=True), r"\(0.0, inf\); got 0.0"),
         (lambda: check_real("p", "fast", allow_none=True), "p must be None or a number"),
+        # Beyond float: numpy's isfinite raised a bare TypeError naming no parameter.
+        (lambda: check_real("p", 10**400, high=1.0), r"p must be a number in \(-inf, 1.0\]"),
         (lambda: check_choice("kind", "sqrt", ("log", "none")), "Unknown kind 'sqrt'; choose"),
         (lambda: check_choice("kind", ["log"], ("log",)), "Unknown kind"),  # unhashable
         (lambda: check_bool("flag", "yes"), "flag must be True or False; got 'yes'"),
@@ -50,6 +54,7 @@ def test_parameter_checks_accept_valid_values():
     check_int("n", np.int64(3), 1)
     check_int("n", None, 1, allow_none=True)
     check_real("p", 1, low=0.0)
+    check_real("p", Fraction(1, 100), low=0.0)  # scikit-learn's Interval(Real) takes it
     check_real("p", None, allow_none=True)
     check_choice("kind", "log", ("log", "none"))
     check_bool("flag", np.bool_(False))
