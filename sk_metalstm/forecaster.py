@@ -367,6 +367,7 @@ class MetaLSTMForecaster(BaseForecaster):
 
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
+        _require_data(y)
         self._check_params()
         self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
         self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained)
@@ -377,6 +378,7 @@ class MetaLSTMForecaster(BaseForecaster):
         # A clone carries pretrained_state_ but not the private horizon.
         horizon = getattr(self, "_horizon", None)
         try:
+            _require_data(y)
             self._check_params()
             self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
             self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
@@ -708,6 +710,14 @@ class MetaLSTMForecaster(BaseForecaster):
             {**tiny, "meta_learner": "metasgd"},
             {**tiny, "meta_learner": "lstm", "transform": "difference"},
         ]
+
+def _require_data(y: Any) -> None:
+    # sktime's pretrain lets y=None through (a no-op for its own forecasters).
+    if y is None:
+        raise ValueError(
+            "pretrain needs the series to train on: a panel (pd-multiindex) of one or "
+            "more series, got y=None."
+        )
 
 
 def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Index]:

@@ -347,6 +347,15 @@ def test_an_interrupted_update_keeps_cutoff_and_data_together(
     assert forecaster.cutoff[0] == y.index[-1]
 
 
+@pytest.mark.parametrize("fitted_first", [False, True], ids=["new", "fitted"])
+def test_pretrain_on_none_says_what_it_needs(pretrained_forecaster, tiny, airline, fitted_first):
+    # sktime's pretrain passes y=None on; it failed with "'NoneType' object has no
+    # attribute 'index'".
+    forecaster = pretrained_forecaster.fit(airline) if fitted_first else MetaLSTMForecaster(**tiny)
+    with pytest.raises(ValueError, match="pretrain needs the series to train on.*got y=None"):
+        forecaster.pretrain(None)
+
+
 def _learner_weights(state) -> list[torch.Tensor]:
     return [w.detach().clone() for w in state.learner.state_dict().values()]
 
