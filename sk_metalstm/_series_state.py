@@ -188,7 +188,7 @@ class SeriesState:
 
     def to_levels(self, increments: np.ndarray) -> np.ndarray:
         """Map increments for steps 1..k (last axis) to levels; ``"none"`` is levels already."""
-        if self.kind == "none":
+        if self.kind == "none" or increments.size == 0:  # e.g. predict_quantiles(alpha=[])
             return increments
         last = float(self.tail.iloc[-1])
         with np.errstate(over="ignore"):  # reported below as a clear error

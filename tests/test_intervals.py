@@ -38,6 +38,15 @@ def test_quantiles_never_cross_and_bracket_the_median(airline_forecaster):
     assert np.all(np.isfinite(q))
 
 
+def test_no_levels_asked_gives_an_empty_frame_as_sktime_does(airline_forecaster):
+    # np.apply_along_axis raised "Cannot apply_along_axis when any iteration
+    # dimensions are 0"; sktime's own forecasters return (steps, 0) frames.
+    quantiles = airline_forecaster.predict_quantiles(fh=[1, 2, 3], alpha=[])
+    intervals = airline_forecaster.predict_interval(fh=[1, 2, 3], coverage=[])
+    assert quantiles.shape == intervals.shape == (3, 0)
+    assert quantiles.index.equals(airline_forecaster.predict(fh=[1, 2, 3]).index)
+
+
 def test_intervals_nest_and_widen_with_horizon(airline_forecaster):
     iv = airline_forecaster.predict_interval(fh=[1, 4], coverage=[0.8, 0.95])
     name = iv.columns.get_level_values(0)[0]
