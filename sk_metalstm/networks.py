@@ -13,6 +13,7 @@ This module depends on torch only: no scikit-learn, pandas or sktime.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +69,10 @@ def count_layers(params: dict[str, Tensor]) -> int:
 
 
 _templates = threading.local()
+#: Templates kept per thread, the most recently used: a search over sizes and
+#: horizons in one long-running process kept one network (with its storage)
+#: for every shape it had seen.
+_MAX_TEMPLATES = 8
 
 
 def network_like(params: dict[str, Tensor]) -> LSTMNetwork:
@@ -76,8 +81,9 @@ def network_like(params: dict[str, Tensor]) -> LSTMNetwork:
     Callers replace every weight through ``torch.func.functional_call``. Built
     on the meta device and then given uninitialised storage (random
     initialisation would consume the caller's torch RNG), and kept per thread
-    and shape: building one costs milliseconds, more than adapting a series,
-    and ``functional_call`` swaps weights in place, so threads must not share.
+    and shape (the last few shapes used): building one costs milliseconds, more
+    than adapting a series, and ``functional_call`` swaps weights in place, so
+    threads must not share.
     """
     key = (
         params["lstm.weight_ih_l0"].shape[1],
@@ -86,11 +92,15 @@ def network_like(params: dict[str, Tensor]) -> LSTMNetwork:
         params["head.bias"].shape[0],
         str(params["head.bias"].device),
     )
-    cache = _templates.__dict__.setdefault("networks", {})
-    if key not in cache:
-        with torch.device("meta"):
-            network = LSTMNetwork(*key[:4])
-        cache[key] = network.to_empty(device=key[4]).eval()
+    cache = _templates.__dict__.setdefault("networks", OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    with torch.device("meta"):
+        network = LSTMNetwork(*key[:4])
+    cache[key] = network.to_empty(device=key[4]).eval()
+    while len(cache) > _MAX_TEMPLATES:
+        cache.popitem(last=False)
     return cache[key]
 
 

@@ -371,3 +371,18 @@ def test_nonfinite_loss_stops_training_with_a_clear_error():
     assert any(isinstance(cb, StopOnNonFiniteLoss) for _, cb in net.callbacks)
     with pytest.raises(TrainingDiverged, match="train_loss became nan.*Lower lr"):
         net.fit(data, None)
+
+
+def test_network_templates_stay_few_and_give_the_same_states():
+    # One template per shape was kept for the life of the thread: a search over
+    # hidden sizes and horizons in one process kept a network for every shape.
+    from sk_metalstm import networks
+
+    x = torch.randn(3, 5, 2)
+    first = {n: p.detach() for n, p in networks.LSTMNetwork(2, 4, 1, 2).named_parameters()}
+    before = networks.last_hidden(first, x)
+    for hidden in range(5, 5 + 3 * networks._MAX_TEMPLATES):
+        params = networks.LSTMNetwork(2, hidden, 1, 2).named_parameters()
+        networks.last_hidden({n: p.detach() for n, p in params}, x)
+    assert len(networks._templates.networks) == networks._MAX_TEMPLATES
+    torch.testing.assert_close(networks.last_hidden(first, x), before)  # rebuilt alike
