@@ -129,7 +129,7 @@ def exogenous_pieces(X: pd.DataFrame | None, keys: list[Any]) -> dict[Any, pd.Da
         if key not in frames and isinstance(key, tuple):
             owner = key[:-1] if len(key) > 2 else key[0]
         if owner not in frames:
-            raise ValueError(f"X has no rows for instance {key!r} of y.")
+            raise ValueError(f"X has no rows for instance {owner!r} of y.")
         pieces[key] = frames[owner]
     return pieces
 

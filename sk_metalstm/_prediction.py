@@ -202,12 +202,13 @@ def check_reach(steps: np.ndarray, horizon: int, pretrained: bool, series: Any =
         if pretrained:
             raise ValueError(
                 f"fh reaches {reach} steps ahead{at}, beyond the pretrained state's "
-                f"horizon={horizon}; pretrain again with horizon >= {reach}."
+                f"horizon={horizon}; pretrain again with horizon >= {reach} (a new "
+                "forecaster: continuing this state keeps its horizon)."
             )
         raise ValueError(
-            f"fh reaches {reach} steps ahead{at}, beyond horizon={horizon}. "
-            f"Set horizon >= {reach} (or horizon=None, which takes it from the fh passed "
-            "to fit) and refit."
+            f"fh reaches {reach} steps ahead{at}, beyond horizon={horizon} (what this "
+            f"forecaster was fitted for). Refit with horizon >= {reach}, or with "
+            "horizon=None and this fh passed to fit."
         )
 
 

@@ -157,8 +157,9 @@ def check_regular(index: pd.Index, key: Any) -> None:
         raise ValueError(
             f"The series{where(key)} has an irregular DatetimeIndex (no freq, and none can be "
             "inferred, e.g. dates missing from a business-day series), so forecast dates "
-            "cannot be derived. Fill the gaps (y.asfreq('B').ffill()), or use a "
-            "RangeIndex (y.reset_index(drop=True))."
+            "cannot be derived. Fill the gaps at the series' own frequency (e.g. "
+            "y.asfreq('B').ffill() for business days, 'MS' for month starts; in a panel, "
+            "series by series), or index it by position (y.reset_index(drop=True))."
         )
     if pd.api.types.is_unsigned_integer_dtype(index):
         raise ValueError(

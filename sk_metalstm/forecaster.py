@@ -33,6 +33,7 @@ from sk_metalstm._prediction import (
 )
 from sk_metalstm._series import (
     SINGLE,
+    check_regular,
     checked_instances,
     frequency,
     split_instances,
@@ -380,7 +381,16 @@ class MetaLSTMForecaster(BaseForecaster):
         try:
             _require_data(y)
             self._check_params()
-            self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
+            cutoffs = list(_instance_cutoffs(y, fh).values())
+            self._resolve_horizon(fh, cutoffs)
+            reach = resolve_horizon(None, None, fh, cutoffs)
+            if reach > self._horizon:
+                # The state's horizon is fixed; an fh beyond it was silently ignored.
+                raise ValueError(
+                    f"pretrain continues this forecaster's state, whose horizon is "
+                    f"{self._horizon}, but fh reaches {reach} steps ahead; pretrain a new "
+                    f"forecaster with horizon >= {reach}."
+                )
             self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         except BaseException:
             # A fitted forecaster must still forecast as before: sktime recorded
@@ -733,13 +743,18 @@ def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Ind
     pieces = split_instances(y)
     if in_whole_steps(fh):
         pieces = dict([next(iter(pieces.items()))]) if pieces else {}
-    cutoffs = {}
+    cutoffs, undated = {}, None
     for key, series in pieces.items():
         last = series.index[-1:]
         if isinstance(last, pd.DatetimeIndex):
             freq = frequency(series.index)
             if freq is None:
+                undated = undated or (key, series.index)
                 continue
             last = pd.DatetimeIndex(last, freq=freq)
         cutoffs[key] = last
+    if not cutoffs and undated is not None and not in_whole_steps(fh):
+        # Nothing to count dates or time spans on: the dates are the problem,
+        # not the fh ("pass integer steps" would only meet the same refusal).
+        check_regular(undated[1], undated[0])
     return cutoffs

@@ -356,6 +356,24 @@ def test_pretrain_on_none_says_what_it_needs(pretrained_forecaster, tiny, airlin
         forecaster.pretrain(None)
 
 
+def test_pretrain_continuing_a_state_refuses_an_fh_beyond_its_horizon(
+    pretrained_forecaster, ar_panel
+):
+    # The state's horizon (2) is fixed: fh=[1, 2, 3] was silently ignored.
+    with pytest.raises(ValueError, match="whose horizon is 2, but fh reaches 3 steps ahead"):
+        pretrained_forecaster.pretrain(ar_panel, fh=[1, 2, 3])
+    pretrained_forecaster.pretrain(ar_panel, fh=[1, 2])
+
+
+def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
+    # It said "before any data is seen, pass integer steps", which met the
+    # same irregular-dates refusal.
+    dates = pd.bdate_range("2020-01-01", periods=80).delete([10, 40])
+    y = pd.Series(np.linspace(50.0, 60.0, 78) + np.sin(np.arange(78)), index=dates)
+    with pytest.raises(ValueError, match="irregular DatetimeIndex.*own frequency"):
+        MetaLSTMForecaster(**tiny).fit(y, fh=pd.to_timedelta([1, 2], unit="D"))
+
+
 def _learner_weights(state) -> list[torch.Tensor]:
     return [w.detach().clone() for w in state.learner.state_dict().values()]
 

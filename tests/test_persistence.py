@@ -136,6 +136,38 @@ def test_load_names_a_bad_map_location_not_the_file(where, error, match, tmp_pat
     assert isinstance(load(tmp_path / "m.pt", map_location="auto"), LSTMBaseRegressor)
 
 
+def test_savers_name_the_wrong_kind_of_object_and_the_unfitted_one(
+    pretrained_forecaster, tmp_path
+):
+    from sklearn.exceptions import NotFittedError
+
+    X = np.random.default_rng(0).normal(size=(40, 5, 1))
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, X[:, -1, 0])
+    # Told to "call pretrain or fit first", which a regressor cannot do.
+    with pytest.raises(TypeError, match="LSTMBaseRegressor; for a regressor use save_regressor"):
+        save_pretrained(model, tmp_path / "s.pt")
+    with pytest.raises(TypeError, match="for a pretrained forecaster use save_pretrained"):
+        save_regressor(pretrained_forecaster, tmp_path / "r.pt")
+    with pytest.raises(NotFittedError, match="call fit first"):
+        save_regressor(LSTMBaseRegressor(), tmp_path / "r.pt")
+    with pytest.raises(NotFittedError, match="no pretrained_state_"):
+        save_pretrained(MetaLSTMForecaster(), tmp_path / "s.pt")
+
+
+def test_load_names_a_bytes_path_and_reads_an_open_file(tmp_path):
+    # A bytes path was reported as "objects of another sk_metalstm version".
+    X = np.random.default_rng(0).normal(size=(40, 5, 1))
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1, random_state=0).fit(X, X[:, -1, 0])
+    save(model, tmp_path / "m.pt")
+    with pytest.raises(TypeError, match="path must be a file name.*got bytes"):
+        load(os.fsencode(tmp_path / "m.pt"))
+    with open(tmp_path / "m.pt", "rb") as file:
+        np.testing.assert_array_equal(load(file).predict(X[:3]), model.predict(X[:3]))
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with open(tmp_path / "other.pt", "rb") as file, pytest.raises(ValueError, match="other.pt"):
+        load(file)
+
+
 def _panel(y):
     import pandas as pd
 

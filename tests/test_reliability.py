@@ -533,7 +533,8 @@ def test_forecaster_overshooting_adaptation_falls_back_to_the_initial_weights(ai
     # step silently widened a stock's 90% interval fourfold.
     settings = {**tiny, "meta_learner": "finetune", "inner_lr": 30.0, "inner_steps": 5}
     forecaster = MetaLSTMForecaster(horizon=2, **settings)
-    with pytest.warns(AdaptationFallbackWarning, match="1 of 1 series.*lower inner_lr") as seen:
+    advice = "1 of 1 series.*lower adapt_steps, or pretrain again with a smaller inner_lr"
+    with pytest.warns(AdaptationFallbackWarning, match=advice) as seen:
         forecaster.fit(airline)
     # The warning points at the caller's line, not into the library.
     assert [w.filename for w in seen if w.category is AdaptationFallbackWarning] == [__file__]

@@ -119,7 +119,8 @@ def adapt_to_supports(
             f"recent windows worse than the learner's starting weights do, or gave "
             f"non-finite weights{first}; "
             "those series keep the starting weights. If this happens on many series, "
-            "lower inner_lr or adapt_steps.",
+            "lower adapt_steps, or pretrain again with a smaller inner_lr ('finetune', "
+            "'maml', 'reptile').",
             AdaptationFallbackWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -133,8 +134,8 @@ def _raise_if_not_finite(params: Params, labels: Sequence[str]) -> None:
         label = labels[int(torch.nonzero(~finite)[0])]
         raise TrainingDiverged(
             f"Adapting to the series{label} gave non-finite weights, so forecasts "
-            "would be NaN. Lower inner_lr (for 'finetune', 'maml', 'reptile') or "
-            "adapt_steps, or check the series for extreme values."
+            "would be NaN. Lower adapt_steps, or pretrain again with a smaller inner_lr "
+            "('finetune', 'maml', 'reptile'), or check the series for extreme values."
         )
 
 

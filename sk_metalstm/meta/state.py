@@ -75,6 +75,6 @@ class MetaState:
                 f"pretrained state does not match this forecaster: {detail}. These "
                 "settings are fixed by pretraining: leave them out "
                 "(MetaLSTMForecaster.from_pretrained(state, ...) copies the state's), "
-                "or pretrain again with the new values (adapt_steps sets the update steps "
-                "at fit)."
+                "or pretrain again with the new values on a forecaster without this state "
+                "(pretrained=None; adapt_steps sets the update steps at fit)."
             )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 
 from sk_metalstm.distribution import n_outputs
 from sk_metalstm.meta import META_LEARNERS
@@ -56,11 +57,14 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
 
     Raises
     ------
+    TypeError
+        If ``state`` is neither a ``MetaState`` nor a ``MetaLSTMForecaster``.
+    sklearn.exceptions.NotFittedError
+        If the forecaster has no pretrained state (a ``ValueError``).
     ValueError
-        If the forecaster has no pretrained state, the learner is not one of
-        the package's meta-learners, or a setting in ``state.config`` cannot
-        be written as JSON (e.g. an ``exog_columns`` entry that is not a
-        string or number).
+        If the learner is not one of the package's meta-learners, or a setting
+        in ``state.config`` cannot be written as JSON (e.g. an
+        ``exog_columns`` entry that is not a string or number).
 
     Warns
     -----
@@ -93,12 +97,23 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
     True
     """
     if not isinstance(state, MetaState):
-        owner = type(state).__name__
-        state = getattr(state, "pretrained_state_", None)
+        # Imported here: the estimators' modules are heavier than the file format.
+        from sk_metalstm.forecaster import MetaLSTMForecaster
+        from sk_metalstm.regressor import LSTMBaseRegressor
+
+        owner = state
+        if not isinstance(owner, MetaLSTMForecaster):
+            regressor = isinstance(owner, LSTMBaseRegressor)
+            hint = "; for a regressor use save_regressor" if regressor else ""
+            raise TypeError(
+                "save_pretrained needs a MetaState or a pretrained MetaLSTMForecaster, "
+                f"got {type(owner).__name__}{hint}."
+            )
+        state = getattr(owner, "pretrained_state_", None)
         if not isinstance(state, MetaState):
-            raise ValueError(
-                f"save_pretrained needs a MetaState or a pretrained forecaster; this "
-                f"{owner} has no pretrained_state_ (call pretrain or fit first)."
+            raise NotFittedError(
+                "save_pretrained needs a pretrained MetaLSTMForecaster; this one has no "
+                "pretrained_state_ (call pretrain or fit first)."
             )
     learner = state.learner
     name = _learner_name(learner)

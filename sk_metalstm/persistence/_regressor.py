@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 
 from sk_metalstm._torch_runtime import resolve_device
 from sk_metalstm._validation import check_choice
@@ -51,10 +52,14 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
 
     Raises
     ------
+    TypeError
+        If ``regressor`` is not an ``LSTMBaseRegressor``.
+    sklearn.exceptions.NotFittedError
+        If the regressor is not fitted (a ``ValueError``).
     ValueError
-        If the regressor is not fitted, or a hyperparameter cannot be stored
-        as JSON: ``callbacks`` other than ``None`` or ``[]`` (callback objects
-        are code), a ``RandomState`` as ``random_state``, an optimizer class
+        If a hyperparameter cannot be stored as JSON: ``callbacks`` other
+        than ``None`` or ``[]`` (callback objects are code), a
+        ``RandomState`` as ``random_state``, an optimizer class
         from outside ``torch.optim``. The message names the parameter; set it
         with ``set_params`` (this does not change the fitted network) or use
         ``save``, for trusted files only.
@@ -77,12 +82,12 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
     ...     save_regressor(regressor, Path(folder) / "regressor.pt")
     """
     if not isinstance(regressor, LSTMBaseRegressor):
-        raise ValueError(
+        raise TypeError(
             f"save_regressor needs an LSTMBaseRegressor, got {type(regressor).__name__}; "
             "for a pretrained forecaster use save_pretrained."
         )
     if not hasattr(regressor, "net_"):
-        raise ValueError("save_regressor needs a fitted LSTMBaseRegressor; call fit first.")
+        raise NotFittedError("save_regressor needs a fitted LSTMBaseRegressor; call fit first.")
     _check_fitted_architecture(regressor)
     params = {}
     for key, value in regressor.get_params(deep=False).items():

@@ -10,7 +10,7 @@ import torch
 import sk_metalstm
 from sk_metalstm._torch_runtime import resolve_device
 from sk_metalstm.persistence._formats import PICKLE_FORMAT, SAFE_FORMATS, check_version
-from sk_metalstm.persistence._safe_file import check_archive, check_destination
+from sk_metalstm.persistence._safe_file import check_archive, check_destination, file_path
 
 
 def save(estimator: Any, path: str | os.PathLike[str]) -> None:
@@ -87,6 +87,11 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     UserWarning
         If the file was written by another version of sk_metalstm.
     """
+    if hasattr(path, "read"):  # an open file goes to torch.load as it is
+        where = repr(getattr(path, "name", "the open file"))
+    else:  # a bytes path failed as "another sk_metalstm version"
+        path = file_path(path)
+        where = repr(path)
     check_archive(path)
     # torch's own error for a bad or missing device read as a corrupt file here.
     map_location = resolve_device(map_location)
@@ -98,17 +103,16 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     except (ModuleNotFoundError, AttributeError) as error:
         # The pickle names a class or module that this version does not have.
         raise ValueError(
-            f"{os.fspath(path)!r} holds objects of another sk_metalstm version that "
+            f"{where} holds objects of another sk_metalstm version that "
             f"this one cannot rebuild ({type(error).__name__}: {error}). Load it with "
             "the version that wrote it and share the model with save_pretrained or "
             "save_regressor, or fit it again."
         ) from error
     except Exception as error:  # truncated, empty or foreign files: many error types
         raise ValueError(
-            f"{os.fspath(path)!r} was not written by sk_metalstm.persistence.save, or is "
+            f"{where} was not written by sk_metalstm.persistence.save, or is "
             f"truncated or corrupt: torch.load cannot read it ({type(error).__name__})."
         ) from error
-    where = repr(os.fspath(path))
     found = payload.get("format") if isinstance(payload, dict) else None
     if found in SAFE_FORMATS:
         what, reader = SAFE_FORMATS[found]
