@@ -18,11 +18,13 @@ series, origins and scores as ``few_shot.py``:
 
 next to the Bayes-optimal forecast (the posterior over both coefficients,
 ``bayes``), read with the pooled LSTM, the default and the oracle from the
-stored ``few_shot.py`` results. The test series are regenerated from each
-run's seed, and their oracle is checked against the stored one.
+stored ``few_shot.py`` results. The head and the Bayes forecast are also
+restarted at each origin on the sliding history alone (``*_window``). The
+test series are regenerated from each run's seed, and their oracle is
+checked against the stored one.
 
 Run ``python benchmarks/regime_ceiling.py`` (ten seeds from the stored files,
-seconds) or ``--quick`` (seed 0).
+about 2 minutes on 2 CPUs) or ``--quick`` (seed 0).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from _regime_family import (
     REGIME_PHI_RANGES,
     REGIME_SIGMAS,
     REGIME_STAY,
+    bayes_regime,
     hamilton_filter,
     regime_returns,
 )
@@ -83,8 +86,10 @@ def informed_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[s
     precision = 1.0 / (p @ sigmas**2)  # each return's predicted precision
     head = np.empty((n, n_eval))
     for j, t in enumerate(range(history, history + n_eval)):
-        # The forecast of returns[:, t] sees returns t - history + 1 .. t - 1,
-        # as every method of few_shot.py; the first has no lag within them.
+        # The regression sees the sliding history, returns t - history + 1 .. t - 1
+        # (the first has no lag within it); the probabilities are filtered from
+        # the series' start, as the oracle's and the Bayes bound's are: the
+        # returns a learner has been given (fit on the history, then updates).
         window = slice(t - history + 2, t)
         x, y, w = features[:, window], returns[:, window], precision[:, window]
         gram = np.einsum("ntk,nt,ntl->nkl", x, w, x) + np.diag(1 / prior_var)
@@ -93,6 +98,23 @@ def informed_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[s
         head[:, j] = np.sum(coef * features[:, t], axis=1)
     origins = slice(history, history + n_eval)
     return {"hamilton_prior": filtered.forecasts[:, origins], "hamilton_prior_head": head}
+
+
+def window_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[str, np.ndarray]:
+    """The head and the Bayes forecast restarted at each origin on its sliding history alone.
+
+    The rows above filter from the series' first return, as the learners have
+    seen it (fit on the history, then one update per origin); these see only
+    the ``history - 1`` returns before the origin, as the refitted AR does.
+    """
+    n = len(returns)
+    head, bayes = np.empty((n, n_eval)), np.empty((n, n_eval))
+    for j, t in enumerate(range(history, history + n_eval)):
+        # Position 0 is the return without a lag (zero), as at a series' start.
+        window = np.concatenate([np.zeros((n, 1)), returns[:, t - history + 1 : t + 1]], axis=1)
+        head[:, j] = informed_forecasts(window, history, 1)["hamilton_prior_head"][:, 0]
+        bayes[:, j] = bayes_regime(window)[:, history]
+    return {"hamilton_prior_head_window": head, "bayes_window": bayes}
 
 
 def run(seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -107,7 +129,7 @@ def run(seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]) -> dict[s
     oracle_scores = relative_mse(oracle[n_train:, history : history + n_eval], actual)
     if not np.allclose(oracle_scores, stored["oracle"]):
         raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
-    informed = informed_forecasts(test, history, n_eval)
+    informed = informed_forecasts(test, history, n_eval) | window_forecasts(test, history, n_eval)
     return {**stored, **{name: relative_mse(pred, actual) for name, pred in informed.items()}}
 
 
