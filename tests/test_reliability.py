@@ -632,8 +632,10 @@ def test_bad_callbacks_entries_are_named(callbacks, match):
         ([1], "is not a skorch Callback"),
         ([("a",)], "is not a \\(name, callback\\) tuple"),
         ([("keep_best", EarlyStopping(monitor="train_loss"))], "package.s own callbacks"),
+        ([("early_stopping", EarlyStopping())], "'early_stopping' is used by the package"),
+        ([("gradient_clip", EarlyStopping())], "'gradient_clip' is used by the package"),
     ],
-    ids=["not_a_callback", "one_tuple", "reserved_name"],
+    ids=["not_a_callback", "one_tuple", "reserved_name", "early_stopping", "gradient_clip"],
 )
 def test_forecaster_refuses_bad_callback_entries_before_training(callbacks, match, monkeypatch):
     # They were checked when the meta phase's net was built, after the whole

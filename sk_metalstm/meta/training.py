@@ -186,9 +186,6 @@ def meta_train(
         If no series is long enough for a single task.
     """
     check_task_scoring(callbacks)
-    # Before any training: the meta phase's net, which checked its entries,
-    # is built only after the whole pooled phase. The names every phase uses:
-    check_callback_entries(callbacks, reserved=["stop_on_nonfinite", "keep_best"])
     stride = config["task_stride"] or layout.query_size
     tasks = TaskDataset(series, layout, stride)
     if len(tasks) == 0:
@@ -232,8 +229,18 @@ def meta_train(
             else f"validation_fraction={fraction} of {len(tasks)} meta-training tasks "
             "leaves no validation task",
         )
-    start = time.monotonic()
     budget = config.get("max_time")
+    # Before any training: the meta phase's net, which checks the user's
+    # entries, is built only after the whole pooled phase. The names its own
+    # callbacks take (build_meta_net):
+    reserved = ["stop_on_nonfinite", "keep_best", "progress_bar"]
+    reserved += ["gradient_clip"] if config["gradient_clip"] is not None else []
+    reserved += ["progress"] if config["verbose"] >= 1 else []
+    if scored_valid is not None and config.get("n_iter_no_change") is not None:
+        reserved.append("early_stopping")
+    reserved += ["time_budget"] if budget is not None else []
+    check_callback_entries(callbacks, reserved=reserved)
+    start = time.monotonic()
     base_epochs, meta_epochs = config["base_max_epochs"], config["max_epochs"]
 
     def fit(learner: MetaLearner, epochs: int, user_callbacks: Any, phase: str) -> MetaLearner:
