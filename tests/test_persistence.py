@@ -134,6 +134,9 @@ def test_load_names_a_bad_map_location_not_the_file(where, error, match, tmp_pat
     with pytest.raises(error, match=match):
         load(tmp_path / "m.pt", map_location=where)
     assert isinstance(load(tmp_path / "m.pt", map_location="auto"), LSTMBaseRegressor)
+    # torch.load's other forms still pass through.
+    assert isinstance(load(tmp_path / "m.pt", map_location={"cpu": "cpu"}), LSTMBaseRegressor)
+    assert isinstance(load(tmp_path / "m.pt", map_location=lambda s, _: s), LSTMBaseRegressor)
 
 
 def test_savers_name_the_wrong_kind_of_object_and_the_unfitted_one(

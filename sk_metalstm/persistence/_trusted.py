@@ -52,7 +52,7 @@ def save(estimator: Any, path: str | os.PathLike[str]) -> None:
     torch.save(payload, path)
 
 
-def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
+def load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
     """Read an estimator written by ``save``. **Unsafe for untrusted files.**
 
     Warnings
@@ -65,9 +65,10 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
     ----------
     path : str or path-like
         File written by ``save``.
-    map_location : str or torch.device, default="cpu"
-        Where tensors go (``"auto"``: a GPU when one is visible); the default
-        makes GPU-trained models usable anywhere.
+    map_location : str, torch.device, dict or callable, default="cpu"
+        Where tensors go (``"auto"``: a GPU when one is visible; a dict or a
+        function as ``torch.load`` takes them); the default makes GPU-trained
+        models usable anywhere.
 
     Returns
     -------
@@ -93,8 +94,10 @@ def load(path: str | os.PathLike[str], map_location: str = "cpu") -> Any:
         path = file_path(path)
         where = repr(path)
     check_archive(path)
-    # torch's own error for a bad or missing device read as a corrupt file here.
-    map_location = resolve_device(map_location)
+    if not (isinstance(map_location, dict) or callable(map_location)):
+        # torch's own error for a bad or missing device read as a corrupt file
+        # here; a dict or a function goes to torch.load as it is.
+        map_location = resolve_device(map_location)
     # weights_only=False: an estimator is more than tensors. See the warning above.
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
