@@ -374,6 +374,20 @@ def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
         MetaLSTMForecaster(**tiny).fit(y, fh=pd.to_timedelta([1, 2], unit="D"))
 
 
+def test_an_interrupted_fit_forgets_its_fh(pretrained_forecaster, airline, monkeypatch):
+    # sktime keeps the fh of a fit on a pretrained forecaster: an fh from an
+    # interrupted fit would be reused by the next fit(y).
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretrained_forecaster, "_adapt_to", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_forecaster.fit(airline, fh=[1, 2])
+    monkeypatch.undo()
+    assert pretrained_forecaster._fh is None
+    assert len(pretrained_forecaster.fit(airline).predict(fh=[1])) == 1
+
+
 def _learner_weights(state) -> list[torch.Tensor]:
     return [w.detach().clone() for w in state.learner.state_dict().values()]
 
