@@ -125,13 +125,13 @@ def check_real(
         )
 
 
-
 def _finite(value: numbers.Real) -> bool:
     # float() takes what numpy's isfinite cannot (a Fraction, an int beyond float).
     try:
         return math.isfinite(float(value))
     except OverflowError:
         return False
+
 
 def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     """Raise unless ``value`` is one of ``choices``."""

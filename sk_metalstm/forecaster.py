@@ -721,6 +721,7 @@ class MetaLSTMForecaster(BaseForecaster):
             {**tiny, "meta_learner": "lstm", "transform": "difference"},
         ]
 
+
 def _require_data(y: Any) -> None:
     # sktime's pretrain lets y=None through (a no-op for its own forecasters).
     if y is None:
