@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -543,3 +544,44 @@ def test_a_regime_chain_that_never_switches_starts_in_every_regime():
     first = params["regime"].groupby(level=0).first()
     assert set(first) == {0, 1}
     assert abs(first.mean() - 0.5) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("matrix", "expected"),
+    [
+        # Two closed classes: uniform start, then each class's own stationary law.
+        ([[1, 0, 0], [0, 0.9, 0.1], [0, 0.2, 0.8]], [1 / 3, 4 / 9, 2 / 9]),
+        # Transient regimes start with probability 0 (the eigenvector had -1e-17).
+        ([[0.2, 0.4, 0.2, 0.2], [0.2, 0, 0.1, 0.7], [0, 0, 0.1, 0.9], [0, 0, 0.2, 0.8]],
+         [0, 0, 2 / 11, 9 / 11]),
+        # float32 rows summing to 0.99999998 gave NaN probabilities.
+        (np.array([[0.9, 0.1], [0.1, 0.9]], dtype=np.float32), [0.5, 0.5]),
+    ],
+    ids=["two_closed_classes", "transient", "float32"],
+)
+def test_regime_chains_start_from_their_stationary_distribution(matrix, expected):
+    # Squaring the lazy chain 64 times without renormalising put all the mass
+    # in one closed class at random, or failed with "Probabilities contain NaN".
+    _, params = make_regime_switching_panel(
+        20_000, 2, n_regimes=len(expected), transition_matrix=matrix, random_state=0,
+        return_params=True,
+    )
+    first = params["regime"].groupby(level=0).first()
+    shares = np.bincount(first, minlength=len(expected)) / len(first)
+    np.testing.assert_allclose(shares, expected, atol=0.015)
+
+
+@pytest.mark.parametrize("persistence", [1 - 1e-12, np.float32(0.09), Decimal("0.98")])
+def test_regime_persistence_close_to_one_or_in_other_number_types(persistence):
+    _, params = make_regime_switching_panel(
+        2_000, 3, persistence=persistence, random_state=0, return_params=True
+    )
+    shares = np.bincount(params["regime"].groupby(level=0).first()) / 2_000
+    np.testing.assert_allclose(shares, [0.5, 0.5], atol=0.05)
+
+
+def test_regime_persistence_is_checked_with_a_transition_matrix_too():
+    with pytest.raises(ValueError, match="persistence must be in \\[0, 1\\]"):
+        make_regime_switching_panel(transition_matrix=np.eye(2) * 0 + 0.5, persistence=7.0)
+    with pytest.raises(ValueError, match="got row sums \\[0.9, 1.0\\]"):
+        make_regime_switching_panel(transition_matrix=[[0.8, 0.1], [0.5, 0.5]])

@@ -238,10 +238,14 @@ def _stationary_distribution(transition: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eig(transition.T)
     if np.sum(np.abs(vals - 1.0) < 1e-9) == 1:
         v = np.real(vecs[:, np.argmin(np.abs(vals - 1.0))])
+        v = np.clip(v / v.sum(), 0.0, None)  # transient regimes come out as -1e-17
         return v / v.sum()
     lazy = (transition + np.eye(len(transition))) / 2
     for _ in range(64):  # lazy ** (2 ** 64): converged however slowly the chain mixes
         lazy = lazy @ lazy
+        # Renormalised: each squaring doubled the rows' rounding error, and after
+        # 64 the classes' masses were off by factors of e^2000 (or NaN).
+        lazy /= lazy.sum(axis=1, keepdims=True)
     v = np.full(len(transition), 1.0 / len(transition)) @ lazy
     return v / v.sum()
 
@@ -278,10 +282,11 @@ def make_regime_switching_panel(
         Number of regimes, >= 1.
     phis : sequence of float or None, default=None
         AR(1) coefficient per regime, each in (-1, 1). None spreads them
-        evenly from 0.4 (first, calm regime) to -0.4 (last, turbulent regime).
+        evenly from 0.4 (first, calm regime) to -0.4 (last, turbulent regime);
+        with one regime, 0.0.
     sigmas : sequence of float or None, default=None
         Innovation standard deviation per regime, > 0. None spaces them
-        geometrically from 0.007 to 0.03.
+        geometrically from 0.007 to 0.03; with one regime, 0.007.
     transition_matrix : array of shape (n_regimes, n_regimes) or None, default=None
         Row-stochastic matrix, ``[i, j]`` = P(next regime j | regime i). None
         stays with probability ``persistence`` and moves to each other regime
@@ -338,26 +343,35 @@ def make_regime_switching_panel(
         raise ValueError(f"phis must hold {n_regimes} values in (-1, 1), got {phis!r}.")
     if sigmas_arr.shape != (n_regimes,) or not np.all((sigmas_arr > 0) & np.isfinite(sigmas_arr)):
         raise ValueError(f"sigmas must hold {n_regimes} finite positive values, got {sigmas!r}.")
+    # A float64 from here on: float32 or Decimal values built a matrix the
+    # stationary distribution could not be computed from.
+    stay = _finite(persistence, "persistence")
+    if not 0.0 <= stay <= 1.0:
+        raise ValueError(f"persistence must be in [0, 1], got {persistence!r}.")
     if transition_matrix is None:
-        if not 0.0 <= _finite(persistence, "persistence") <= 1.0:
-            raise ValueError(f"persistence must be in [0, 1], got {persistence!r}.")
         if n_regimes == 1:
             trans = np.ones((1, 1))
         else:
-            off = (1.0 - persistence) / (n_regimes - 1)
+            off = (1.0 - stay) / (n_regimes - 1)
             trans = np.full((n_regimes, n_regimes), off)
-            np.fill_diagonal(trans, persistence)
+            np.fill_diagonal(trans, stay)
     else:
         trans = _numbers(transition_matrix, "transition_matrix")
-        if (
-            trans.shape != (n_regimes, n_regimes)
-            or np.any(trans < 0)
-            or not np.allclose(trans.sum(axis=1), 1.0)
-        ):
+        if trans.shape != (n_regimes, n_regimes):
+            found = f"shape {trans.shape}"
+        elif np.any(trans < 0):
+            found = f"a negative entry ({trans.min():g})"
+        elif not np.allclose(trans.sum(axis=1), 1.0):
+            found = f"row sums {np.round(trans.sum(axis=1), 6).tolist()}"
+        else:
+            found = None
+        if found is not None:
             raise ValueError(
                 f"transition_matrix must be a ({n_regimes}, {n_regimes}) "
-                "non-negative matrix whose rows sum to 1."
+                f"non-negative matrix whose rows sum to 1; got {found}."
             )
+        # Rows within np.allclose of 1 (float32 input, rounding) sum to 1 exactly.
+        trans = trans.astype(np.float64) / trans.sum(axis=1, keepdims=True)
     rng = _generator(random_state)
 
     n_chains = 1 if common_regimes else n_series
