@@ -103,6 +103,18 @@ def resolve_device(device: str | torch.device) -> str:
 _RUNTIME_LOCK = threading.RLock()
 
 
+def _new_lock_in_forked_child() -> None:
+    # A child forked while another thread held the lock (a pretrain in the
+    # background, joblib's "multiprocessing" backend) inherits it held by a
+    # thread that does not exist there, and its first block waited forever.
+    global _RUNTIME_LOCK
+    _RUNTIME_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows does not fork
+    os.register_at_fork(after_in_child=_new_lock_in_forked_child)
+
+
 @contextlib.contextmanager
 def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu") -> Iterator[None]:
     """Run a block with a seeded RNG and a given intra-op thread count, then restore both.

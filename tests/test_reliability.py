@@ -873,6 +873,50 @@ def test_seeded_fits_in_threads_equal_sequential_ones_and_leave_torch_alone():
     assert torch.get_num_threads() == threads_before
 
 
+_FORK_SCRIPT = """
+import os, threading, time
+from sk_metalstm._torch_runtime import torch_runtime
+
+held, release = threading.Event(), threading.Event()
+
+def background():  # a long fit in another thread, holding the runtime's lock
+    with torch_runtime(0, 1):
+        held.set()
+        release.wait()
+
+threading.Thread(target=background, daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:  # the forked child computes, as a joblib "multiprocessing" worker
+    with torch_runtime(0, 1):
+        pass
+    os._exit(0)
+for _ in range(200):
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child finished", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("child hung")
+release.set()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_while_another_thread_computes_can_compute(tmp_path):
+    # The child inherited the runtime's lock held by a thread it does not have,
+    # and its first fit or predict waited forever.
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert "child finished 0" in out, out
+
+
 def test_identical_results_across_processes(tiny, tmp_path):
     script = tmp_path / "determinism.py"
     script.write_text(_DETERMINISM_SCRIPT)
