@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,10 +135,9 @@ def _finite(value: numbers.Real) -> bool:
 
 def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     """Raise unless ``value`` is one of ``choices``."""
-    try:
-        known = value in choices
-    except TypeError:  # unhashable
-        known = False
+    # An unhashable value (a list; an array, which would compare element-wise)
+    # is no option's name.
+    known = isinstance(value, Hashable) and value in choices
     if not known:
         raise InvalidParameterError(f"Unknown {name} {value!r}; choose one of {sorted(choices)}.")
 

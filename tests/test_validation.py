@@ -35,6 +35,9 @@ def test_check_ndim_names_the_layout():
         (lambda: check_real("p", 10**400, high=1.0), r"p must be a number in \(-inf, 1.0\]"),
         (lambda: check_choice("kind", "sqrt", ("log", "none")), "Unknown kind 'sqrt'; choose"),
         (lambda: check_choice("kind", ["log"], ("log",)), "Unknown kind"),  # unhashable
+        # An array compared element-wise: numpy's "truth value ... is ambiguous".
+        (lambda: check_choice("kind", np.array(["log", "none"]), ("log", "none")), "Unknown kind"),
+        (lambda: check_choice("kind", np.array(["log"]), ("log", "none")), "Unknown kind"),
         (lambda: check_bool("flag", "yes"), "flag must be True or False; got 'yes'"),
     ],
 )
