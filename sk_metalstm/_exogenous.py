@@ -129,7 +129,9 @@ def exogenous_pieces(X: pd.DataFrame | None, keys: list[Any]) -> dict[Any, pd.Da
         if key not in frames and isinstance(key, tuple):
             owner = key[:-1] if len(key) > 2 else key[0]
         if owner not in frames:
-            raise ValueError(f"X has no rows for instance {owner!r} of y.")
+            # A tuple is a hierarchical instance or (instance, column): name both.
+            also = f", nor for {owner!r}" if owner != key else ""
+            raise ValueError(f"X has no rows for instance {key!r} of y{also}.")
         pieces[key] = frames[owner]
     return pieces
 

@@ -370,7 +370,10 @@ class MetaLSTMForecaster(BaseForecaster):
         """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
         _require_data(y)
         self._check_params()
-        self._resolve_horizon(fh, list(_instance_cutoffs(y, fh).values()))
+        cutoffs = list(_instance_cutoffs(y, fh).values())
+        self._resolve_horizon(fh, cutoffs)
+        if self.pretrained is not None:
+            self._refuse_fh_beyond_state(fh, cutoffs)
         self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained)
         return self
 
@@ -383,14 +386,7 @@ class MetaLSTMForecaster(BaseForecaster):
             self._check_params()
             cutoffs = list(_instance_cutoffs(y, fh).values())
             self._resolve_horizon(fh, cutoffs)
-            reach = resolve_horizon(None, None, fh, cutoffs)
-            if reach > self._horizon:
-                # The state's horizon is fixed; an fh beyond it was silently ignored.
-                raise ValueError(
-                    f"pretrain continues this forecaster's state, whose horizon is "
-                    f"{self._horizon}, but fh reaches {reach} steps ahead; pretrain a new "
-                    f"forecaster with horizon >= {reach}."
-                )
+            self._refuse_fh_beyond_state(fh, cutoffs)
             self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         except BaseException:
             # A fitted forecaster must still forecast as before: sktime recorded
@@ -406,6 +402,20 @@ class MetaLSTMForecaster(BaseForecaster):
         if "pretrained_state_" not in attrs:
             self._pretrained_attrs = [*attrs, "pretrained_state_"]
         return self
+
+    def _refuse_fh_beyond_state(self, fh: ForecastingHorizon | None, cutoffs: list[Any]) -> None:
+        """A continued state keeps its horizon: an fh beyond it was silently ignored."""
+        # Relative steps only: an absolute fh counts from the series fit will
+        # get (fit checks it there), not from the pretraining panel's end.
+        if fh is None or not fh.is_relative or not (in_whole_steps(fh) or cutoffs):
+            return
+        reach = resolve_horizon(None, None, fh, cutoffs)
+        if reach > self._horizon:
+            raise ValueError(
+                f"pretrain continues a state whose horizon is {self._horizon}, but fh "
+                f"reaches {reach} steps ahead; pretrain a new forecaster (without the "
+                f"state) with horizon >= {reach}."
+            )
 
     @classmethod
     def from_pretrained(cls, state: MetaState, **params: Any) -> MetaLSTMForecaster:
@@ -459,7 +469,7 @@ class MetaLSTMForecaster(BaseForecaster):
         self._check_params()
         # Each series' own end: in a panel an absolute fh is further from the
         # series that ends first than from sktime's cutoff (the latest end).
-        cutoffs = _instance_cutoffs(y, fh)
+        cutoffs = _instance_cutoffs(y, fh, dated_only=True)
         self._resolve_horizon(fh, list(cutoffs.values()))
         self._horizon_pretrained = self.pretrained is not None or hasattr(
             self, "pretrained_state_"
@@ -731,13 +741,16 @@ def _require_data(y: Any) -> None:
         )
 
 
-def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Index]:
+def _instance_cutoffs(
+    y: Any, fh: ForecastingHorizon | None, dated_only: bool = False
+) -> dict[Any, pd.Index]:
     """Each series' last time point with its frequency, as an absolute ``fh`` counts from it.
 
     Integer relative steps are the same from every cutoff: then only the
     first series' is needed. Series whose dates have no frequency are left
-    out: checking the series refuses them with a clearer message than
-    counting steps could.
+    out (``pretrain`` takes them); with ``dated_only`` (``fit``, which needs
+    regular dates), a dated or time-span ``fh`` that no series can count is
+    refused as the irregular dates it meets.
     """
     if fh is None:
         return {}
@@ -754,8 +767,8 @@ def _instance_cutoffs(y: Any, fh: ForecastingHorizon | None) -> dict[Any, pd.Ind
                 continue
             last = pd.DatetimeIndex(last, freq=freq)
         cutoffs[key] = last
-    if not cutoffs and undated is not None and not in_whole_steps(fh):
-        # Nothing to count dates or time spans on: the dates are the problem,
-        # not the fh ("pass integer steps" would only meet the same refusal).
+    if dated_only and not cutoffs and undated is not None and not in_whole_steps(fh):
+        # fit needs regular dates anyway: name them, not the fh ("pass integer
+        # steps" would only meet the same refusal). pretrain takes such series.
         check_regular(undated[1], undated[0])
     return cutoffs

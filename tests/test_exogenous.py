@@ -209,9 +209,9 @@ def test_x_missing_an_instance_is_refused_not_borrowed_from_a_similar_label(labe
     missing = labels[1]
     with pytest.raises(ValueError, match=f"X has no rows for instance {missing!r} of y"):
         MetaLSTMForecaster(horizon=2, **TINY).fit(panel, X=X.drop(missing, level=0))
-    # A two-column pretrain panel names the instance, not (instance, column).
+    # A two-column pretrain panel names the instance too, not only (instance, column).
     two = panel.assign(other=panel["price"] * 2)
-    with pytest.raises(ValueError, match=f"X has no rows for instance {missing!r} of y\\."):
+    with pytest.raises(ValueError, match=f"of y, nor for {missing!r}\\."):
         MetaLSTMForecaster(horizon=2, **TINY).pretrain(two, X=X.drop(missing, level=0))
 
 

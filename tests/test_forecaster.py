@@ -362,7 +362,13 @@ def test_pretrain_continuing_a_state_refuses_an_fh_beyond_its_horizon(
     # The state's horizon (2) is fixed: fh=[1, 2, 3] was silently ignored.
     with pytest.raises(ValueError, match="whose horizon is 2, but fh reaches 3 steps ahead"):
         pretrained_forecaster.pretrain(ar_panel, fh=[1, 2, 3])
+    state = pretrained_forecaster.pretrained_state_
+    with pytest.raises(ValueError, match="whose horizon is 2, but fh reaches 3 steps ahead"):
+        MetaLSTMForecaster.from_pretrained(state).pretrain(ar_panel, fh=[1, 2, 3])
     pretrained_forecaster.pretrain(ar_panel, fh=[1, 2])
+    # An absolute fh counts from the series fit will get, not from this panel's end.
+    later = pd.bdate_range(ar_panel.index.get_level_values(1).max(), periods=30)[-2:]
+    pretrained_forecaster.pretrain(ar_panel, fh=ForecastingHorizon(later, is_relative=False))
 
 
 def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
@@ -372,6 +378,9 @@ def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
     y = pd.Series(np.linspace(50.0, 60.0, 78) + np.sin(np.arange(78)), index=dates)
     with pytest.raises(ValueError, match="irregular DatetimeIndex.*own frequency"):
         MetaLSTMForecaster(**tiny).fit(y, fh=pd.to_timedelta([1, 2], unit="D"))
+    # pretrain takes such series (its horizon given).
+    panel = pd.concat({"a": y, "b": y * 1.1}, names=["series", "time"]).to_frame("y")
+    MetaLSTMForecaster(horizon=2, **tiny).pretrain(panel, fh=pd.to_timedelta([1, 2], unit="D"))
 
 
 def test_an_interrupted_fit_forgets_its_fh(pretrained_forecaster, airline, monkeypatch):

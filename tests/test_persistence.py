@@ -169,6 +169,12 @@ def test_load_names_a_bytes_path_and_reads_an_open_file(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pt")
     with open(tmp_path / "other.pt", "rb") as file, pytest.raises(ValueError, match="other.pt"):
         load(file)
+    # Another version's file, opened: the warning failed on os.fspath(file).
+    payload = torch.load(tmp_path / "m.pt", weights_only=False)
+    torch.save({**payload, "version": "0.0.1"}, tmp_path / "old.pt")
+    with open(tmp_path / "old.pt", "rb") as file:
+        with pytest.warns(UserWarning, match="old.pt' was written by sk_metalstm 0.0.1"):
+            load(file)
 
 
 def _panel(y):

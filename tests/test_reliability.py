@@ -657,6 +657,26 @@ def test_forecaster_refuses_bad_callback_entries_before_training(callbacks, matc
     assert phases == []
 
 
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("progress", {"verbose": 0}),
+        ("time_budget", {"max_time": None}),
+        ("gradient_clip", {"gradient_clip": None}),
+        ("early_stopping", {"validation_fraction": 0.0}),
+    ],
+)
+def test_forecaster_accepts_names_its_own_callbacks_do_not_take(name, settings):
+    # The early check reserves only what this configuration's meta phase adds.
+    y = pd.Series(np.cumsum(np.random.default_rng(0).normal(size=80)) + 50.0)
+    forecaster = MetaLSTMForecaster(
+        window_length=5, hidden_size=4, support_size=8, query_size=2, max_epochs=1,
+        base_max_epochs=1, **{"verbose": 0, **settings},
+        callbacks=[(name, EarlyStopping(monitor="train_loss"))],
+    )
+    assert np.isfinite(forecaster.fit(y).predict(fh=[1])).all()
+
+
 @pytest.mark.parametrize("callback", [EarlyStopping(), EarlyStopping], ids=["instance", "class"])
 def test_validation_monitor_without_validation_split_raises_up_front(callback):
     # skorch failed after a full epoch with KeyError: 'valid_loss'.

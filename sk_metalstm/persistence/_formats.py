@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import sk_metalstm
 
@@ -21,11 +22,19 @@ SAFE_FORMATS = {
 SAFE_KEYS = ("format", "version", "config", "tensors")
 
 
-def check_version(path: str | os.PathLike[str], version: str, stacklevel: int = 3) -> None:
+def shown(path: Any) -> str:
+    """How messages name a file: its quoted path, or an open file's name."""
+    if isinstance(path, str | os.PathLike):
+        return repr(os.fspath(path))
+    name = getattr(path, "name", None)  # an open file (a BytesIO has none)
+    return repr(name) if isinstance(name, str) else "the open file"
+
+
+def check_version(path: Any, version: str, stacklevel: int = 3) -> None:
     """Warn (pointing ``stacklevel`` frames up) if another version wrote ``path``."""
     if version != sk_metalstm.__version__:
         warnings.warn(
-            f"{os.fspath(path)!r} was written by sk_metalstm {version}; "
+            f"{shown(path)} was written by sk_metalstm {version}; "
             f"this is {sk_metalstm.__version__}. Check its predictions.",
             UserWarning,
             stacklevel=stacklevel,

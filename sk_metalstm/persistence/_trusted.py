@@ -9,7 +9,7 @@ import torch
 
 import sk_metalstm
 from sk_metalstm._torch_runtime import resolve_device
-from sk_metalstm.persistence._formats import PICKLE_FORMAT, SAFE_FORMATS, check_version
+from sk_metalstm.persistence._formats import PICKLE_FORMAT, SAFE_FORMATS, check_version, shown
 from sk_metalstm.persistence._safe_file import check_archive, check_destination, file_path
 
 
@@ -88,11 +88,9 @@ def load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
     UserWarning
         If the file was written by another version of sk_metalstm.
     """
-    if hasattr(path, "read"):  # an open file goes to torch.load as it is
-        where = repr(getattr(path, "name", "the open file"))
-    else:  # a bytes path failed as "another sk_metalstm version"
-        path = file_path(path)
-        where = repr(path)
+    if not hasattr(path, "read"):  # an open file goes to torch.load as it is
+        path = file_path(path)  # a bytes path failed as "another sk_metalstm version"
+    where = shown(path)
     check_archive(path)
     if not (isinstance(map_location, dict) or callable(map_location)):
         # torch's own error for a bad or missing device read as a corrupt file
