@@ -368,12 +368,7 @@ class MetaLSTMForecaster(BaseForecaster):
 
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
-        _require_data(y)
-        self._check_params()
-        cutoffs = list(_instance_cutoffs(y, fh).values())
-        self._resolve_horizon(fh, cutoffs)
-        if self.pretrained is not None:
-            self._refuse_fh_beyond_state(fh, cutoffs)
+        self._start_pretrain(y, fh, continues_state=self.pretrained is not None)
         self.pretrained_state_ = self._meta_train(y, X, warm_start=self.pretrained)
         return self
 
@@ -382,11 +377,7 @@ class MetaLSTMForecaster(BaseForecaster):
         # A clone carries pretrained_state_ but not the private horizon.
         horizon = getattr(self, "_horizon", None)
         try:
-            _require_data(y)
-            self._check_params()
-            cutoffs = list(_instance_cutoffs(y, fh).values())
-            self._resolve_horizon(fh, cutoffs)
-            self._refuse_fh_beyond_state(fh, cutoffs)
+            self._start_pretrain(y, fh, continues_state=True)
             self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         except BaseException:
             # A fitted forecaster must still forecast as before: sktime recorded
@@ -403,11 +394,22 @@ class MetaLSTMForecaster(BaseForecaster):
             self._pretrained_attrs = [*attrs, "pretrained_state_"]
         return self
 
-    def _refuse_fh_beyond_state(self, fh: ForecastingHorizon | None, cutoffs: list[Any]) -> None:
-        """A continued state keeps its horizon: an fh beyond it was silently ignored."""
-        # Relative steps only: an absolute fh counts from the series fit will
-        # get (fit checks it there), not from the pretraining panel's end.
-        if fh is None or not fh.is_relative or not (in_whole_steps(fh) or cutoffs):
+    def _start_pretrain(self, y: Any, fh: ForecastingHorizon | None, continues_state: bool) -> None:
+        """Check what ``pretrain`` got and set the horizon, before any training."""
+        if y is None:  # sktime's pretrain passes it on (a no-op for its own forecasters)
+            raise ValueError(
+                "pretrain needs the series to train on: a panel (pd-multiindex) of one or "
+                "more series, got y=None."
+            )
+        self._check_params()
+        cutoffs = list(_instance_cutoffs(y, fh).values())
+        self._resolve_horizon(fh, cutoffs)
+        # A continued state keeps its horizon: an fh beyond it was silently
+        # ignored. Relative steps only: an absolute fh counts from the series
+        # fit will get (fit checks it there), not from this panel's end.
+        if not continues_state or fh is None or not fh.is_relative:
+            return
+        if not (in_whole_steps(fh) or cutoffs):
             return
         reach = resolve_horizon(None, None, fh, cutoffs)
         if reach > self._horizon:
@@ -469,7 +471,7 @@ class MetaLSTMForecaster(BaseForecaster):
         self._check_params()
         # Each series' own end: in a panel an absolute fh is further from the
         # series that ends first than from sktime's cutoff (the latest end).
-        cutoffs = _instance_cutoffs(y, fh, dated_only=True)
+        cutoffs = _instance_cutoffs(y, fh, strict_dates=True)
         self._resolve_horizon(fh, list(cutoffs.values()))
         self._horizon_pretrained = self.pretrained is not None or hasattr(
             self, "pretrained_state_"
@@ -732,23 +734,14 @@ class MetaLSTMForecaster(BaseForecaster):
         ]
 
 
-def _require_data(y: Any) -> None:
-    # sktime's pretrain lets y=None through (a no-op for its own forecasters).
-    if y is None:
-        raise ValueError(
-            "pretrain needs the series to train on: a panel (pd-multiindex) of one or "
-            "more series, got y=None."
-        )
-
-
 def _instance_cutoffs(
-    y: Any, fh: ForecastingHorizon | None, dated_only: bool = False
+    y: Any, fh: ForecastingHorizon | None, strict_dates: bool = False
 ) -> dict[Any, pd.Index]:
     """Each series' last time point with its frequency, as an absolute ``fh`` counts from it.
 
     Integer relative steps are the same from every cutoff: then only the
     first series' is needed. Series whose dates have no frequency are left
-    out (``pretrain`` takes them); with ``dated_only`` (``fit``, which needs
+    out (``pretrain`` takes them); with ``strict_dates`` (``fit``, which needs
     regular dates), a dated or time-span ``fh`` that no series can count is
     refused as the irregular dates it meets.
     """
@@ -767,7 +760,7 @@ def _instance_cutoffs(
                 continue
             last = pd.DatetimeIndex(last, freq=freq)
         cutoffs[key] = last
-    if dated_only and not cutoffs and undated is not None and not in_whole_steps(fh):
+    if strict_dates and not cutoffs and undated is not None and not in_whole_steps(fh):
         # fit needs regular dates anyway: name them, not the fh ("pass integer
         # steps" would only meet the same refusal). pretrain takes such series.
         check_regular(undated[1], undated[0])
