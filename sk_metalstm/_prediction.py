@@ -411,7 +411,8 @@ PROBA_LEVELS = 200
 
 def proba_levels() -> list[float]:
     """The ``PROBA_LEVELS - 1`` levels k / n strictly inside (0, 1): 0.005 ... 0.995."""
-    return list(np.arange(1, PROBA_LEVELS) / PROBA_LEVELS)
+    # Plain floats: the distribution shows them in its repr and get_params.
+    return (np.arange(1, PROBA_LEVELS) / PROBA_LEVELS).tolist()
 
 
 def variance_levels() -> np.ndarray:

@@ -38,6 +38,13 @@ def test_quantiles_never_cross_and_bracket_the_median(airline_forecaster):
     assert np.all(np.isfinite(q))
 
 
+def test_the_distribution_shows_its_levels_as_plain_numbers(airline_forecaster):
+    # 199 np.float64(...) entries made its get_params 10,000 characters long.
+    dist = airline_forecaster.predict_proba(fh=[1, 2])
+    assert all(type(level) is float for level in dist.levels)
+    assert len(repr(dist.get_params()["levels"])) < 1500
+
+
 def test_no_levels_asked_gives_an_empty_frame_as_sktime_does(airline_forecaster):
     # np.apply_along_axis raised "Cannot apply_along_axis when any iteration
     # dimensions are 0"; sktime's own forecasters return (steps, 0) frames.
