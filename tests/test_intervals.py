@@ -40,6 +40,7 @@ def test_quantiles_never_cross_and_bracket_the_median(airline_forecaster):
 
 def test_the_distribution_shows_its_levels_as_plain_numbers(airline_forecaster):
     # 199 np.float64(...) entries made its get_params 10,000 characters long.
+    pytest.importorskip("skpro")
     dist = airline_forecaster.predict_proba(fh=[1, 2])
     assert all(type(level) is float for level in dist.levels)
     assert len(repr(dist.get_params()["levels"])) < 1500
