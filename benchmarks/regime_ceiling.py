@@ -30,12 +30,9 @@ about 2 minutes on 2 CPUs) or ``--quick`` (seed 0).
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from _regime_family import (
     REGIME_PHI_RANGES,
     REGIME_SIGMAS,
@@ -44,31 +41,8 @@ from _regime_family import (
     hamilton_filter,
     regime_returns,
 )
-from _reporting import parse_args, relative_mse, standard_error, write_report
-
-STORED = [
-    "benchmarks/results/few_shot_default_seeds.json",
-    "benchmarks/results/few_shot_regime_seeds.json",
-]
-#: Read from the stored runs; the rest are computed here.
-STORED_METHODS = ("none", "ridge", "bayes", "oracle")
-
-
-def stored_runs(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, np.ndarray]]]:
-    """The few-shot configuration and, per seed, the stored regime scores."""
-    cfg, runs = None, {}
-    for f in files:
-        result = json.loads(Path(f).read_text())
-        if cfg is not None and result["config"] != cfg:
-            raise ValueError(f"{f} was produced with another configuration than {files[0]}.")
-        cfg = result["config"]
-        for run in result["runs"]:
-            if run["family"] == "regime":
-                scores = {m: np.asarray(run["scores"][m]) for m in STORED_METHODS}
-                runs[run["seed"]] = scores
-    if cfg is None or not runs:
-        raise ValueError("No hidden-regime runs in the given files.")
-    return cfg, runs
+from _regime_scoring import STORED, stored_runs, summarise
+from _reporting import parse_args, relative_mse, write_report
 
 
 def informed_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[str, np.ndarray]:
@@ -131,28 +105,6 @@ def run(seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]) -> dict[s
         raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
     informed = informed_forecasts(test, history, n_eval) | window_forecasts(test, history, n_eval)
     return {**stored, **{name: relative_mse(pred, actual) for name, pred in informed.items()}}
-
-
-def summarise(runs: dict[int, dict[str, np.ndarray]]) -> pd.DataFrame:
-    """Relative MSE and share of the pooled-to-oracle gap closed, paired against the pooled LSTM."""
-    stack = {m: np.concatenate([r[m] for r in runs.values()]) for m in next(iter(runs.values()))}
-    pooled = stack["none"]
-    gap = pooled.mean() - stack["oracle"].mean()
-    rows = []
-    for method, values in stack.items():
-        diff = values - pooled
-        rows.append(
-            {
-                "method": method,
-                "rel_mse": values.mean(),
-                "gap_closed": -diff.mean() / gap,
-                "gap_closed_se": standard_error(diff) / gap,
-                "vs_bayes": (values - stack["bayes"]).mean(),
-                "vs_bayes_se": standard_error(values - stack["bayes"]),
-                "n_series": len(values),
-            }
-        )
-    return pd.DataFrame(rows).set_index("method")
 
 
 def main(argv: list[str] | None = None) -> None:

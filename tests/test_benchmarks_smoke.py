@@ -88,6 +88,18 @@ def test_regime_ceiling_quick_rescores_the_stored_regime_runs(tmp_path):
         np.testing.assert_allclose(scores, published["runs"]["0"][method], rtol=1e-9)
 
 
+def test_regime_sequence_lstm_quick_scores_next_to_the_stored_runs(tmp_path):
+    report = _run_quick("regime_sequence_lstm.py", tmp_path / "sl.json")
+    rows = {r["method"]: r for r in report["summary"]}
+    assert set(rows) == {"none", "ridge", "bayes", "oracle", "sequence_lstm"}
+    assert report["config"]["sequence_lstm"] == {"hidden": 8, "epochs": 2}
+    assert all(math.isfinite(r["rel_mse"]) and r["n_series"] == 40 for r in rows.values())
+    # The stored methods' scores pass through unchanged.
+    published = json.loads((ROOT / "benchmarks/results/regime_ceiling.json").read_text())
+    for method in ("none", "ridge", "bayes", "oracle"):
+        assert report["runs"]["0"][method] == published["runs"]["0"][method]
+
+
 def test_held_out_real_merged_file_resummarises_to_its_published_table(tmp_path):
     # The three-seed file (seeds averaged per series) re-summarised alone gives
     # the table stored with it; merging it with further seeds is refused.
