@@ -75,14 +75,19 @@ def resolve_horizon(
         return int(horizon)
     if fh is not None and len(cutoffs):
         return max(1, *(int(np.max(relative_steps(fh, cutoff))) for cutoff in cutoffs))
-    if fh is not None and fh.is_relative:
-        if not _whole_steps(fh.to_numpy()):
-            raise ValueError(
-                f"fh {fh.to_numpy().tolist()} is not in whole steps; before any data is "
-                "seen, pass integer steps (or set horizon)."
-            )
+    if fh is None:
+        return 1
+    if fh.is_relative and _whole_steps(fh.to_numpy()):
         return max(1, int(np.max(fh.to_numpy())))
-    return 1
+    # No cutoff to count from: only pretrain gets here, on series whose dates
+    # have no frequency (fit refuses those first). An absolute fh was read as
+    # one step ahead, silently.
+    kind = "time spans" if fh.is_relative else "dates"
+    raise ValueError(
+        f"fh {fh.to_numpy().tolist()} is given in {kind}, which count as steps only on "
+        "series with a regular frequency, and no series here has one; pass integer "
+        "steps as fh (or set horizon)."
+    )
 
 
 def _whole_steps(values: np.ndarray) -> bool:

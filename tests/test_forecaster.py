@@ -381,6 +381,13 @@ def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
     # pretrain takes such series (its horizon given).
     panel = pd.concat({"a": y, "b": y * 1.1}, names=["series", "time"]).to_frame("y")
     MetaLSTMForecaster(horizon=2, **tiny).pretrain(panel, fh=pd.to_timedelta([1, 2], unit="D"))
+    # Without a horizon, an fh in time spans or dates cannot say how far to train:
+    # the time spans were refused "before any data is seen", and a date 3 days
+    # after the panel's end silently trained horizon=1.
+    three_days_on = ForecastingHorizon(dates[-1:] + pd.Timedelta(days=3), is_relative=False)
+    for fh, kind in ((pd.to_timedelta([1, 2], unit="D"), "time spans"), (three_days_on, "dates")):
+        with pytest.raises(ValueError, match=f"given in {kind}.*no series here has one"):
+            MetaLSTMForecaster(**tiny).pretrain(panel, fh=fh)
 
 
 def test_an_interrupted_fit_forgets_its_fh(pretrained_forecaster, airline, monkeypatch):

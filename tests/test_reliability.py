@@ -1309,6 +1309,14 @@ def test_stale_latest_queries_do_not_calibrate_intervals_to_a_point():
     assert np.all(interval.iloc[:, 1] - interval.iloc[:, 0] > 0)
 
 
+def test_series_flat_in_every_support_set_is_refused_by_what_fit_did(tiny):
+    # fit (no pretrained state) trains on y itself: the message told it to
+    # "pretrain on series that move", of a series that moved at its end.
+    y = pd.Series([100.0] * 79 + [101.0], index=pd.date_range("2020-01-01", periods=80))
+    with pytest.raises(ValueError, match="support windows cover a stretch.*trains on y itself"):
+        MetaLSTMForecaster(horizon=2, **tiny).fit(y)
+
+
 def test_series_whose_only_query_is_flat_still_calibrates():
     # Skipping flat queries must not refuse a short series whose one task has a
     # moving support but a repeated last quote (the fuzz test found it).
