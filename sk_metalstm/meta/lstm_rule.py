@@ -21,9 +21,10 @@ Meta-SGD), the tensor embedding lets gates differ by layer and gate block, and
 momentum and loss trend give it state to act on. The forget gate decays toward
 the learned initialisation rather than toward zero: decaying a pretrained
 network's weights toward zero would erase it. With the output layer initialised
-to zero (forget bias high, input gate 1, no momentum) the rule starts exactly
+to zero (forget bias high, input gate 1, no momentum) the rule starts almost
 as Meta-SGD at initialisation, i.e. plain gradient descent with step
-``inner_lr``.
+``inner_lr``: the forget gate (sigmoid(5) = 0.9933, not 1) pulls the weights
+0.67 % of their way back toward ``theta0`` at each step after the first.
 """
 
 from __future__ import annotations
