@@ -97,7 +97,13 @@ class LSTMRuleLearner(MetaLearner):
         return [param_name(k) for k in self.theta0]
 
     def init_state(self, params: Params) -> dict[str, Tensor]:
-        """Zero momentum, neutral previous gates, no previous loss."""
+        """Zero momentum, no previous loss, and previous gates (1, 1).
+
+        Later steps store (forget gate, step scale / 2), about (0.99, 0.5) before
+        meta-training, so (1, 1) is not a neutral value: it marks the first step,
+        which the step feature marks too. Kept as it is, so that saved rules
+        adapt as they were trained to.
+        """
         flat = self._flatten(params)
         return {
             "momentum": torch.zeros_like(flat),
