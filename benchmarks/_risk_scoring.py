@@ -33,7 +33,12 @@ def targets(r: np.ndarray, history: int, n_origins: int, steps: int) -> np.ndarr
 def garch_t(
     r: np.ndarray, history: int, n_origins: int, refit: int
 ) -> tuple[dict[int, np.ndarray], int]:
-    """GARCH(1,1)-t quantiles per horizon, refitted every ``refit`` origins; and failed fits."""
+    """GARCH(1,1)-t quantiles per horizon, refitted every ``refit`` origins; and failed fits.
+
+    A k-day quantile is that of the fitted (unit-variance) t scaled by the root
+    of the summed expected daily variances: an approximation, since a sum of
+    GARCH-t increments is not t-distributed.
+    """
     from arch import arch_model
     from arch.utility.exceptions import DataScaleWarning
 
