@@ -82,9 +82,9 @@ def resolve_horizon(
     # No cutoff to count from: only pretrain gets here, on series whose dates
     # have no frequency (fit refuses those first). An absolute fh was read as
     # one step ahead, silently.
-    kind = "time spans" if fh.is_relative else "dates"
+    kind = "time spans" if fh.is_relative else "absolute times"
     raise ValueError(
-        f"fh {fh.to_numpy().tolist()} is given in {kind}, which count as steps only on "
+        f"fh {_shown(fh)} is given in {kind}, which count as steps only on "
         "series with a regular frequency, and no series here has one; pass integer "
         "steps as fh (or set horizon)."
     )

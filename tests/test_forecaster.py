@@ -385,7 +385,8 @@ def test_time_span_fh_on_dates_without_a_frequency_names_the_dates(tiny):
     # the time spans were refused "before any data is seen", and a date 3 days
     # after the panel's end silently trained horizon=1.
     three_days_on = ForecastingHorizon(dates[-1:] + pd.Timedelta(days=3), is_relative=False)
-    for fh, kind in ((pd.to_timedelta([1, 2], unit="D"), "time spans"), (three_days_on, "dates")):
+    spans = pd.to_timedelta([1, 2], unit="D")
+    for fh, kind in ((spans, "time spans"), (three_days_on, "absolute times")):
         with pytest.raises(ValueError, match=f"given in {kind}.*no series here has one"):
             MetaLSTMForecaster(**tiny).pretrain(panel, fh=fh)
 

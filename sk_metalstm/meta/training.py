@@ -365,9 +365,9 @@ def meta_train(
         calibration = calibrate(learner, tasks, moving_queries_only=False, **options)
     if calibration is None:
         raise ValueError(
-            "Every meta-training task's support windows cover a stretch where the series "
-            "did not move, so nothing calibrates the forecasts; train on series that "
-            "move throughout (fit without a pretrained state trains on y itself)."
+            "Every meta-training task's support windows are flat (the series did not "
+            "move over any of them), so nothing calibrates the forecasts; train on series "
+            "that move throughout (fit without a pretrained state trains on y itself)."
         )
     return MetaState(
         learner=learner,
