@@ -202,6 +202,8 @@ class MetaLSTMForecaster(BaseForecaster):
         # Kept when fit starts over (sktime resets the rest).
         "pretrain:fitted_params": ["pretrained_state_"],
         "capability:random_state": True,
+        # Repeatable only with random_state set (sktime's "deterministic" means always).
+        "property:randomness": "derandomized",
         "requires-fh-in-fit": False,
         "fit_is_empty": False,
     }

@@ -58,8 +58,8 @@ class QuantileGrid(BaseDistribution):
         Strictly increasing probabilities in (0, 1), K >= 2.
     quantiles : array-like of float, shape (n_rows, n_cols, K) or (K,)
         Quantiles of each entry at ``levels``, non-decreasing along the last
-        axis. Equal neighbours put an atom at that value (``pdf`` is then the
-        density of the continuous part).
+        axis. Equal neighbours put an atom at that value: ``pmf`` gives its
+        mass, and ``pdf`` the density of the continuous part.
     index, columns : pd.Index or None, default=None
         Rows and columns of the distribution (for a 3-dimensional
         ``quantiles``); a 1-dimensional one makes a scalar distribution.
@@ -75,9 +75,15 @@ class QuantileGrid(BaseDistribution):
 
     _tags = {
         "authors": ["sk_metalstm developers"],
+        "maintainers": ["sk_metalstm developers"],
         "capabilities:approx": [],
-        "capabilities:exact": ["mean", "var", "energy", "pdf", "log_pdf", "cdf", "ppf", "pdfnorm"],
-        "distr:measuretype": "continuous",
+        "capabilities:exact": [
+            *("mean", "var", "energy", "pdf", "log_pdf", "cdf", "ppf", "pdfnorm"),
+            *("pmf", "log_pmf"),
+        ],
+        # Equal neighbouring quantiles are atoms (a flat series' forecast is
+        # one): "continuous" made skpro answer pmf = 0 there without asking.
+        "distr:measuretype": "mixed",
         "distr:paramtype": "nonparametric",
         "broadcast_init": "off",
     }
@@ -156,7 +162,8 @@ class QuantileGrid(BaseDistribution):
         levels, q = self._p, self._q
         k, a, b = self._segment(x)
         with np.errstate(divide="ignore"):
-            inner = np.log(levels[k + 1] - levels[k]) - np.log(b - a)
+            # A zero-width segment is an atom: no continuous density there.
+            inner = np.where(b > a, np.log(levels[k + 1] - levels[k]) - np.log(b - a), -np.inf)
         lo, hi = self._lower_scale, self._upper_scale
         below = np.log(levels[0] / lo) + np.minimum(x - q[..., 0], 0) / lo
         above = np.log((1 - levels[-1]) / hi) - np.maximum(x - q[..., -1], 0) / hi
@@ -166,6 +173,20 @@ class QuantileGrid(BaseDistribution):
 
     def _pdf(self, x: np.ndarray) -> np.ndarray:
         return np.exp(self._log_pdf(x))
+
+    def _pmf(self, x: np.ndarray) -> np.ndarray:
+        """P(X = x): the levels spanned by quantiles equal to ``x`` (and a zero-scale tail)."""
+        levels, q = self._p, self._q
+        x = np.asarray(x, dtype=float)
+        flat = (q[..., :-1] == x[..., None]) & (q[..., 1:] == x[..., None])
+        mass = np.sum(np.where(flat, np.diff(levels), 0.0), axis=-1)
+        mass = mass + np.where((q[..., 0] == x) & (self._lower_scale <= _TINY), levels[0], 0.0)
+        mass = mass + np.where((q[..., -1] == x) & (self._upper_scale <= _TINY), 1 - levels[-1], 0)
+        return np.where(np.isnan(x), np.nan, mass)
+
+    def _log_pmf(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self._pmf(x))
 
     def _segment(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Index k and ends (q_k, q_k+1) of the grid segment that holds ``x``."""

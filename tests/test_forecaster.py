@@ -527,6 +527,12 @@ def test_random_state_makes_fits_repeatable(airline, tiny):
     pd.testing.assert_series_equal(a, b)
     c = MetaLSTMForecaster(horizon=2, **{**tiny, "random_state": 1}).fit(airline).predict([1, 2])
     assert not np.allclose(a.to_numpy(), c.to_numpy())
+    # Without random_state two fits differ: sktime's tag said "deterministic"
+    # (the same on every run); "derandomized" is repeatable given random_state.
+    unseeded = {**tiny, "random_state": None}
+    d, e = (MetaLSTMForecaster(horizon=2, **unseeded).fit(airline).predict([1, 2]) for _ in "de")
+    assert not np.allclose(d.to_numpy(), e.to_numpy())
+    assert MetaLSTMForecaster().get_tag("property:randomness") == "derandomized"
 
 
 @pytest.mark.parametrize("random_state", [0, None])

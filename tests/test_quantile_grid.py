@@ -107,6 +107,20 @@ def test_equal_quantiles_are_an_atom_not_an_error():
     assert d.cdf(0.0) == pytest.approx(0.6)
     assert d.cdf(-1e-12) == pytest.approx(0.5, abs=1e-9)
     assert d.ppf(0.55) == 0.0
+    # skpro answered pmf = 0 without asking while the grid was tagged continuous.
+    assert d.pmf(0.0) == pytest.approx(0.1)
+    assert d.pmf(0.5) == 0.0
+    assert d.pdf(0.0) == pytest.approx(0.3 / 2)  # the segment after the atom
+
+
+def test_a_flat_forecast_is_a_point_mass_with_no_density():
+    # A series that never moved forecasts all quantiles equal: its pdf was inf.
+    d = QuantileGrid(np.arange(1, 100) / 100, np.full((1, 1, 99), 101.0))
+    at = np.array([[101.0]])
+    assert d.pmf(at).iloc[0, 0] == pytest.approx(1.0)
+    assert d.pdf(at).iloc[0, 0] == 0.0
+    assert d.pmf(np.array([[100.0]])).iloc[0, 0] == 0.0
+    assert d.get_tag("maintainers") == ["sk_metalstm developers"]
 
 
 @pytest.mark.parametrize(
