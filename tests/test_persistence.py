@@ -417,6 +417,24 @@ BAD_FILES = {
         "unexpected tensors|do not match the architecture",
     ),
     "not_a_dict": (lambda p: p.clear(), "format is None"),
+    # Each failed deep in torch, converted silently, or passed NaN on to blame the data.
+    "integer_tensor": (
+        lambda p: p["tensors"].update({k: v.long() for k, v in p["tensors"].items()}),
+        "is torch.int64 .* only dense float32 or float64",
+    ),
+    "bfloat16_tensor": (
+        lambda p: p["tensors"].update({k: v.bfloat16() for k, v in p["tensors"].items()}),
+        "is torch.bfloat16",
+    ),
+    "tensor_requiring_grad": (
+        lambda p: p["tensors"].update({k: v.requires_grad_() for k, v in p["tensors"].items()}),
+        "requiring grad",
+    ),
+    "nan_tensor": (
+        lambda p: p["tensors"].update({k: v * np.nan for k, v in p["tensors"].items()}),
+        "holds NaN or infinite values",
+    ),
+    "config_nested_too_deep": (lambda p: p.update(config="[" * 100_000), "not valid JSON"),
 }
 
 
@@ -496,10 +514,20 @@ def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path)
         ("load_regressor", lambda c: c["params"].update(optimizer="torch.optim.os"), "unknown"),
         ("load_regressor", lambda c: c["fitted"].pop("n_outputs_"), "n_outputs_ must be"),
         ("load_regressor", lambda c: c["fitted"].update(lag_order_="x"), "Unknown lag_order_"),
+        # A 7 KB file claiming these sizes took gigabytes and minutes before its refusal.
+        ("load_pretrained", lambda c: c["config"].update(horizon=5 * 10**7), "horizon=50000000"),
+        ("load_pretrained", lambda c: c["config"].update(hidden_size=10**4), "hidden_size"),
+        ("load_pretrained", lambda c: c["config"].update(num_layers=10**6), "num_layers"),
+        ("load_regressor", lambda c: c["fitted"].update(n_outputs_=10**8), "n_outputs_=1"),
+        ("load_regressor", lambda c: c["params"].update(optimizer="torch.optim.Optimizer"),
+         "unknown optimizer"),
+        ("load_regressor", lambda c: c["fitted"].update(y_was_1d="false"), "true or false"),
     ],
     ids=[
         "learner_name", "config_key", "private_option", "foreign_option", "option_type",
         "param_value", "unknown_param", "optimizer", "fitted_attribute", "fitted_lag_order",
+        "huge_horizon", "huge_hidden_size", "huge_num_layers", "huge_outputs",
+        "abstract_optimizer", "fitted_flag_string",
     ],
 )
 def test_safe_load_refuses_invalid_settings(loader, change, message, safe_files):
@@ -568,6 +596,34 @@ def test_unreadable_files_and_destinations_are_named(safe_files, tmp_path):
             writer(model, tmp_path)
         with pytest.raises(FileNotFoundError, match="does not exist"):
             writer(model, tmp_path / "missing" / "model.pt")
+
+
+def test_a_ridge_option_of_strings_is_refused_at_load(ar_panel, tiny, tmp_path):
+    # Only its container type was checked: fit then failed deep in the solve.
+    tiny.update(meta_learner="ridge", horizon=1)
+    forecaster = MetaLSTMForecaster(**tiny).pretrain(ar_panel)
+    save_pretrained(forecaster.pretrained_state_, tmp_path / "ridge.pt")
+    options = _edit_config(lambda c: c["learner"]["options"].update(shrinkage_grid=["a"]))
+    _edit(tmp_path / "ridge.pt", options)
+    with pytest.raises(ValueError, match="shrinkage_grid must be numbers"):
+        load_pretrained(tmp_path / "ridge.pt")
+
+
+def test_safe_load_refuses_compressed_parts_and_files_that_are_not_files(safe_files, tmp_path):
+    # A compressed part inflated a 1 MB file to gigabytes before any check, and
+    # a link to /dev/zero was read without end: torch.save writes neither.
+    packed = tmp_path / "packed.pt"
+    with zipfile.ZipFile(safe_files["load_regressor"]) as source, zipfile.ZipFile(
+        packed, "w", compression=zipfile.ZIP_DEFLATED
+    ) as target:
+        for part in source.infolist():
+            target.writestr(part.filename, source.read(part))
+    with pytest.raises(ValueError, match="compressed, and torch.save compresses none"):
+        load_regressor(packed)
+    if os.path.exists("/dev/null"):
+        os.symlink("/dev/null", tmp_path / "device.pt")
+        with pytest.raises(ValueError, match="not a regular file"):
+            load_pretrained(tmp_path / "device.pt")
 
 
 def _flip_a_stored_bit(path):

@@ -23,6 +23,7 @@ from sk_metalstm.persistence._json import (
     param_to_json,
 )
 from sk_metalstm.persistence._safe_file import (
+    check_sizes,
     field,
     is_int,
     is_number,
@@ -222,9 +223,9 @@ def load_pretrained(path: str | os.PathLike[str]) -> MetaState:
             f"{config.get('meta_learner')!r} but its learner is {name!r}."
         )
     options = field(learner_info, "options", dict, path)
-    with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
-        learner = _build_learner(name, _network_from_config(config, path), options, path)
     weights = {k[len("learner.") :]: v for k, v in tensors.items() if k.startswith("learner.")}
+    with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
+        learner = _build_learner(name, _network_from_config(config, path, weights), options, path)
     load_weights(learner, weights, path)
     learner.train(bool(learner_info.get("training", False)))
 
@@ -347,6 +348,9 @@ def _build_learner(
             raise ValueError(f"{where}: unknown {name!r} learner option {key!r}.")
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
+        numbers = isinstance(current, tuple) and all(is_number(c) for c in current)
+        if numbers and not (value and all(is_number(v) for v in value)):
+            raise ValueError(f"{where}: learner option {key} must be numbers, got {value!r}.")
         if not (isinstance(value, type(current)) or is_number(value) and is_number(current)):
             raise ValueError(
                 f"{where}: learner option {key} must be a {type(current).__name__}, got {value!r}."
@@ -355,8 +359,10 @@ def _build_learner(
     return learner
 
 
-def _network_from_config(config: dict[str, Any], path: Any) -> LSTMNetwork:
-    """The base network ``pretrain`` builds for ``config`` (its weights are replaced)."""
+def _network_from_config(
+    config: dict[str, Any], path: Any, weights: dict[str, torch.Tensor]
+) -> LSTMNetwork:
+    """The base network ``pretrain`` builds for ``config``, to be given ``weights``."""
     sizes = {}
     for key in ("hidden_size", "num_layers", "horizon"):
         value = config.get(key)
@@ -370,6 +376,7 @@ def _network_from_config(config: dict[str, Any], path: Any) -> LSTMNetwork:
         raise ValueError(f"{os.fspath(path)!r}: config['exog_columns'] must be a list or null.")
     # The target, the exogenous columns and the volatility channel (``distribution``).
     input_size = 2 + len(exog or [])
+    check_sizes(path, weights, {**sizes, "input_size": input_size})
     return LSTMNetwork(
         input_size, sizes["hidden_size"], sizes["num_layers"], n_outputs(sizes["horizon"])
     )

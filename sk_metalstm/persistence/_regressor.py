@@ -14,6 +14,7 @@ from sk_metalstm._validation import check_choice
 from sk_metalstm.persistence._formats import REGRESSOR_FORMAT
 from sk_metalstm.persistence._json import history_from_json, history_to_json, param_to_json
 from sk_metalstm.persistence._safe_file import (
+    check_sizes,
     field,
     is_number,
     load_weights,
@@ -204,7 +205,10 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
                 f"got {value!r}."
             )
         setattr(regressor, key, value)
-    regressor._y_was_1d = bool(fitted.get("y_was_1d", False))
+    y_was_1d = fitted.get("y_was_1d", False)
+    if not isinstance(y_was_1d, bool):  # bool("false") is True
+        raise ValueError(f"{os.fspath(path)!r}: y_was_1d must be true or false, got {y_was_1d!r}.")
+    regressor._y_was_1d = y_was_1d
     # Files written before batch_size_ existed had an integer batch_size.
     batch_size = fitted.get("batch_size_", params["batch_size"])
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -227,11 +231,18 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
                 f"n_features_in_ is {regressor.n_features_in_}."
             )
         regressor.feature_names_in_ = np.asarray(names_in, dtype=object)
+    weights = {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
+    sizes = ("hidden_size", "num_layers", "n_sequence_features_", "n_outputs_")
+    check_sizes(path, weights, {k: getattr(regressor, k) for k in sizes})
     # The net fit builds, without its (fit-only) validation split.
     net = regressor._make_net(train_split=None, device=map_location)
-    with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
-        net.initialize()
-    weights = {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
+    try:
+        with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
+            net.initialize()
+    except (TypeError, ValueError) as error:  # e.g. an optimizer that takes no lr
+        raise ValueError(
+            f"{os.fspath(path)!r}: its settings do not build a network and optimizer: {error}"
+        ) from error
     extra = sorted(k for k in tensors if not k.startswith("module."))
     if extra:
         raise ValueError(f"{os.fspath(path)!r} holds unexpected tensors {extra}.")
@@ -269,6 +280,9 @@ def _optimizer_name(cls: type) -> Any:
 def _optimizer_class(name: str, path: Any) -> type[torch.optim.Optimizer]:
     short = name.removeprefix("torch.optim.")
     cls = vars(torch.optim).get(short)  # no attribute hooks run for a crafted name
-    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+    if (
+        not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer))
+        or cls is torch.optim.Optimizer
+    ):  # the abstract base class takes no settings
         raise ValueError(f"{os.fspath(path)!r}: unknown optimizer {name!r}.")
     return cls

@@ -75,6 +75,12 @@ def check_archive(path: str | os.PathLike[str]) -> None:
     if not isinstance(path, (str, os.PathLike)):
         return  # an open file object: torch.load reads it as it is
     target = os.fspath(path)
+    if os.path.exists(target) and not (os.path.isfile(target) or os.path.isdir(target)):
+        # A device or a pipe (a link to /dev/zero) is read without end.
+        raise ValueError(
+            f"{target!r} is not a regular file (a device, a pipe or a link to one); "
+            "sk_metalstm reads models only from files."
+        )
     if not zipfile.is_zipfile(target):
         if _starts_like_a_zip(target):
             # A copy cut short loses the archive's directory, stored at its end.
@@ -85,9 +91,18 @@ def check_archive(path: str | os.PathLike[str]) -> None:
         return
     try:
         with zipfile.ZipFile(target) as archive:
-            bad = archive.testzip()
+            # torch.save stores every part uncompressed: a compressed one can
+            # inflate a small file to gigabytes before anything is checked.
+            parts = archive.infolist()
+            packed = [i.filename for i in parts if i.compress_type != zipfile.ZIP_STORED]
+            bad = None if packed else archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        bad = f"unreadable ({type(error).__name__}: {error})"
+        packed, bad = [], f"unreadable ({type(error).__name__}: {error})"
+    if packed:
+        raise ValueError(
+            f"{target!r} was not written by sk_metalstm: its parts {packed[:3]} are "
+            "compressed, and torch.save compresses none."
+        )
     if bad is not None:
         raise ValueError(
             f"{target!r} is corrupt: its part {bad!r} does not match the checksum stored "
@@ -188,7 +203,7 @@ def read_safe(
         raise ValueError(f"{where}: 'config' must be a JSON string.")
     try:
         description = json.loads(payload["config"])
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         raise ValueError(f"{where}: 'config' is not valid JSON ({error}).") from error
     if not isinstance(description, dict):
         raise ValueError(f"{where}: 'config' must be a JSON object.")
@@ -197,7 +212,61 @@ def read_safe(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()
     ):
         raise ValueError(f"{where}: 'tensors' must map names to tensors.")
+    for name, tensor in tensors.items():
+        _check_saved_tensor(where, name, tensor)
     return description, tensors
+
+
+def _check_saved_tensor(where: str, name: str, tensor: torch.Tensor) -> None:
+    """Refuse a tensor of a kind the save functions never write.
+
+    They write dense, finite float32/float64 values. Anything else was made by
+    hand: loading it converted it silently (integer weights), failed deep in
+    torch (bfloat16, sparse, meta) or passed NaN on to blame the user's data.
+    """
+    plain = (
+        tensor.layout == torch.strided
+        and tensor.device.type != "meta"
+        and tensor.dtype in (torch.float32, torch.float64)
+        and not tensor.requires_grad
+    )
+    if not plain:
+        raise ValueError(
+            f"{where}: tensor {name!r} is {tensor.dtype} ({tensor.layout}, on "
+            f"{tensor.device.type}{', requiring grad' if tensor.requires_grad else ''}); "
+            "sk_metalstm saves only dense float32 or float64 tensors."
+        )
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(
+            f"{where}: tensor {name!r} holds NaN or infinite values, which sk_metalstm "
+            "never saves; the file is corrupt or was edited."
+        )
+
+
+def check_sizes(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], sizes: dict[str, int]
+) -> None:
+    """Refuse sizes in a file's settings that its own tensors are too small to hold.
+
+    Built before its weights are loaded, a network of a crafted size (a
+    7 KB file claiming horizon=5e7) took gigabytes and minutes. Each bound
+    holds for any file the save functions write: ``hidden_size`` h has a
+    recurrent weight of 4 h^2 numbers, each of ``num_layers`` layers has its
+    own tensors, and every other size (outputs, input features) is at most
+    the number of stored numbers.
+    """
+    numbers = sum(t.numel() for t in tensors.values())
+    limits = {"hidden_size": (4 * sizes.get("hidden_size", 0) ** 2, numbers)}
+    limits["num_layers"] = (sizes.get("num_layers", 0), len(tensors))
+    for key, value in sizes.items():
+        limits.setdefault(key, (value, numbers))
+    for key, (needed, held) in limits.items():
+        if key in sizes and needed > held:
+            raise ValueError(
+                f"{os.fspath(path)!r} is inconsistent: its setting {key}={sizes[key]} needs "
+                f"more than the {held} {'tensors' if key == 'num_layers' else 'numbers'} "
+                "it stores."
+            )
 
 
 def field(
