@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _reporting import standard_error
+from _regime_family import regime_returns
+from _reporting import relative_mse, standard_error
 
 STORED = [
     "benchmarks/results/few_shot_default_seeds.json",
@@ -61,3 +62,25 @@ def summarise(runs: dict[int, dict[str, np.ndarray]]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("method")
+
+
+def regenerate(
+    seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stored seed's returns, its unseen series and their scored returns, checked.
+
+    Returns every series' returns (pretraining series first), the unseen
+    series' first ``history + n_eval`` returns, and the ``n_eval`` returns
+    scored; raises if their oracle's scores differ from the stored run's.
+    """
+    rng = np.random.default_rng(seed)
+    n_train, n_test = cfg["n_train"], cfg["n_test"]
+    history, n_eval = cfg["history"], cfg["n_eval"]
+    returns, oracle, _ = regime_returns(n_train + n_test, cfg["train_points"], rng)
+    returns[:, 0] = 0.0
+    test = returns[n_train:, : history + n_eval]
+    actual = test[:, history : history + n_eval]
+    oracle_scores = relative_mse(oracle[n_train:, history : history + n_eval], actual)
+    if not np.allclose(oracle_scores, stored["oracle"]):
+        raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
+    return returns, test, actual

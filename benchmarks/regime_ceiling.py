@@ -39,9 +39,8 @@ from _regime_family import (
     REGIME_STAY,
     bayes_regime,
     hamilton_filter,
-    regime_returns,
 )
-from _regime_scoring import STORED, stored_runs, summarise
+from _regime_scoring import STORED, regenerate, stored_runs, summarise
 from _reporting import parse_args, relative_mse, write_report
 
 
@@ -93,16 +92,8 @@ def window_forecasts(returns: np.ndarray, history: int, n_eval: int) -> dict[str
 
 def run(seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-series relative MSE of the stored and the informed methods on one seed."""
-    rng = np.random.default_rng(seed)
-    n_train, n_test = cfg["n_train"], cfg["n_test"]
     history, n_eval = cfg["history"], cfg["n_eval"]
-    returns, oracle, _ = regime_returns(n_train + n_test, cfg["train_points"], rng)
-    returns[:, 0] = 0.0
-    test = returns[n_train:, : history + n_eval]
-    actual = test[:, history : history + n_eval]
-    oracle_scores = relative_mse(oracle[n_train:, history : history + n_eval], actual)
-    if not np.allclose(oracle_scores, stored["oracle"]):
-        raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
+    _, test, actual = regenerate(seed, cfg, stored)
     informed = informed_forecasts(test, history, n_eval) | window_forecasts(test, history, n_eval)
     return {**stored, **{name: relative_mse(pred, actual) for name, pred in informed.items()}}
 

@@ -38,8 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _regime_family import regime_returns
-from _regime_scoring import STORED, stored_runs, summarise
+from _regime_scoring import STORED, regenerate, stored_runs, summarise
 from _reporting import parse_args, relative_mse, write_report
 
 CROP, BURN_IN, STEPS_PER_EPOCH = 200, 20, 20
@@ -90,18 +89,9 @@ def run(
     seed: int, cfg: dict[str, Any], stored: dict[str, np.ndarray], hidden: int, epochs: int
 ) -> dict[str, np.ndarray]:
     """Per-series relative MSE of the stored methods and the sequence LSTM on one seed."""
-    rng = np.random.default_rng(seed)
-    n_train, n_test = cfg["n_train"], cfg["n_test"]
     history, n_eval = cfg["history"], cfg["n_eval"]
-    returns, oracle, _ = regime_returns(n_train + n_test, cfg["train_points"], rng)
-    returns[:, 0] = 0.0
-    test = returns[n_train:, : history + n_eval]
-    actual = test[:, history : history + n_eval]
-    if not np.allclose(
-        relative_mse(oracle[n_train:, history : history + n_eval], actual), stored["oracle"]
-    ):
-        raise RuntimeError(f"seed {seed}: the regenerated series differ from the stored run's.")
-    net, scale = train_sequence_lstm(returns[:n_train], hidden, epochs, seed)
+    returns, test, actual = regenerate(seed, cfg, stored)
+    net, scale = train_sequence_lstm(returns[: cfg["n_train"]], hidden, epochs, seed)
     with torch.no_grad():
         mean, _ = net(torch.tensor(test[:, :-1] / scale, dtype=torch.float32))
     # mean[:, k] forecasts test[:, k + 1]: the origins are history .. history + n_eval - 1.
