@@ -349,7 +349,7 @@ def _build_learner(
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
         numbers = isinstance(current, tuple) and all(is_number(c) for c in current)
-        if numbers and not (value and all(is_number(v) for v in value)):
+        if numbers and not all(is_number(v) for v in value):  # () keeps the prior head
             raise ValueError(f"{where}: learner option {key} must be numbers, got {value!r}.")
         if not (isinstance(value, type(current)) or is_number(value) and is_number(current)):
             raise ValueError(
