@@ -256,16 +256,16 @@ def check_sizes(
     the number of stored numbers.
     """
     numbers = sum(t.numel() for t in tensors.values())
-    limits = {"hidden_size": (4 * sizes.get("hidden_size", 0) ** 2, numbers)}
-    limits["num_layers"] = (sizes.get("num_layers", 0), len(tensors))
     for key, value in sizes.items():
-        limits.setdefault(key, (value, numbers))
-    for key, (needed, held) in limits.items():
-        if key in sizes and needed > held:
+        needed, held, unit = value, numbers, "numbers"
+        if key == "hidden_size":
+            needed = 4 * value**2
+        elif key == "num_layers":
+            held, unit = len(tensors), "tensors"
+        if needed > held:
             raise ValueError(
-                f"{os.fspath(path)!r} is inconsistent: its setting {key}={sizes[key]} needs "
-                f"more than the {held} {'tensors' if key == 'num_layers' else 'numbers'} "
-                "it stores."
+                f"{os.fspath(path)!r} is inconsistent: its setting {key}={value} needs "
+                f"more than the {held} {unit} it stores."
             )
 
 
