@@ -522,12 +522,15 @@ def test_safe_load_refuses_junk_and_the_other_kind_of_file(safe_files, tmp_path)
         ("load_regressor", lambda c: c["params"].update(optimizer="torch.optim.Optimizer"),
          "unknown optimizer"),
         ("load_regressor", lambda c: c["fitted"].update(y_was_1d="false"), "true or false"),
+        # fit sets both from X's second axis; a file labelled otherwise loaded.
+        ("load_regressor", lambda c: c["fitted"].update(n_features_in_=6),
+         "sequence_length_ is 4, but n_features_in_ is 6"),
     ],
     ids=[
         "learner_name", "config_key", "private_option", "foreign_option", "option_type",
         "param_value", "unknown_param", "optimizer", "fitted_attribute", "fitted_lag_order",
         "huge_horizon", "huge_hidden_size", "huge_num_layers", "huge_outputs",
-        "abstract_optimizer", "fitted_flag_string",
+        "abstract_optimizer", "fitted_flag_string", "sequence_length",
     ],
 )
 def test_safe_load_refuses_invalid_settings(loader, change, message, safe_files):

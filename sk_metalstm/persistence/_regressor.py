@@ -205,6 +205,13 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
                 f"got {value!r}."
             )
         setattr(regressor, key, value)
+    # fit sets both from X's second axis; predict checks X against n_features_in_.
+    if regressor.sequence_length_ != regressor.n_features_in_:
+        raise ValueError(
+            f"{os.fspath(path)!r}: sequence_length_ is {regressor.sequence_length_}, but "
+            f"n_features_in_ is {regressor.n_features_in_}; fit sets both to the length "
+            "of the sequences in X."
+        )
     y_was_1d = fitted.get("y_was_1d", False)
     if not isinstance(y_was_1d, bool):  # bool("false") is True
         raise ValueError(f"{os.fspath(path)!r}: y_was_1d must be true or false, got {y_was_1d!r}.")
