@@ -7,6 +7,7 @@ without running, invalid files refused with a clear ValueError, version warning,
 GPU-written files on CPU.
 """
 
+import copy
 import json
 import os
 import pickle
@@ -698,3 +699,18 @@ def test_a_forecaster_pickled_before_level_dtypes_existed_still_predicts(ar_pane
     del forecaster._level_dtypes
     restored = pickle.loads(pickle.dumps(forecaster))
     pd.testing.assert_frame_equal(restored.predict(), expected)
+
+
+def test_save_refuses_non_finite_weights_and_writes_nothing(pretrained_state, tmp_path):
+    # The loaders refuse NaN weights, so such a file could be written but never read.
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.zeros(30)
+    model = LSTMBaseRegressor(hidden_size=4, max_epochs=1).fit(X, y)
+    with torch.no_grad():
+        next(model.net_.module_.parameters())[0] = float("nan")
+    state = copy.deepcopy(pretrained_state)
+    with torch.no_grad():
+        next(state.learner.parameters()).fill_(float("inf"))
+    for writer, obj in ((save_regressor, model), (save_pretrained, state)):
+        with pytest.raises(ValueError, match="holds NaN or infinite values.*nothing was written"):
+            writer(obj, tmp_path / "model.pt")
+        assert not (tmp_path / "model.pt").exists()

@@ -63,9 +63,10 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
     sklearn.exceptions.NotFittedError
         If the forecaster has no pretrained state (a ``ValueError``).
     ValueError
-        If the learner is not one of the package's meta-learners, or a setting
+        If the learner is not one of the package's meta-learners, a setting
         in ``state.config`` cannot be written as JSON (e.g. an
-        ``exog_columns`` entry that is not a string or number).
+        ``exog_columns`` entry that is not a string or number), or a tensor
+        holds NaN or infinite values (nothing is written then).
 
     Warns
     -----

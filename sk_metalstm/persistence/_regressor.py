@@ -63,7 +63,8 @@ def save_regressor(regressor: LSTMBaseRegressor, path: str | os.PathLike[str]) -
         ``RandomState`` as ``random_state``, an optimizer class
         from outside ``torch.optim``. The message names the parameter; set it
         with ``set_params`` (this does not change the fitted network) or use
-        ``save``, for trusted files only.
+        ``save``, for trusted files only. Also if a weight is NaN or
+        infinite (nothing is written then).
 
     Notes
     -----

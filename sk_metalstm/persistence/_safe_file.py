@@ -30,7 +30,17 @@ def write_safe(
     description: dict[str, Any],
     tensors: dict[str, torch.Tensor],
 ) -> None:
-    """Write ``description`` (as JSON) and ``tensors`` to ``path`` as format ``fmt``."""
+    """Write ``description`` (as JSON) and ``tensors`` to ``path`` as format ``fmt``.
+
+    Raises ``ValueError``, writing nothing, if a tensor holds NaN or infinite
+    values: the loaders refuse such files.
+    """
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"Cannot save: tensor {name!r} holds NaN or infinite values (the model's "
+                "training diverged, or its weights were edited); nothing was written."
+            )
     payload = {
         "format": fmt,
         "version": sk_metalstm.__version__,
