@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 
 from sk_metalstm.exceptions import InvalidParameterError
 
-__all__ = ["torch_runtime", "check_device", "resolve_device", "seed_from"]
+__all__ = ["torch_runtime", "float32_default", "check_device", "resolve_device", "seed_from"]
 
 _DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
@@ -116,6 +116,23 @@ if hasattr(os, "register_at_fork"):  # POSIX; Windows does not fork
 
 
 @contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """Build tensors in float32 inside the block, whatever the caller's default dtype.
+
+    The networks compute in float32 and are fed float32 data: under a caller's
+    ``torch.set_default_dtype(torch.float64)`` they were built in float64 and
+    the first forward pass failed with torch's "input dtype does not match
+    weight dtype". The caller's default is restored on exit.
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@contextlib.contextmanager
 def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu") -> Iterator[None]:
     """Run a block with a seeded RNG and a given intra-op thread count, then restore both.
 
@@ -143,7 +160,7 @@ def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu"
         _check_thread_count(num_threads)
     cuda = str(device).startswith("cuda") or torch.cuda.is_initialized()
     devices = list(range(torch.cuda.device_count())) if seed is not None and cuda else []
-    with _RUNTIME_LOCK:
+    with _RUNTIME_LOCK, float32_default():
         previous_threads = torch.get_num_threads()
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None and (cuda or str(device).startswith("mps")):

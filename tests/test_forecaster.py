@@ -549,6 +549,40 @@ def test_fit_leaves_global_torch_rng_alone(airline, tiny, random_state):
     assert torch.equal(torch.get_rng_state(), rng_before)
 
 
+@pytest.fixture
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("meta_learner", ["ridge", "metasgd"])
+def test_a_callers_float64_default_dtype_changes_nothing(
+    airline, ar_panel, tiny, meta_learner, tmp_path, request
+):
+    # Under torch.set_default_dtype(torch.float64) every fit failed: "RNN input
+    # dtype (torch.float32) does not match weight dtype (torch.float64)".
+    from sk_metalstm.persistence import load_pretrained, save_pretrained
+
+    settings = {**tiny, "meta_learner": meta_learner, "horizon": 2}
+    expected = MetaLSTMForecaster(**settings).fit(airline).predict_interval([1, 2])
+    pretrained = MetaLSTMForecaster(**settings).pretrain(ar_panel)
+    save_pretrained(pretrained, tmp_path / "state.pt")
+    request.getfixturevalue("float64_default")
+    fitted = MetaLSTMForecaster(**settings).fit(airline)
+    pd.testing.assert_frame_equal(fitted.predict_interval([1, 2]), expected)
+    fitted.update(airline[-3:] * 1.01)
+    fitted.predict([1, 2])
+    reloaded = MetaLSTMForecaster.from_pretrained(load_pretrained(tmp_path / "state.pt"))
+    pd.testing.assert_series_equal(
+        reloaded.fit(airline).predict([1, 2]), pretrained.fit(airline).predict([1, 2])
+    )
+    assert torch.get_default_dtype() == torch.float64
+
+
 class _RecordThreads(Callback):
     seen: list = []  # class-level: build_meta_net deep-copies user callbacks
 

@@ -251,6 +251,27 @@ def test_fit_leaves_global_torch_state_alone(data, random_state):
     assert torch.get_num_threads() == threads
 
 
+def test_a_callers_float64_default_dtype_changes_nothing(data, tmp_path):
+    # Under torch.set_default_dtype(torch.float64) fit failed with torch's
+    # "RNN input dtype (torch.float32) does not match weight dtype".
+    from sk_metalstm.persistence import load_regressor, save_regressor
+
+    X, y = data
+    expected = LSTMBaseRegressor(**FAST).fit(X, y).predict(X)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        reg = LSTMBaseRegressor(**FAST).fit(X, y)
+        np.testing.assert_array_equal(reg.predict(X), expected)
+        save_regressor(reg, tmp_path / "reg.pt")
+        loaded = load_regressor(tmp_path / "reg.pt")
+        assert next(loaded.net_.module_.parameters()).dtype == torch.float32
+        np.testing.assert_array_equal(loaded.predict(X), expected)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+
+
 class _ThreadRecorder(Callback):
     def initialize(self):
         self.threads_ = []

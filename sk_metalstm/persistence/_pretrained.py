@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
+from sk_metalstm._torch_runtime import float32_default
 from sk_metalstm.distribution import n_outputs
 from sk_metalstm.meta import META_LEARNERS
 from sk_metalstm.meta.base import MetaLearner
@@ -225,7 +226,8 @@ def load_pretrained(path: str | os.PathLike[str]) -> MetaState:
         )
     options = field(learner_info, "options", dict, path)
     weights = {k[len("learner.") :]: v for k, v in tensors.items() if k.startswith("learner.")}
-    with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
+    # Random initialisation, overwritten below; built in float32 as training builds it.
+    with torch.random.fork_rng(devices=[]), float32_default():
         learner = _build_learner(name, _network_from_config(config, path, weights), options, path)
     load_weights(learner, weights, path)
     learner.train(bool(learner_info.get("training", False)))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
-from sk_metalstm._torch_runtime import resolve_device
+from sk_metalstm._torch_runtime import float32_default, resolve_device
 from sk_metalstm._validation import check_choice
 from sk_metalstm.persistence._formats import REGRESSOR_FORMAT
 from sk_metalstm.persistence._json import history_from_json, history_to_json, param_to_json
@@ -245,7 +245,8 @@ def load_regressor(path: str | os.PathLike[str], map_location: str = "cpu") -> L
     # The net fit builds, without its (fit-only) validation split.
     net = regressor._make_net(train_split=None, device=map_location)
     try:
-        with torch.random.fork_rng(devices=[]):  # random initialisation, overwritten below
+        # Random initialisation, overwritten below; built in float32 as fit builds it.
+        with torch.random.fork_rng(devices=[]), float32_default():
             net.initialize()
     except (TypeError, ValueError) as error:  # e.g. an optimizer that takes no lr
         raise ValueError(
