@@ -70,9 +70,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
     ``lag_order="oldest_first"`` (default) column 0 is the oldest value and the
     last column the newest; this is what sktime's ``make_reduction`` (both
     ``"recursive"`` and ``"direct"`` strategies) passes. sktime's
-    ``RecursiveReductionForecaster`` passes lags newest first: use
-    ``lag_order="newest_first"`` there, and the columns are reversed before they
-    reach the LSTM, which always sees the oldest step first.
+    ``RecursiveReductionForecaster`` and ``DirectReductionForecaster`` pass
+    lags newest first: use ``lag_order="newest_first"`` there, and the columns
+    are reversed before they reach the LSTM, which always sees the oldest step
+    first.
 
     **Scaling.** ``fit`` standardises the inputs (per feature of a time step,
     over all samples and steps) and the targets (per output) in float64, and

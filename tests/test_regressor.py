@@ -182,7 +182,11 @@ class _RecordingRegressor(RegressorMixin, BaseEstimator):
 
 def test_sktime_lag_column_order_empirically():
     # The series is its own time index, so each lag's value says how old it is.
-    from sktime.forecasting.compose import RecursiveReductionForecaster, make_reduction
+    from sktime.forecasting.compose import (
+        DirectReductionForecaster,
+        RecursiveReductionForecaster,
+        make_reduction,
+    )
 
     y = pd.Series(np.arange(30.0))
     with warnings.catch_warnings():
@@ -199,13 +203,14 @@ def test_sktime_lag_column_order_empirically():
             )
             assert np.all(np.diff(X, axis=1) > 0), f"{strategy}: not oldest first"
 
-        forecaster = RecursiveReductionForecaster(
-            _RecordingRegressor(), window_length=4
-        ).fit(y, fh=[1])
-        X = forecaster.estimator_.X_
-        complete = X[np.all(X > 0, axis=1)]  # skip rows padded at the start
-        assert len(complete) > 10
-        assert np.all(np.diff(complete, axis=1) < 0), "not newest first"
+        # Both newest first, as the docs say (the direct one was not listed).
+        for reduction in (RecursiveReductionForecaster, DirectReductionForecaster):
+            forecaster = reduction(_RecordingRegressor(), window_length=4).fit(y, fh=[1])
+            fitted = getattr(forecaster, "estimator_", None) or forecaster.estimators_[0]
+            X = fitted.X_
+            complete = X[np.all(X > 0, axis=1)]  # skip rows padded at the start
+            assert len(complete) > 10
+            assert np.all(np.diff(complete, axis=1) < 0), f"{reduction.__name__}: not newest first"
 
 
 def test_recursive_reduction_forecaster_with_newest_first():
