@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
 from skorch import NeuralNetRegressor
@@ -307,8 +308,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         # MSE loss and silently train on the wrong objective.
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         # A None in a list or object array passes scikit-learn's check as an
-        # object and only becomes NaN here (training would then "diverge").
-        assert_all_finite(y2, input_name="y")
+        # object and only becomes NaN here (training would then "diverge"); so
+        # does any NaN under sklearn's assume_finite=True, which skips that check.
+        with config_context(assume_finite=False):
+            assert_all_finite(y2, input_name="y")
 
         self.sequence_length_ = X3.shape[1]
         self.n_sequence_features_ = X3.shape[2]
@@ -519,6 +522,8 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         in which the network was trained: such inputs lie about 1e38 standard
         deviations from the data seen in fit, and only ``predict`` can meet them.
         """
+        if np.isnan(X3).any():  # only under sklearn's assume_finite=True, which skips the check
+            raise ValueError("Input X contains NaN.")
         X_std = _standardise(X3, self.x_mean_, self.x_scale_)
         peak = float(np.max(np.abs(X_std))) if X_std.size else 0.0
         if not peak <= _FLOAT32_MAX:  # also catches NaN from an overflow

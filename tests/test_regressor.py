@@ -352,6 +352,24 @@ def test_bad_input_raises_clear_error_and_leaves_arrays(data, case):
     np.testing.assert_array_equal(y_bad, y_copy)
 
 
+def test_nan_under_sklearn_assume_finite_is_still_named(data):
+    # assume_finite=True skips scikit-learn's checks: NaN in X was blamed on
+    # "values beyond float32's range", NaN in y on training that "diverged".
+    from sklearn import config_context
+
+    X, y = data
+    fitted = LSTMBaseRegressor(**FAST).fit(X, y)
+    X_nan, y_nan = X.copy(), y.copy()
+    X_nan[3, 2] = y_nan[5] = np.nan
+    with config_context(assume_finite=True):
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            LSTMBaseRegressor(**FAST).fit(X_nan, y)
+        with pytest.raises(ValueError, match="Input y contains NaN"):
+            LSTMBaseRegressor(**FAST).fit(X, y_nan)
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            fitted.predict(X_nan)
+
+
 def test_single_sample_left_no_training_rows_says_one_sample(data):
     # scikit-learn's check_fit2d_1sample looks for "1 sample" in the message.
     X, y = data
