@@ -125,8 +125,8 @@ def float32_default() -> Iterator[None]:
     weight dtype". The caller's default is restored on exit.
     """
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
+    try:  # set inside: an interrupt right after it still restores
+        torch.set_default_dtype(torch.float32)
         yield
     finally:
         torch.set_default_dtype(previous)
@@ -162,16 +162,20 @@ def torch_runtime(seed: int | None, num_threads: int | None, device: str = "cpu"
     devices = list(range(torch.cuda.device_count())) if seed is not None and cuda else []
     with _RUNTIME_LOCK, float32_default():
         previous_threads = torch.get_num_threads()
+        # Grad mode too: an interrupt inside a no_grad block's exit (the
+        # learners' inference) left gradients off for the whole process.
+        grad_enabled = torch.is_grad_enabled()
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None and (cuda or str(device).startswith("mps")):
-                torch.manual_seed(seed)
-            elif seed is not None:
-                # torch.manual_seed would also queue a seed for CUDA's first use.
-                torch.random.default_generator.manual_seed(seed)
-            if num_threads is not None:
-                torch.set_num_threads(num_threads)
-            try:
+            try:  # settings made inside: an interrupt right after one still restores it
+                if seed is not None and (cuda or str(device).startswith("mps")):
+                    torch.manual_seed(seed)
+                elif seed is not None:
+                    # torch.manual_seed would also queue a seed for CUDA's first use.
+                    torch.random.default_generator.manual_seed(seed)
+                if num_threads is not None:
+                    torch.set_num_threads(num_threads)
                 yield
             finally:
                 if num_threads is not None:
                     torch.set_num_threads(previous_threads)
+                torch.set_grad_enabled(grad_enabled)

@@ -47,6 +47,7 @@ from sk_metalstm._series_state import (
     training_features,
 )
 from sk_metalstm._torch_runtime import check_device, resolve_device, seed_from, torch_runtime
+from sk_metalstm._transaction import restored_on_error
 from sk_metalstm._validation import (
     Bool,
     InstanceOf,
@@ -368,6 +369,30 @@ class MetaLSTMForecaster(BaseForecaster):
                 warm_start=warm_start,
             )
 
+    def pretrain(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
+        """Steps 1 and 2: meta-train on the panel ``y``; sktime's ``pretrain``.
+
+        On a new forecaster, trains from scratch (or from ``pretrained``); on
+        a pretrained or fitted one, continues meta-training on the new series.
+        A call that raises (refused data, an error in a callback, Ctrl-C)
+        leaves the forecaster as it was.
+
+        Parameters
+        ----------
+        y : pd.DataFrame with a MultiIndex (instance, time)
+            The panel of series to meta-train on (several columns: one series each).
+        X : pd.DataFrame, optional
+            Exogenous covariates, indexed like ``y``.
+        fh : ForecastingHorizon or int or list of int, optional
+            Sets the horizon when ``horizon`` is None.
+
+        Returns
+        -------
+        self : MetaLSTMForecaster
+        """
+        with restored_on_error(self):
+            return super().pretrain(y, X=X, fh=fh)
+
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Steps 1 and 2 on every series of the panel ``y`` (step 2 only from ``pretrained``)."""
         self._start_pretrain(y, fh, continues_state=self.pretrained is not None)
@@ -376,19 +401,8 @@ class MetaLSTMForecaster(BaseForecaster):
 
     def _pretrain_update(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Continue meta-training (step 2) on more series."""
-        # A clone carries pretrained_state_ but not the private horizon.
-        horizon = getattr(self, "_horizon", None)
-        try:
-            self._start_pretrain(y, fh, continues_state=True)
-            self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
-        except BaseException:
-            # A fitted forecaster must still forecast as before: sktime recorded
-            # the panel as the latest y before calling here.
-            if horizon is not None:
-                self._horizon = horizon
-            if self.state == "fitted":
-                self._roll_back()
-            raise
+        self._start_pretrain(y, fh, continues_state=True)
+        self.pretrained_state_ = self._meta_train(y, X, self.pretrained_state_)
         # After a fit, sktime does not count an attribute that existed before
         # pretrain as pretrained, and the next fit would discard the state.
         attrs = getattr(self, "_pretrained_attrs", None) or []
@@ -461,12 +475,17 @@ class MetaLSTMForecaster(BaseForecaster):
     # ------------------------------------------------------------ adaptation
     def _fit(self, y: Any, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
         """Step 3: adapt to ``y`` (meta-training first if nothing is pretrained)."""
+        had_state = hasattr(self, "pretrained_state_")
         try:
             return self._adapt_to(y, X, fh)
         except BaseException:
             # sktime stores fh before _fit and keeps it while the forecaster is
             # pretrained: a refused fh would be reused by the next fit(y).
             self._fh = None
+            # A state meta-trained by this failed call would be taken for a
+            # pretrained one: the next pretrain continued it (and its horizon).
+            if not had_state:
+                vars(self).pop("pretrained_state_", None)
             raise
 
     def _adapt_to(self, y: Any, X: Any, fh: Any) -> MetaLSTMForecaster:
@@ -519,6 +538,12 @@ class MetaLSTMForecaster(BaseForecaster):
     def adapted_params_(self) -> dict[Any, dict[str, Any]]:
         """Adapted parameters per series (key ``None`` for a single series)."""
         self.check_is_fitted()
+        if getattr(self, "_is_vectorized", False):
+            raise AttributeError(
+                "adapted_params_: this forecaster was fitted on a y of several columns, "
+                "which sktime fits one forecaster per column; read each column's "
+                "adapted_params_ from forecasters_ (or get_fitted_params())."
+            )
         return {None if k is SINGLE else k: s.params for k, s in self._states.items()}
 
     # -------------------------------------------------------------- predict
@@ -603,33 +628,51 @@ class MetaLSTMForecaster(BaseForecaster):
         return list(self._panel_names[0]) if self._is_panel else None
 
     # --------------------------------------------------------------- update
+    def update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:
+        """Append new observations and, with ``update_params``, adapt again; sktime's ``update``.
+
+        No meta-training: the pretrained learner adapts to the longer series.
+        A call that raises (refused data, Ctrl-C) leaves the forecaster as it
+        was: neither the cutoff nor the data move.
+
+        Parameters
+        ----------
+        y : pd.Series or pd.DataFrame
+            New observations, after the cutoff, in the layout ``fit`` got
+            (rows at or before the cutoff revise old data).
+        X : pd.DataFrame, optional
+            Exogenous covariates for the new rows (used if pretrained with X).
+        update_params : bool, default=True
+            Adapt to the longer series; False only appends the data.
+
+        Returns
+        -------
+        self : MetaLSTMForecaster
+        """
+        with restored_on_error(self):
+            return super().update(y, X=X, update_params=update_params)
+
     def _update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:
         """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
-        # New states replace the old only when every series succeeded; sktime
-        # moves the cutoff before calling _update, so a failure moves it back.
-        try:
-            if not isinstance(y, pd.Series | pd.DataFrame):  # sktime's vectorised columns
-                raise ValueError(
-                    "update got several columns, but fit got one univariate series (or "
-                    "panel); pass the new rows in the layout fit got."
-                )
-            self._check_numpy_update(y)
-            pieces = split_instances(y)
-            if self._exog_columns is not None:
-                check_columns(self._exog_columns, X)
-            elif X is not None:
-                warnings.warn(
-                    "X passed to update is ignored: the meta-learner was trained without "
-                    "exogenous X (pretrain with X to use covariates).",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
-            states = appended_states(self._states, pieces, x_pieces, self._keep)
-            new = self._adapted(states) if update_params else {s.key: s for s in states}
-        except BaseException:  # Ctrl-C too: the cutoff must not move without the data
-            self._roll_back()
-            raise
+        if not isinstance(y, pd.Series | pd.DataFrame):  # sktime's vectorised columns
+            raise ValueError(
+                "update got several columns, but fit got one univariate series (or "
+                "panel); pass the new rows in the layout fit got."
+            )
+        self._check_numpy_update(y)
+        pieces = split_instances(y)
+        if self._exog_columns is not None:
+            check_columns(self._exog_columns, X)
+        elif X is not None:
+            warnings.warn(
+                "X passed to update is ignored: the meta-learner was trained without "
+                "exogenous X (pretrain with X to use covariates).",
+                UserWarning,
+                stacklevel=3,
+            )
+        x_pieces = exogenous_pieces(X if self._exog_columns else None, list(pieces))
+        states = appended_states(self._states, pieces, x_pieces, self._keep)
+        new = self._adapted(states) if update_params else {s.key: s for s in states}
         self._states = {**self._states, **new}
         # Forecasts are named after the latest data, as sktime names intervals.
         if isinstance(y, pd.Series):
@@ -703,23 +746,9 @@ class MetaLSTMForecaster(BaseForecaster):
         if freq is not None and cutoff.freq != freq and freq.is_on_offset(cutoff[0]):
             self._set_cutoff(pd.date_range(cutoff[0], periods=1, freq=freq, name=cutoff.name))
 
-    # sktime records what the latest y looked like before calling _update; a
-    # refused update must not leave them describing data that was never taken.
-    _SKTIME_INPUT_RECORDS = ("_y_metadata", "_y_mtype_last_seen", "_X_mtype_last_seen")
-
     def _commit(self) -> None:
-        """Remember the cutoff and sktime's input records of the data now taken."""
+        """Remember the cutoff of the data now taken (revisions do not move it back)."""
         self._committed_cutoff = self._cutoff
-        self._committed_records = {
-            name: getattr(self, name) for name in self._SKTIME_INPUT_RECORDS if hasattr(self, name)
-        }
-
-    def _roll_back(self) -> None:
-        """Undo what sktime changed before a refused ``_update`` or ``_pretrain_update``."""
-        if getattr(self, "_committed_cutoff", None) is not None:
-            self._set_cutoff(self._committed_cutoff)
-        for name, value in getattr(self, "_committed_records", {}).items():
-            setattr(self, name, value)
 
     # ------------------------------------------------------------ test params
     @classmethod

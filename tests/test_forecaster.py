@@ -347,6 +347,71 @@ def test_an_interrupted_update_keeps_cutoff_and_data_together(
     assert forecaster.cutoff[0] == y.index[-1]
 
 
+def test_data_refused_by_sktime_leave_a_fitted_forecaster_as_it_was(
+    pretrained_forecaster, ar_panel
+):
+    # sktime records the new data (cutoff, metadata) before its own NaN check
+    # refuses them: predict then failed ("No valid mtype") after a refused
+    # pretrain, and returned a DataFrame for a Series after a refused update.
+    y = ar_panel.loc["series_0"]["price"]
+    forecaster = pretrained_forecaster.fit(y.iloc[:-2])
+    cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
+    with_nan = ar_panel.copy()
+    with_nan.iloc[5, 0] = np.nan
+    with pytest.raises(ValueError, match="missing data"):
+        forecaster.pretrain(with_nan)
+    rows = y.iloc[-2:].to_frame()
+    rows.iloc[0, 0] = np.nan
+    with pytest.raises(ValueError, match="missing data"):
+        forecaster.update(rows)
+    assert forecaster.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+
+
+@pytest.mark.parametrize("where", ["_set_cutoff_from_y", "_commit"])
+def test_an_update_interrupted_before_or_after_adapting_changes_nothing(
+    pretrained_forecaster, ar_panel, monkeypatch, where
+):
+    # Ctrl-C as sktime moved the cutoff, or after the new states were stored,
+    # left the cutoff and the data out of step.
+    y = ar_panel.loc["series_0"]["price"]
+    forecaster = pretrained_forecaster.fit(y.iloc[:-3])
+    cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
+    original = getattr(forecaster, where)
+
+    def interrupted(*args):
+        original(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forecaster, where, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        forecaster.update(y.iloc[-3:])
+    monkeypatch.undo()
+    assert forecaster.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+    assert forecaster.update(y.iloc[-3:]).cutoff[0] == y.index[-1]
+
+
+def test_a_failed_fit_leaves_no_meta_trained_state(airline, ar_panel, tiny, monkeypatch):
+    # The state meta-trained by a fit that then failed to adapt stayed: the
+    # next pretrain continued it (horizon 1, whatever its fh) and sktime did
+    # not count it as pretrained, so the next fit discarded the pretraining.
+    forecaster = MetaLSTMForecaster(**tiny)
+
+    def interrupted(states):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forecaster, "_adapted", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        forecaster.fit(airline)
+    monkeypatch.undo()
+    assert forecaster.state == "new" and not hasattr(forecaster, "pretrained_state_")
+    forecaster.pretrain(ar_panel, fh=[1, 2, 3])
+    state = forecaster.pretrained_state_
+    assert state.config["horizon"] == 3
+    assert forecaster.fit(airline, fh=[1, 2, 3]).pretrained_state_ is state
+
+
 @pytest.mark.parametrize("fitted_first", [False, True], ids=["new", "fitted"])
 def test_pretrain_on_none_says_what_it_needs(pretrained_forecaster, tiny, airline, fitted_first):
     # sktime's pretrain passes y=None on; it failed with "'NoneType' object has no

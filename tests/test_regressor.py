@@ -277,6 +277,36 @@ def test_a_callers_float64_default_dtype_changes_nothing(data, tmp_path):
         torch.set_default_dtype(previous)
 
 
+def test_torch_settings_are_restored_after_an_interrupt(monkeypatch):
+    # The thread count was set outside the try (an interrupt right after it
+    # skipped the restore), and grad mode was not restored at all: an
+    # interrupt inside a no_grad block's exit left gradients off.
+    from sk_metalstm._torch_runtime import torch_runtime
+
+    previous, seeded = torch.get_num_threads(), []
+    real_set_num_threads = torch.set_num_threads
+    real_set_num_threads(2)
+
+    def interrupted_set(n):
+        real_set_num_threads(n)
+        if n == 1 and not seeded:
+            seeded.append(n)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "set_num_threads", interrupted_set)
+    with pytest.raises(KeyboardInterrupt), torch_runtime(0, 1):
+        pass
+    monkeypatch.undo()
+    try:
+        assert torch.get_num_threads() == 2 and seeded == [1]
+    finally:
+        torch.set_num_threads(previous)
+    with pytest.raises(KeyboardInterrupt), torch_runtime(None, None):
+        torch.set_grad_enabled(False)
+        raise KeyboardInterrupt
+    assert torch.is_grad_enabled()
+
+
 class _ThreadRecorder(Callback):
     def initialize(self):
         self.threads_ = []
