@@ -876,3 +876,20 @@ def test_repr_of_a_forecaster_with_a_state_is_short(pretrained_state):
     text = repr(MetaLSTMForecaster(pretrained=pretrained_state))
     assert "MetaState(meta_learner='metasgd', window_length=4, horizon=2" in text
     assert len(text) < 300
+
+
+def test_a_fit_per_column_says_where_its_states_are(airline, tiny, tmp_path):
+    # sktime fits one forecaster per column of a multi-column y: the outer one
+    # raised "no attribute '_states'" and save_pretrained said "call fit first".
+    from sk_metalstm.persistence import save_pretrained
+
+    columns = pd.DataFrame({"a": airline, "b": airline * 1.5 + 10.0})
+    forecaster = MetaLSTMForecaster(**tiny).fit(columns)
+    assert forecaster.predict(fh=[1]).columns.tolist() == ["a", "b"]
+    with pytest.raises(AttributeError, match="several columns.*forecasters_"):
+        getattr(forecaster, "adapted_params_")  # noqa: B009 (a property that raises)
+    with pytest.raises(ValueError, match="one forecaster per column.*forecasters_"):
+        save_pretrained(forecaster, tmp_path / "state.pt")
+    save_pretrained(forecaster.forecasters_.iloc[0, 1], tmp_path / "state.pt")
+    inner = forecaster.forecasters_.iloc[0, 0]
+    assert set(inner.adapted_params_) == {None}

@@ -113,6 +113,12 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
                 f"got {type(owner).__name__}{hint}."
             )
         state = getattr(owner, "pretrained_state_", None)
+        if state is None and getattr(owner, "_is_vectorized", False):
+            raise ValueError(
+                "save_pretrained: this forecaster was fitted on a y of several columns, "
+                "which sktime fits one forecaster per column, each with its own state; "
+                "save a column's, e.g. forecaster.forecasters_.iloc[0, 0]."
+            )
         if not isinstance(state, MetaState):
             raise NotFittedError(
                 "save_pretrained needs a pretrained MetaLSTMForecaster; this one has no "
