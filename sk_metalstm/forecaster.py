@@ -652,6 +652,73 @@ class MetaLSTMForecaster(BaseForecaster):
         with restored_on_error(self):
             return super().update(y, X=X, update_params=update_params)
 
+    def update_predict(
+        self,
+        y: Any,
+        cv: Any = None,
+        X: Any = None,
+        update_params: bool = True,
+        reset_forecaster: bool = True,
+    ) -> Any:
+        """Forecast from each origin of a backtest over ``y``, updating between; sktime's.
+
+        ``y`` holds the test observations, after the cutoff: the forecaster
+        forecasts only from the latest point it has seen, so origins inside
+        the history it was fitted on are refused.
+
+        Parameters
+        ----------
+        y : pd.Series or pd.DataFrame
+            Observations after the cutoff, in the layout ``fit`` got.
+        cv : sktime splitter, optional
+            The origins (default: every point of ``y``, one step ahead).
+        X : pd.DataFrame, optional
+            Exogenous covariates for ``y``'s rows.
+        update_params : bool, default=True
+            Adapt again at each update.
+        reset_forecaster : bool, default=True
+            Backtest on a copy, leaving this forecaster as it was.
+
+        Returns
+        -------
+        pd.Series or pd.DataFrame
+            The forecasts of every origin, as sktime's ``update_predict``.
+        """
+        self.check_is_fitted()
+        self._check_backtest_after_cutoff(y)
+        return super().update_predict(
+            y, cv=cv, X=X, update_params=update_params, reset_forecaster=reset_forecaster
+        )
+
+    def _check_backtest_after_cutoff(self, y: Any) -> None:
+        """Refuse backtest data that start inside the history the states hold.
+
+        sktime moves the cutoff back to each origin inside ``y``; the states
+        cannot go back (revisions do not move the forecast origin), so every
+        such origin was forecast from the latest point: duplicate forecasts
+        under one label, silently.
+        """
+        if not isinstance(y, pd.Series | pd.DataFrame) or getattr(self, "_is_vectorized", False):
+            return  # numpy rows are refused by update; per-column fits check each column
+        for key, series in split_instances(y).items():
+            state = self._states.get(key)
+            if state is None or not len(series):
+                continue  # unseen instances are refused by update
+            end = state.cutoff[0]
+            try:
+                inside = bool(series.index[0] <= end)
+            except TypeError:  # another kind of index: update refuses it
+                continue
+            if inside:
+                where = "" if key is SINGLE else f" for {key!r}"
+                raise ValueError(
+                    f"update_predict got data from {series.index[0]}{where}, but the "
+                    f"forecaster has already seen the series up to {end}: it forecasts only "
+                    "from the latest point it has seen, so every origin before that would "
+                    "be forecast from it. Pass only the observations after the cutoff, or "
+                    "fit on the data before the first origin to backtest from."
+                )
+
     def _update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:
         """Append ``y`` and, with ``update_params``, adapt again (no meta-training)."""
         if not isinstance(y, pd.Series | pd.DataFrame):  # sktime's vectorised columns

@@ -1047,6 +1047,19 @@ def test_update_predict_on_business_days_without_freq(pretrained_forecaster):
     pd.testing.assert_frame_equal(forecasts[1], forecasts[0], check_freq=False)
 
 
+def test_update_predict_over_the_fitted_history_is_refused(pretrained_forecaster):
+    # sktime moves the cutoff back to each origin inside y; the forecaster
+    # cannot, so 65 forecasts came back under 6 labels (the first 60 alike).
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60])
+    cutoff = forecaster.cutoff
+    with pytest.raises(ValueError, match="already seen the series up to .*only the observations"):
+        forecaster.update_predict(y)
+    assert forecaster.cutoff.equals(cutoff)
+    backtest = forecaster.update_predict(y.iloc[60:66])
+    assert backtest.index.is_unique and backtest.index[0] > cutoff[0]
+
+
 def test_timedelta_fh_counts_steps_of_the_series_frequency(pretrained_forecaster):
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
