@@ -16,11 +16,13 @@ def restored_on_error(estimator: Any) -> Iterator[None]:
     sktime's public methods record the new data (cutoff, input metadata,
     remembered ``y``) before the estimator's own code runs and can refuse the
     data after recording it: a refused ``update`` or ``pretrain`` left a
-    fitted forecaster predicting a DataFrame for a Series, or not at all. A
-    shallow copy of the attributes is enough because every call replaces
-    what it changes rather than mutating it in place.
+    fitted forecaster predicting a DataFrame for a Series, or not at all. The
+    attributes are copied shallowly, and the contents of dict attributes one
+    level deep: the package replaces what it changes, and sktime mutates
+    only dicts in place (``_converter_store_y``, which names the forecasts).
     """
     saved = dict(vars(estimator))
+    saved_dicts = {name: dict(value) for name, value in saved.items() if type(value) is dict}
     try:
         yield
     except BaseException:
@@ -28,6 +30,9 @@ def restored_on_error(estimator: Any) -> Iterator[None]:
         # One C-level update first: an interrupt during the restore leaves at
         # most some attributes the call added, never a half-restored one.
         attributes.update(saved)
+        for name, contents in saved_dicts.items():
+            attributes[name].clear()
+            attributes[name].update(contents)
         for name in [name for name in attributes if name not in saved]:
             del attributes[name]
         raise

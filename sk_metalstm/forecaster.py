@@ -6,6 +6,7 @@ The work is done in ``_series``, ``_series_state``, ``_prediction``, ``_exogenou
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Sequence
@@ -390,7 +391,7 @@ class MetaLSTMForecaster(BaseForecaster):
         -------
         self : MetaLSTMForecaster
         """
-        with restored_on_error(self):
+        with self._restored_on_error():
             return super().pretrain(y, X=X, fh=fh)
 
     def _pretrain(self, y: pd.DataFrame, X: Any = None, fh: Any = None) -> MetaLSTMForecaster:
@@ -649,8 +650,23 @@ class MetaLSTMForecaster(BaseForecaster):
         -------
         self : MetaLSTMForecaster
         """
-        with restored_on_error(self):
+        with self._restored_on_error():
             return super().update(y, X=X, update_params=update_params)
+
+    def _restored_on_error(self) -> contextlib.ExitStack:
+        """Put this forecaster back as it was if the block raises, and its per-column ones.
+
+        On a y of several columns sktime updates one inner forecaster per
+        column in place: a column refused after another was taken left the
+        columns at different cutoffs, and predict failed.
+        """
+        stack = contextlib.ExitStack()
+        stack.enter_context(restored_on_error(self))
+        inner = getattr(self, "forecasters_", None)
+        if getattr(self, "_is_vectorized", False) and isinstance(inner, pd.DataFrame):
+            for forecaster in inner.to_numpy().ravel():
+                stack.enter_context(restored_on_error(forecaster))
+        return stack
 
     def update_predict(
         self,
@@ -686,9 +702,12 @@ class MetaLSTMForecaster(BaseForecaster):
         """
         self.check_is_fitted()
         self._check_backtest_after_cutoff(y)
-        return super().update_predict(
-            y, cv=cv, X=X, update_params=update_params, reset_forecaster=reset_forecaster
-        )
+        # Without reset_forecaster sktime moves this forecaster's cutoff to
+        # y's start before the first update: a refused step must not leave it there.
+        with self._restored_on_error():
+            return super().update_predict(
+                y, cv=cv, X=X, update_params=update_params, reset_forecaster=reset_forecaster
+            )
 
     def _check_backtest_after_cutoff(self, y: Any) -> None:
         """Refuse backtest data that start inside the history the states hold.
@@ -698,8 +717,14 @@ class MetaLSTMForecaster(BaseForecaster):
         such origin was forecast from the latest point: duplicate forecasts
         under one label, silently.
         """
-        if not isinstance(y, pd.Series | pd.DataFrame) or getattr(self, "_is_vectorized", False):
-            return  # numpy rows are refused by update; per-column fits check each column
+        if not isinstance(y, pd.Series | pd.DataFrame):
+            return  # numpy rows are refused by update
+        if getattr(self, "_is_vectorized", False):  # one forecaster per column of y
+            inner = self.forecasters_
+            if len(inner) == 1 and isinstance(y, pd.DataFrame):
+                for column in inner.columns.intersection(y.columns):
+                    inner[column].iloc[0]._check_backtest_after_cutoff(y[[column]])
+            return
         for key, series in split_instances(y).items():
             state = self._states.get(key)
             if state is None or not len(series):

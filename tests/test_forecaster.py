@@ -368,6 +368,18 @@ def test_data_refused_by_sktime_leave_a_fitted_forecaster_as_it_was(
     pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
 
 
+def test_a_refused_update_under_another_column_name_keeps_the_forecasts_name(airline, tiny):
+    # sktime empties and refills the record naming the columns in place: an
+    # update refused after it (here by the log-return check) renamed the forecasts.
+    forecaster = MetaLSTMForecaster(**tiny, transform="log_return")
+    forecaster.fit(airline.iloc[:120].to_frame("a"))
+    rows = airline.iloc[120:122].to_frame("renamed")
+    rows.iloc[1, 0] = 0.0
+    with pytest.raises(ValueError, match="non-positive"):
+        forecaster.update(rows)
+    assert forecaster.predict(fh=[1]).columns.tolist() == ["a"]
+
+
 @pytest.mark.parametrize("where", ["_set_cutoff_from_y", "_commit"])
 def test_an_update_interrupted_before_or_after_adapting_changes_nothing(
     pretrained_forecaster, ar_panel, monkeypatch, where
@@ -893,3 +905,25 @@ def test_a_fit_per_column_says_where_its_states_are(airline, tiny, tmp_path):
     save_pretrained(forecaster.forecasters_.iloc[0, 1], tmp_path / "state.pt")
     inner = forecaster.forecasters_.iloc[0, 0]
     assert set(inner.adapted_params_) == {None}
+
+
+def test_a_refused_update_of_a_fit_per_column_changes_no_column(airline, tiny):
+    # sktime updates the columns' forecasters one by one, in place: column a
+    # took its rows before column b was refused, and predict then failed on
+    # forecasts dated from two cutoffs. A backtest over the history came back
+    # with duplicate forecasts (the check ran on one column only).
+    columns = pd.DataFrame({"a": airline, "b": airline * 1.5 + 10.0})
+    forecaster = MetaLSTMForecaster(**tiny, horizon=2, transform="log_return")
+    forecaster.fit(columns.iloc[:120])
+    before = forecaster.predict(fh=[1, 2])
+    rows = columns.iloc[120:126].copy()
+    rows.iloc[2, 1] = 0.0
+    with pytest.raises(ValueError, match="non-positive"):
+        forecaster.update(rows)
+    pd.testing.assert_frame_equal(forecaster.predict(fh=[1, 2]), before)
+    with pytest.raises(ValueError, match="already seen the series"):
+        forecaster.update_predict(columns.iloc[110:126])
+    # sktime empties and refills the record naming the columns in place.
+    with pytest.raises(ValueError, match="non-positive"):
+        forecaster.update(rows.set_axis(["c", "d"], axis=1))
+    pd.testing.assert_frame_equal(forecaster.predict(fh=[1, 2]), before)

@@ -1060,6 +1060,18 @@ def test_update_predict_over_the_fitted_history_is_refused(pretrained_forecaster
     assert backtest.index.is_unique and backtest.index[0] > cutoff[0]
 
 
+def test_a_refused_backtest_without_reset_leaves_the_cutoff(pretrained_forecaster):
+    # Without reset_forecaster sktime moves the cutoff to y's start before
+    # the first update: a refused update left it there, past the data.
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60])
+    cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
+    with pytest.raises(ValueError, match="update data start at"):
+        forecaster.update_predict(y.iloc[64:70], reset_forecaster=False)
+    assert forecaster.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+
+
 def test_timedelta_fh_counts_steps_of_the_series_frequency(pretrained_forecaster):
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
