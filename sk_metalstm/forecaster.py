@@ -650,8 +650,26 @@ class MetaLSTMForecaster(BaseForecaster):
         -------
         self : MetaLSTMForecaster
         """
+        self._check_update_columns(y)
         with self._restored_on_error():
             return super().update(y, X=X, update_params=update_params)
+
+    def _check_update_columns(self, y: Any) -> None:
+        """Refuse new rows of other columns than a per-column fit was fitted on.
+
+        sktime matches the columns by position: swapped columns fed each
+        column's state the other's prices, silently, and fewer columns failed
+        inside sktime ("no attribute 'vectorize_est'").
+        """
+        if not (getattr(self, "_is_vectorized", False) and isinstance(y, pd.DataFrame)):
+            return
+        fitted = list(self.forecasters_.columns)
+        if list(y.columns) != fitted:
+            raise ValueError(
+                f"update got the columns {list(y.columns)}, but the forecaster was fitted "
+                f"on {fitted} (one forecaster per column): pass new rows for every one of "
+                "those columns, under the same names and in the same order."
+            )
 
     def _restored_on_error(self) -> contextlib.ExitStack:
         """Put this forecaster back as it was if the block raises, and its per-column ones.
@@ -702,6 +720,18 @@ class MetaLSTMForecaster(BaseForecaster):
         """
         self.check_is_fitted()
         self._check_backtest_after_cutoff(y)
+        self._check_update_columns(y)
+        if reset_forecaster and getattr(self, "_is_vectorized", False):
+            # sktime's reset copies forecasters_ but not the per-column
+            # forecasters in it: the backtest moved this one's columns on.
+            backtester = copy.deepcopy(self)
+            inner = self.forecasters_.copy()
+            for row, column in np.ndindex(inner.shape):
+                inner.iat[row, column] = copy.deepcopy(inner.iat[row, column])
+            backtester.forecasters_ = inner
+            return backtester.update_predict(
+                y, cv=cv, X=X, update_params=update_params, reset_forecaster=False
+            )
         # Without reset_forecaster sktime moves this forecaster's cutoff to
         # y's start before the first update: a refused step must not leave it there.
         with self._restored_on_error():
