@@ -17,12 +17,14 @@ def restored_on_error(estimator: Any) -> Iterator[None]:
     remembered ``y``) before the estimator's own code runs and can refuse the
     data after recording it: a refused ``update`` or ``pretrain`` left a
     fitted forecaster predicting a DataFrame for a Series, or not at all. The
-    attributes are copied shallowly, and the contents of dict attributes one
-    level deep: the package replaces what it changes, and sktime mutates
-    only dicts in place (``_converter_store_y``, which names the forecasts).
+    attributes are copied shallowly, and the contents of dict and list
+    attributes one level deep: the package replaces what it changes, and
+    sktime mutates those in place (``_converter_store_y``, which names the
+    forecasts; ``_pretrained_attrs``).
     """
     saved = dict(vars(estimator))
     saved_dicts = {name: dict(value) for name, value in saved.items() if type(value) is dict}
+    saved_lists = {name: list(value) for name, value in saved.items() if type(value) is list}
     try:
         yield
     except BaseException:
@@ -33,6 +35,8 @@ def restored_on_error(estimator: Any) -> Iterator[None]:
         for name, contents in saved_dicts.items():
             attributes[name].clear()
             attributes[name].update(contents)
+        for name, items in saved_lists.items():
+            attributes[name][:] = items
         for name in [name for name in attributes if name not in saved]:
             del attributes[name]
         raise

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+from sktime.split import ExpandingWindowSplitter
 
 from sk_metalstm._exogenous import check_columns, exogenous_pieces, first_step_covariates
 from sk_metalstm._prediction import (
@@ -629,6 +630,9 @@ class MetaLSTMForecaster(BaseForecaster):
         return list(self._panel_names[0]) if self._is_panel else None
 
     # --------------------------------------------------------------- update
+    # sktime's public update, update_predict(_single) and pretrain record the new
+    # data before the private methods can refuse them: these overrides (same
+    # signatures) make a refused or interrupted call change nothing.
     def update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:
         """Append new observations and, with ``update_params``, adapt again; sktime's ``update``.
 
@@ -653,6 +657,33 @@ class MetaLSTMForecaster(BaseForecaster):
         self._check_update_columns(y)
         with self._restored_on_error():
             return super().update(y, X=X, update_params=update_params)
+
+    def update_predict_single(
+        self, y: Any = None, fh: Any = None, X: Any = None, update_params: bool = True
+    ) -> Any:
+        """Update with ``y``, then forecast ``fh``; sktime's ``update_predict_single``.
+
+        A call that raises leaves the forecaster as it was (sktime moves the
+        cutoff before the update is checked).
+
+        Parameters
+        ----------
+        y : pd.Series or pd.DataFrame, optional
+            New observations, as for ``update``.
+        fh : ForecastingHorizon or int or list of int, optional
+            Steps to forecast from the new cutoff.
+        X : pd.DataFrame, optional
+            Exogenous covariates for the new rows and the forecast.
+        update_params : bool, default=True
+            Adapt again to the longer series.
+
+        Returns
+        -------
+        pd.Series or pd.DataFrame
+            The forecasts, as ``predict``'s.
+        """
+        with self._restored_on_error():
+            return super().update_predict_single(y=y, fh=fh, X=X, update_params=update_params)
 
     def _check_update_columns(self, y: Any) -> None:
         """Refuse new rows of other columns than a per-column fit was fitted on.
@@ -696,14 +727,15 @@ class MetaLSTMForecaster(BaseForecaster):
     ) -> Any:
         """Forecast from each origin of a backtest over ``y``, updating between; sktime's.
 
-        ``y`` holds the test observations, after the cutoff: the forecaster
-        forecasts only from the latest point it has seen, so origins inside
-        the history it was fitted on are refused.
+        The forecaster forecasts only from the latest point it has seen: a
+        backtest whose first origin (the end of ``cv``'s first window in
+        ``y``) lies before the cutoff is refused. A call that raises leaves
+        the forecaster as it was.
 
         Parameters
         ----------
         y : pd.Series or pd.DataFrame
-            Observations after the cutoff, in the layout ``fit`` got.
+            The test observations, in the layout ``fit`` got.
         cv : sktime splitter, optional
             The origins (default: every point of ``y``, one step ahead).
         X : pd.DataFrame, optional
@@ -719,7 +751,8 @@ class MetaLSTMForecaster(BaseForecaster):
             The forecasts of every origin, as sktime's ``update_predict``.
         """
         self.check_is_fitted()
-        self._check_backtest_after_cutoff(y)
+        cv = ExpandingWindowSplitter(initial_window=1) if cv is None else cv  # sktime's default
+        self._check_backtest_after_cutoff(y, cv)
         self._check_update_columns(y)
         if reset_forecaster and getattr(self, "_is_vectorized", False):
             # sktime's reset copies forecasters_ but not the per-column
@@ -739,13 +772,14 @@ class MetaLSTMForecaster(BaseForecaster):
                 y, cv=cv, X=X, update_params=update_params, reset_forecaster=reset_forecaster
             )
 
-    def _check_backtest_after_cutoff(self, y: Any) -> None:
-        """Refuse backtest data that start inside the history the states hold.
+    def _check_backtest_after_cutoff(self, y: Any, cv: Any) -> None:
+        """Refuse a backtest whose first origin lies inside the history the states hold.
 
-        sktime moves the cutoff back to each origin inside ``y``; the states
-        cannot go back (revisions do not move the forecast origin), so every
-        such origin was forecast from the latest point: duplicate forecasts
-        under one label, silently.
+        sktime moves the cutoff back to the end of ``cv``'s first window in
+        ``y``; the states cannot go back (revisions do not move the forecast
+        origin), so every origin before their end was forecast from it:
+        duplicate forecasts under one label, silently. An origin at the end
+        itself is forecast correctly.
         """
         if not isinstance(y, pd.Series | pd.DataFrame):
             return  # numpy rows are refused by update
@@ -753,25 +787,29 @@ class MetaLSTMForecaster(BaseForecaster):
             inner = self.forecasters_
             if len(inner) == 1 and isinstance(y, pd.DataFrame):
                 for column in inner.columns.intersection(y.columns):
-                    inner[column].iloc[0]._check_backtest_after_cutoff(y[[column]])
+                    inner[column].iloc[0]._check_backtest_after_cutoff(y[[column]], cv)
             return
-        for key, series in split_instances(y).items():
+        try:
+            first_window = next(iter(cv.split(y)))[0]
+        except (AttributeError, StopIteration, TypeError, ValueError):  # sktime says what is wrong
+            return
+        for key, series in split_instances(y.iloc[first_window]).items():
             state = self._states.get(key)
             if state is None or not len(series):
                 continue  # unseen instances are refused by update
-            end = state.cutoff[0]
+            origin, end = series.index[-1], state.cutoff[0]
             try:
-                inside = bool(series.index[0] <= end)
+                inside = bool(origin < end)
             except TypeError:  # another kind of index: update refuses it
                 continue
             if inside:
                 where = "" if key is SINGLE else f" for {key!r}"
                 raise ValueError(
-                    f"update_predict got data from {series.index[0]}{where}, but the "
+                    f"update_predict's first forecast origin is {origin}{where}, but the "
                     f"forecaster has already seen the series up to {end}: it forecasts only "
                     "from the latest point it has seen, so every origin before that would "
-                    "be forecast from it. Pass only the observations after the cutoff, or "
-                    "fit on the data before the first origin to backtest from."
+                    "be forecast from it. Pass the observations from the cutoff on, or fit "
+                    "on the data before the first origin to backtest from."
                 )
 
     def _update(self, y: Any, X: Any = None, update_params: bool = True) -> MetaLSTMForecaster:

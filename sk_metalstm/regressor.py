@@ -513,6 +513,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         X3 = X[:, :, np.newaxis] if X.ndim == 2 else X
         if self.lag_order_ == "newest_first":
             X3 = X3[:, ::-1, :]
+        # NaN or inf get here only under sklearn's assume_finite=True, which skips
+        # the check; they were blamed on values beyond float32's range.
+        with config_context(assume_finite=False):
+            assert_all_finite(X3, input_name="X")
         return np.asarray(X3, dtype=np.float64)
 
     def _standardise_X(self, X3: np.ndarray) -> np.ndarray:
@@ -522,8 +526,6 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         in which the network was trained: such inputs lie about 1e38 standard
         deviations from the data seen in fit, and only ``predict`` can meet them.
         """
-        if np.isnan(X3).any():  # only under sklearn's assume_finite=True, which skips the check
-            raise ValueError("Input X contains NaN.")
         X_std = _standardise(X3, self.x_mean_, self.x_scale_)
         peak = float(np.max(np.abs(X_std))) if X_std.size else 0.0
         if not peak <= _FLOAT32_MAX:  # also catches NaN from an overflow

@@ -389,11 +389,14 @@ def test_nan_under_sklearn_assume_finite_is_still_named(data):
 
     X, y = data
     fitted = LSTMBaseRegressor(**FAST).fit(X, y)
-    X_nan, y_nan = X.copy(), y.copy()
+    X_nan, y_nan, X_inf = X.copy(), y.copy(), X.copy()
     X_nan[3, 2] = y_nan[5] = np.nan
+    X_inf[0, 0] = np.inf
     with config_context(assume_finite=True):
         with pytest.raises(ValueError, match="Input X contains NaN"):
             LSTMBaseRegressor(**FAST).fit(X_nan, y)
+        with pytest.raises(ValueError, match="Input X contains infinity"):
+            LSTMBaseRegressor(**FAST).fit(X_inf, y)
         with pytest.raises(ValueError, match="Input y contains NaN"):
             LSTMBaseRegressor(**FAST).fit(X, y_nan)
         with pytest.raises(ValueError, match="Input X contains NaN"):

@@ -1047,27 +1047,51 @@ def test_update_predict_on_business_days_without_freq(pretrained_forecaster):
     pd.testing.assert_frame_equal(forecasts[1], forecasts[0], check_freq=False)
 
 
-def test_update_predict_over_the_fitted_history_is_refused(pretrained_forecaster):
-    # sktime moves the cutoff back to each origin inside y; the forecaster
-    # cannot, so 65 forecasts came back under 6 labels (the first 60 alike).
+def test_update_predict_from_origins_inside_the_fitted_history_is_refused(pretrained_forecaster):
+    # sktime moves the cutoff back to each origin in y; the forecaster cannot,
+    # so origins before its cutoff were all forecast from it (here 79
+    # forecasts came back under 20 labels).
+    from sktime.split import ExpandingWindowSplitter
+
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
     cutoff = forecaster.cutoff
-    with pytest.raises(ValueError, match="already seen the series up to .*only the observations"):
+    with pytest.raises(ValueError, match="first forecast origin is .* already seen the series"):
         forecaster.update_predict(y)
     assert forecaster.cutoff.equals(cutoff)
-    backtest = forecaster.update_predict(y.iloc[60:66])
-    assert backtest.index.is_unique and backtest.index[0] > cutoff[0]
+    # Origins from the cutoff on are forecast as plain updates would.
+    plain = copy.deepcopy(forecaster)
+    expected = [plain.update(y.iloc[i : i + 1]).predict(fh=[1]) for i in range(60, 65)]
+    from_cutoff = forecaster.update_predict(y.iloc[59:66])
+    assert from_cutoff.index.is_unique and len(from_cutoff) == 6
+    np.testing.assert_allclose(from_cutoff.iloc[0], forecaster.predict(fh=[1]).iloc[0])
+    np.testing.assert_allclose(from_cutoff.iloc[1:6], pd.concat(expected), rtol=1e-12)
+    # A splitter whose first window ends at the cutoff, though y starts before it.
+    cv = ExpandingWindowSplitter(initial_window=5, fh=1)
+    windowed = forecaster.update_predict(y.iloc[55:66], cv=cv)
+    np.testing.assert_allclose(windowed.iloc[1:6], pd.concat(expected), rtol=1e-12)
 
 
 def test_a_refused_backtest_without_reset_leaves_the_cutoff(pretrained_forecaster):
     # Without reset_forecaster sktime moves the cutoff to y's start before
-    # the first update: a refused update left it there, past the data.
+    # the first update: a refused update must not leave it there, past the data.
     y = _daily()
     forecaster = pretrained_forecaster.fit(y.iloc[:60])
     cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
     with pytest.raises(ValueError, match="update data start at"):
         forecaster.update_predict(y.iloc[64:70], reset_forecaster=False)
+    assert forecaster.cutoff.equals(cutoff)
+    pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
+
+
+def test_a_refused_update_predict_single_leaves_the_cutoff(pretrained_forecaster):
+    # sktime moves the cutoff before the update is checked: a refused one left
+    # it three points on, and an absolute fh of the next dates was "in-sample".
+    y = _daily()
+    forecaster = pretrained_forecaster.fit(y.iloc[:60])
+    cutoff, before = forecaster.cutoff, forecaster.predict(fh=[1, 2])
+    with pytest.raises(ValueError, match="update data start at"):
+        forecaster.update_predict_single(y.iloc[62:65], fh=[1])
     assert forecaster.cutoff.equals(cutoff)
     pd.testing.assert_series_equal(forecaster.predict(fh=[1, 2]), before)
 

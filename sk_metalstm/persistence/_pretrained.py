@@ -67,7 +67,9 @@ def save_pretrained(state: MetaState | MetaLSTMForecaster, path: str | os.PathLi
         If the learner is not one of the package's meta-learners, a setting
         in ``state.config`` cannot be written as JSON (e.g. an
         ``exog_columns`` entry that is not a string or number), or a tensor
-        holds NaN or infinite values (nothing is written then).
+        holds NaN or infinite values (nothing is written then); also for a
+        forecaster fitted on a y of several columns (one state per column:
+        the message says where they are).
 
     Warns
     -----
