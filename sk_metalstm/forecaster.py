@@ -702,6 +702,24 @@ class MetaLSTMForecaster(BaseForecaster):
                 "those columns, under the same names and in the same order."
             )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> MetaLSTMForecaster:
+        """An independent copy, per-column forecasters included.
+
+        A pandas deep copy of ``forecasters_`` (one forecaster per column of a
+        multi-column y) shares the forecasters in it: updating a copy moved
+        the original's columns on, and sktime's ``update_predict`` reset did too.
+        """
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in vars(self).items():
+            vars(copied)[name] = copy.deepcopy(value, memo)
+        inner = vars(self).get("forecasters_")
+        if isinstance(inner, pd.DataFrame):
+            cells = copied.forecasters_
+            for row, column in np.ndindex(inner.shape):
+                cells.iat[row, column] = copy.deepcopy(inner.iat[row, column], memo)
+        return copied
+
     def _restored_on_error(self) -> contextlib.ExitStack:
         """Put this forecaster back as it was if the block raises, and its per-column ones.
 
@@ -754,15 +772,11 @@ class MetaLSTMForecaster(BaseForecaster):
         cv = ExpandingWindowSplitter(initial_window=1) if cv is None else cv  # sktime's default
         self._check_backtest_after_cutoff(y, cv)
         self._check_update_columns(y)
-        if reset_forecaster and getattr(self, "_is_vectorized", False):
-            # sktime's reset copies forecasters_ but not the per-column
-            # forecasters in it: the backtest moved this one's columns on.
-            backtester = copy.deepcopy(self)
-            inner = self.forecasters_.copy()
-            for row, column in np.ndindex(inner.shape):
-                inner.iat[row, column] = copy.deepcopy(inner.iat[row, column])
-            backtester.forecasters_ = inner
-            return backtester.update_predict(
+        if reset_forecaster:
+            # On a copy from the start: sktime checks y on this forecaster
+            # first, recording its name (later intervals were named after the
+            # backtest's y), and then copies it.
+            return copy.deepcopy(self).update_predict(
                 y, cv=cv, X=X, update_params=update_params, reset_forecaster=False
             )
         # Without reset_forecaster sktime moves this forecaster's cutoff to

@@ -930,7 +930,18 @@ def test_a_refused_update_of_a_fit_per_column_changes_no_column(airline, tiny):
             forecaster.update(columns.iloc[120:126][other])
     pd.testing.assert_frame_equal(forecaster.predict(fh=[1, 2]), before)
     # sktime's reset_forecaster copied forecasters_ but not the forecasters in
-    # it: the backtest moved the columns of this one on.
+    # it: the backtest moved the columns of this one on. So did a deep copy.
     backtest = forecaster.update_predict(columns.iloc[120:126])
     assert backtest.index.is_unique
     pd.testing.assert_frame_equal(forecaster.predict(fh=[1, 2]), before)
+    copy.deepcopy(forecaster).update(columns.iloc[120:126])
+    pd.testing.assert_frame_equal(forecaster.predict(fh=[1, 2]), before)
+
+
+def test_a_backtest_with_reset_leaves_the_names_of_the_forecasts(airline, tiny):
+    # sktime checked the backtest's y on this forecaster before copying it:
+    # its intervals were then named after that y, its point forecasts not.
+    forecaster = MetaLSTMForecaster(**tiny, horizon=2).fit(airline.iloc[:120])
+    before = forecaster.predict_interval(fh=[1, 2])
+    forecaster.update_predict(airline.iloc[120:126].rename("other"))
+    pd.testing.assert_frame_equal(forecaster.predict_interval(fh=[1, 2]), before)
