@@ -702,13 +702,14 @@ class MetaLSTMForecaster(BaseForecaster):
                 "those columns, under the same names and in the same order."
             )
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> MetaLSTMForecaster:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> MetaLSTMForecaster:
         """An independent copy, per-column forecasters included.
 
         A pandas deep copy of ``forecasters_`` (one forecaster per column of a
         multi-column y) shares the forecasters in it: updating a copy moved
         the original's columns on, and sktime's ``update_predict`` reset did too.
         """
+        memo = {} if memo is None else memo
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
         for name, value in vars(self).items():
@@ -775,9 +776,12 @@ class MetaLSTMForecaster(BaseForecaster):
         if reset_forecaster:
             # On a copy from the start: sktime checks y on this forecaster
             # first, recording its name (later intervals were named after the
-            # backtest's y), and then copies it.
-            return copy.deepcopy(self).update_predict(
-                y, cv=cv, X=X, update_params=update_params, reset_forecaster=False
+            # backtest's y), and then copies it. sktime's own reset still runs
+            # on the copy: it formats the forecasts as the y fit got (without
+            # it a one-column frame's came back as an unnamed Series).
+            # __deepcopy__ copies per-column forecasters too.
+            return BaseForecaster.update_predict(
+                copy.deepcopy(self), y, cv=cv, X=X, update_params=update_params
             )
         # Without reset_forecaster sktime moves this forecaster's cutoff to
         # y's start before the first update: a refused step must not leave it there.

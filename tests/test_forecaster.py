@@ -945,3 +945,7 @@ def test_a_backtest_with_reset_leaves_the_names_of_the_forecasts(airline, tiny):
     before = forecaster.predict_interval(fh=[1, 2])
     forecaster.update_predict(airline.iloc[120:126].rename("other"))
     pd.testing.assert_frame_equal(forecaster.predict_interval(fh=[1, 2]), before)
+    # Forecasts keep the form of the y fit got (a one-column frame stays one).
+    frame = MetaLSTMForecaster(**tiny, horizon=2).fit(airline.iloc[:120].to_frame("p"))
+    backtest = frame.update_predict(airline.iloc[120:123].to_frame("p"))
+    assert isinstance(backtest, pd.DataFrame) and backtest.columns.tolist() == ["p"]
