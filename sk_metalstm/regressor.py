@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn import config_context
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
 from skorch import NeuralNetRegressor
@@ -514,9 +514,10 @@ class LSTMBaseRegressor(RegressorMixin, BaseEstimator):
         if self.lag_order_ == "newest_first":
             X3 = X3[:, ::-1, :]
         # NaN or inf get here only under sklearn's assume_finite=True, which skips
-        # the check; they were blamed on values beyond float32's range.
-        with config_context(assume_finite=False):
-            assert_all_finite(X3, input_name="X")
+        # validate_data's check; they were blamed on values beyond float32's range.
+        if get_config()["assume_finite"]:
+            with config_context(assume_finite=False):
+                assert_all_finite(X3, input_name="X")
         return np.asarray(X3, dtype=np.float64)
 
     def _standardise_X(self, X3: np.ndarray) -> np.ndarray:
